@@ -1,0 +1,286 @@
+"""The `mailcow-grafana` command: serve, worker, run, demo, simulate, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config
+from exporter.database import create_pool, migrate, start_embedded
+
+log = logging.getLogger("mailcow_grafana")
+DEFAULT_BIND = "127.0.0.1:8088"
+
+
+class Fatal(Exception):
+    """A condition that ends the command with one line on stderr and exit code 2."""
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _config(require_mailcow: bool = True) -> Config:
+    config = load_config(require_mailcow=require_mailcow)
+    _setup_logging(config.log_level)
+    return config
+
+
+def _database_url(config: Config) -> str:
+    """DATABASE_URL, or the embedded server's URL (started now); exported for child processes."""
+    url = config.database_url
+    if not url:
+        log.info("DATABASE_URL not set: starting the embedded PostgreSQL in %s", config.embedded_db_dir)
+        url = start_embedded(config.embedded_db_dir)
+    os.environ["DATABASE_URL"] = url
+    migrate(url)
+    return url
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_check_config(_: argparse.Namespace) -> int:
+    config = load_config()
+    for key, value in config.masked().items():
+        print(f"{key.upper()}={json.dumps(value) if not isinstance(value, str) else value}")
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    config = _config(require_mailcow=False)
+    url = config.database_url or start_embedded(config.embedded_db_dir)
+    applied = migrate(url)
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(map(str, applied))}" if applied else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config()
+    url = _database_url(config)
+    _gunicorn(config, url, args.bind, args.workers)
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    from exporter.jobs import run_worker
+
+    config = _config()
+    url = _database_url(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pool = create_pool(url, config.db_pool_size)
+    try:
+        run_worker(config, pool, stop)
+    finally:
+        pool.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config()
+    url = _database_url(config)
+    worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
+    try:
+        _gunicorn(config, url, args.bind, args.workers)
+    finally:
+        _stop(worker)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    host, port = args.bind
+    sim_port = _free_port()
+    ro_key, rw_key = _mailcow_style_key(), _mailcow_style_key()
+    os.environ.update({
+        "MAILCOW_URL": f"http://127.0.0.1:{sim_port}",
+        "MAILCOW_API_KEY": ro_key,
+        "MAILCOW_API_KEY_RW": rw_key,
+        "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
+        "FETCH_INTERVAL": os.environ.get("FETCH_INTERVAL", "15"),
+    })
+    config = _config()
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "simulate", "--bind", f"127.0.0.1:{sim_port}",
+         "--ro-key", ro_key, "--rw-key", rw_key, "--history-minutes", "120"],
+        env=os.environ.copy(),
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{sim_port}/api/v1/get/status/version", {"X-API-Key": ro_key}, simulator)
+        url = _database_url(config)
+        worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        print(
+            f"\nmailcow-grafana {__version__} demo\n"
+            f"  health:    {base}/api/health\n"
+            f"  info:      {base}/api/info\n"
+            f"  simulator: http://127.0.0.1:{sim_port}/api/v1/ (read-only key {ro_key})\n"
+            f"  database:  {'embedded in ' + str(config.embedded_db_dir) if not config.database_url else 'DATABASE_URL'}\n",
+            flush=True,
+        )
+        try:
+            _gunicorn(config, url, args.bind, args.workers)
+        finally:
+            _stop(worker)
+    finally:
+        _stop(simulator)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from exporter.simulator.app import create_simulator_app
+    from exporter.simulator.state import MailcowState
+    from exporter.simulator.traffic import Simulation
+
+    _setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    ro_key = args.ro_key or _mailcow_style_key()
+    rw_key = args.rw_key or _mailcow_style_key()
+    state = MailcowState(log_cap=args.log_cap)
+    sim = Simulation(state, seed=args.seed, start=time.time() - args.history_minutes * 60, rate_per_minute=args.rate)
+    sim.advance()
+    host, port = args.bind
+    server = make_server(host, port, create_simulator_app(sim, ro_key, rw_key), threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"mailcow simulator on http://{host}:{port}/api/v1/  ro key {ro_key}  rw key {rw_key}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from exporter.web.app import create_app
+
+    options = {
+        "bind": f"[{bind[0]}]:{bind[1]}" if ":" in bind[0] else f"{bind[0]}:{bind[1]}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "loglevel": config.log_level.lower(),
+    }
+    app_config = Config(**{**config.__dict__, "database_url": url})
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Callable:
+            return create_app(app_config)
+
+    Server().run()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _mailcow_style_key() -> str:
+    """A key shaped like the ones mailcow's UI generates: 5 groups of 6 upper-case hex digits."""
+    return "-".join(secrets.token_hex(3).upper() for _ in range(5))
+
+
+def _wait_http(url: str, headers: dict[str, str], process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Fatal("the mailcow simulator exited during start-up")
+        try:
+            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise Fatal(f"the mailcow simulator did not answer at {url}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailcow-grafana", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def web_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bind", type=_bind, default=_bind(DEFAULT_BIND), help=f"HOST:PORT (default {DEFAULT_BIND})")
+        p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+
+    web_args(sub.add_parser("serve", help="the web API under gunicorn"))
+    sub.add_parser("worker", help="the background jobs (ingestion and the rest)")
+    web_args(sub.add_parser("run", help="web API and background jobs together"))
+    web_args(sub.add_parser("demo", help="run against the built-in mailcow simulator"))
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("check-config", help="validate and print the configuration, secrets masked")
+    sim = sub.add_parser("simulate", help="serve the mailcow API simulator")
+    sim.add_argument("--bind", type=_bind, default=_bind("127.0.0.1:8089"))
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--rate", type=float, default=6.0, help="mails per minute")
+    sim.add_argument("--history-minutes", type=int, default=60, help="traffic generated before start")
+    sim.add_argument("--log-cap", type=int, default=10000, help="length of the capped log lists")
+    sim.add_argument("--ro-key", default=os.environ.get("SIM_API_KEY"))
+    sim.add_argument("--rw-key", default=os.environ.get("SIM_API_KEY_RW"))
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve, "worker": cmd_worker, "run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate,
+    "migrate": cmd_migrate, "check-config": cmd_check_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, Fatal) as exc:
+        print(f"mailcow-grafana: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Configuration from environment variables, validated once at start-up.
+
+A bad value must stop the service with one readable line naming the variable, so every
+field is validated by a marshmallow schema and errors are turned into `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+
+SECRET_KEYS = frozenset({"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url"})
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def _default_data_dir() -> str:
+    return platformdirs.user_data_dir("mailcow-grafana", appauthor=False)
+
+
+class _CommaList(fields.Field):
+    """A comma-separated environment value as a list of lower-cased, non-empty items."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        if not isinstance(value, str):
+            raise ValidationError("must be a comma-separated string")
+        return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+class _EnvSchema(Schema):
+    """Environment variables (upper-case keys) to `Config` fields."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    MAILCOW_URL = fields.String(required=True, attribute="mailcow_url")
+    MAILCOW_API_KEY = fields.String(required=True, attribute="mailcow_api_key", validate=validate.Length(min=1))
+    MAILCOW_API_KEY_RW = fields.String(load_default=None, attribute="mailcow_api_key_rw")
+    MAILCOW_VERIFY_TLS = fields.Boolean(load_default=True, attribute="mailcow_verify_tls")
+    MAILCOW_TIMEOUT = fields.Float(
+        load_default=10.0, attribute="mailcow_timeout", validate=validate.Range(min=0.5, max=300)
+    )
+    DATABASE_URL = fields.String(load_default=None, attribute="database_url")
+    DATA_DIR = fields.String(load_default=_default_data_dir, attribute="data_dir")
+    DB_POOL_SIZE = fields.Integer(load_default=5, attribute="db_pool_size", validate=validate.Range(min=1, max=100))
+    FETCH_INTERVAL = fields.Integer(
+        load_default=60, attribute="fetch_interval", validate=validate.Range(min=5, max=3600)
+    )
+    FETCH_COUNT_POSTFIX = fields.Integer(
+        load_default=2000, attribute="fetch_count_postfix", validate=validate.Range(min=1, max=100000)
+    )
+    FETCH_COUNT_RSPAMD = fields.Integer(
+        load_default=500, attribute="fetch_count_rspamd", validate=validate.Range(min=1, max=100000)
+    )
+    FETCH_COUNT_NETFILTER = fields.Integer(
+        load_default=500, attribute="fetch_count_netfilter", validate=validate.Range(min=1, max=100000)
+    )
+    RETENTION_DAYS = fields.Integer(load_default=7, attribute="retention_days", validate=validate.Range(min=1))
+    LOCAL_DOMAINS = _CommaList(load_default=list, attribute="local_domains")
+    TZ = fields.String(load_default="UTC", attribute="timezone")
+    AUTH_ENABLED = fields.Boolean(load_default=None, attribute="auth_enabled")
+    AUTH_USERNAME = fields.String(load_default="admin", attribute="auth_username", validate=validate.Length(min=1))
+    AUTH_PASSWORD = fields.String(load_default=None, attribute="auth_password")
+    LOG_LEVEL = fields.String(
+        load_default="INFO",
+        attribute="log_level",
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+    )
+    APP_TITLE = fields.String(load_default="mailcow-grafana", attribute="app_title")
+
+    @validates("MAILCOW_URL")
+    def _check_url(self, value: str, **_: Any) -> None:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {value!r}")
+
+    @validates("DATABASE_URL")
+    def _check_db(self, value: str | None, **_: Any) -> None:
+        if value and urlparse(value).scheme not in ("postgresql", "postgres"):
+            raise ValidationError("must be a postgresql:// URL")
+
+    @validates("TZ")
+    def _check_tz(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError(f"unknown time zone {value!r}") from exc
+
+    @validates("LOCAL_DOMAINS")
+    def _check_domains(self, value: list[str], **_: Any) -> None:
+        bad = [d for d in value if not _DOMAIN_RE.match(d)]
+        if bad:
+            raise ValidationError(f"not a domain name: {', '.join(bad)}")
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Config:
+        if data["auth_enabled"] is None:
+            data["auth_enabled"] = bool(data["auth_password"])
+        if data["auth_enabled"] and not data["auth_password"]:
+            raise ValidationError("AUTH_ENABLED is true but AUTH_PASSWORD is empty", field_name="AUTH_PASSWORD")
+        if "mailcow_url" in data:
+            data["mailcow_url"] = data["mailcow_url"].rstrip("/")
+        return Config(**data)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one process."""
+
+    mailcow_url: str = ""
+    mailcow_api_key: str = ""
+    mailcow_api_key_rw: str | None = None
+    mailcow_verify_tls: bool = True
+    mailcow_timeout: float = 10.0
+    database_url: str | None = None
+    data_dir: str = field(default_factory=_default_data_dir)
+    db_pool_size: int = 5
+    fetch_interval: int = 60
+    fetch_count_postfix: int = 2000
+    fetch_count_rspamd: int = 500
+    fetch_count_netfilter: int = 500
+    retention_days: int = 7
+    local_domains: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    auth_enabled: bool = False
+    auth_username: str = "admin"
+    auth_password: str | None = None
+    log_level: str = "INFO"
+    app_title: str = "mailcow-grafana"
+
+    @property
+    def embedded_db_dir(self) -> Path:
+        return Path(self.data_dir) / "pgdata"
+
+    @property
+    def read_write(self) -> bool:
+        return bool(self.mailcow_api_key_rw)
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration with secrets replaced, safe to print or return."""
+        out = asdict(self)
+        for key in SECRET_KEYS:
+            if out.get(key):
+                out[key] = "********"
+        return out
+
+
+def load_config(environ: Mapping[str, str] | None = None, *, require_mailcow: bool = True) -> Config:
+    """Validate the environment; raise ConfigError naming the first bad variable.
+
+    `require_mailcow=False` is for commands that only touch the database (`migrate`).
+    """
+    env = os.environ if environ is None else environ
+    relevant = {k: v for k, v in env.items() if k in _EnvSchema().fields and v != ""}
+    partial = () if require_mailcow else ("MAILCOW_URL", "MAILCOW_API_KEY")
+    try:
+        return _EnvSchema().load(relevant, partial=partial)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc.normalized_messages())) from None
+
+
+def _first_error(messages: dict[str, Any]) -> str:
+    name = sorted(messages)[0]
+    detail = messages[name]
+    while isinstance(detail, (list, dict)):
+        detail = detail[0] if isinstance(detail, list) else next(iter(detail.values()))
+    if name == "_schema":
+        return str(detail)
+    if detail == "Missing data for required field.":
+        detail = "is required but not set"
+    return f"{name}: {detail}"

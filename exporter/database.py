@@ -1,0 +1,101 @@
+"""PostgreSQL access: the connection pool, the embedded server, and schema migrations.
+
+Every session is pinned to UTC so `timestamptz` values never shift with the server's
+TimeZone setting (the existing viewer's issue #19).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+# Arbitrary but fixed: every process of this product serialises migrations on this key.
+MIGRATION_LOCK_KEY = 0x6D63_6766  # "mcgf"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_SESSION_OPTIONS = "-c TimeZone=UTC -c application_name=mailcow-grafana"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the private PostgreSQL in `data_dir` and return its URL.
+
+    pgserver keeps the server running while any process holds it, so the web and worker
+    processes of `run` share one server.
+    """
+    import pgserver  # imported lazily: only installs without DATABASE_URL need it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return server.get_uri()
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection:
+    """A single connection with the same session settings as the pool's."""
+    return psycopg.connect(url, options=_SESSION_OPTIONS, **kwargs)
+
+
+def create_pool(url: str, size: int = 5) -> ConnectionPool:
+    """A connection pool whose sessions are pinned to UTC."""
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        kwargs={"options": _SESSION_OPTIONS},
+        open=False,
+        name="mailcow-grafana",
+        timeout=10,
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every packaged migration, in order."""
+    out = []
+    for entry in resources.files("exporter.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            out.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    out.sort()
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migration files share a version number")
+    return out
+
+
+def migrate(url: str) -> list[int]:
+    """Apply pending migrations under an advisory lock; return the versions applied here.
+
+    The lock makes concurrent starts safe: the second process waits, then sees every
+    migration recorded and applies nothing.
+    """
+    applied_now: list[int] = []
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version integer PRIMARY KEY,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, name, sql in migration_files():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                    )
+                log.info("applied migration %04d_%s", version, name)
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied_now

@@ -1,0 +1,1 @@
+"""Versioned plain-SQL schema migrations, applied in file-name order by `database.migrate`."""

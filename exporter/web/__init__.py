@@ -1,0 +1,1 @@
+"""The Flask web service: app factory, auth, JSON errors and the REST API blueprints."""

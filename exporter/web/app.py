@@ -1,0 +1,45 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+from psycopg_pool import ConnectionPool
+
+from exporter.config import Config
+from exporter.database import create_pool
+from exporter.web import api
+from exporter.web.auth import install_auth
+from exporter.web.errors import register_error_handlers
+
+log = logging.getLogger("mailcow_grafana.http")
+
+
+def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
+    """Build the web app; `pool` defaults to a new pool on `config.database_url`."""
+    if pool is None:
+        if not config.database_url:
+            raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
+        pool = create_pool(config.database_url, config.db_pool_size)
+    app = Flask("mailcow_grafana")
+    app.config.update(MG_CONFIG=config, MG_POOL=pool, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    install_auth(app, config)
+    register_error_handlers(app)
+    app.register_blueprint(api.bp)
+    _install_request_log(app)
+    return app
+
+
+def _install_request_log(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("%s %s %d %.1fms", request.method, request.path, response.status_code, elapsed)
+        return response
