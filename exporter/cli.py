@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -114,17 +115,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     host, port = args.bind
     sim_port = _free_port()
     ro_key, rw_key = _mailcow_style_key(), _mailcow_style_key()
-    os.environ.update({
-        "MAILCOW_URL": f"http://127.0.0.1:{sim_port}",
-        "MAILCOW_API_KEY": ro_key,
-        "MAILCOW_API_KEY_RW": rw_key,
-        "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
-        "FETCH_INTERVAL": os.environ.get("FETCH_INTERVAL", "15"),
-    })
+    os.environ.update(
+        {
+            "MAILCOW_URL": f"http://127.0.0.1:{sim_port}",
+            "MAILCOW_API_KEY": ro_key,
+            "MAILCOW_API_KEY_RW": rw_key,
+            "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
+            "FETCH_INTERVAL": os.environ.get("FETCH_INTERVAL", "15"),
+        }
+    )
     config = _config()
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "simulate", "--bind", f"127.0.0.1:{sim_port}",
-         "--ro-key", ro_key, "--rw-key", rw_key, "--history-minutes", "120"],
+        [
+            sys.executable,
+            "-m",
+            "exporter.cli",
+            "simulate",
+            "--bind",
+            f"127.0.0.1:{sim_port}",
+            "--ro-key",
+            ro_key,
+            "--rw-key",
+            rw_key,
+            "--history-minutes",
+            "120",
+        ],
         env=os.environ.copy(),
     )
     try:
@@ -137,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  health:    {base}/api/health\n"
             f"  info:      {base}/api/info\n"
             f"  simulator: http://127.0.0.1:{sim_port}/api/v1/ (read-only key {ro_key})\n"
-            f"  database:  {'embedded in ' + str(config.embedded_db_dir) if not config.database_url else 'DATABASE_URL'}\n",
+            f"  database:  {(config.database_url and 'DATABASE_URL') or f'embedded in {config.embedded_db_dir}'}\n",
             flush=True,
         )
         try:
@@ -166,10 +181,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     server = make_server(host, port, create_simulator_app(sim, ro_key, rw_key), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"mailcow simulator on http://{host}:{port}/api/v1/  ro key {ro_key}  rw key {rw_key}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -266,8 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "serve": cmd_serve, "worker": cmd_worker, "run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate,
-    "migrate": cmd_migrate, "check-config": cmd_check_config,
+    "serve": cmd_serve,
+    "worker": cmd_worker,
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "simulate": cmd_simulate,
+    "migrate": cmd_migrate,
+    "check-config": cmd_check_config,
 }
 
 

@@ -16,7 +16,9 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
+import psycopg
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+from psycopg.conninfo import conninfo_to_dict
 
 SECRET_KEYS = frozenset({"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url"})
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -88,8 +90,12 @@ class _EnvSchema(Schema):
 
     @validates("DATABASE_URL")
     def _check_db(self, value: str | None, **_: Any) -> None:
-        if value and urlparse(value).scheme not in ("postgresql", "postgres"):
-            raise ValidationError("must be a postgresql:// URL")
+        if not value:
+            return
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError:
+            raise ValidationError("must be a postgresql:// URL or a libpq connection string") from None
 
     @validates("TZ")
     def _check_tz(self, value: str, **_: Any) -> None:

@@ -91,9 +91,7 @@ def migrate(url: str) -> list[int]:
                     continue
                 with conn.transaction():
                     conn.execute(sql)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-                    )
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
                 log.info("applied migration %04d_%s", version, name)
                 applied_now.append(version)
         finally:

@@ -45,12 +45,21 @@ def build_scheduler(config: Config, pool: ConnectionPool, client: MailcowClient)
     now = datetime.now(UTC)
     scheduler.add_job(
         tracked(pool, "fetch_logs", lambda: ingestion.fetch_all(client, pool, config)),
-        "interval", seconds=config.fetch_interval, id="fetch_logs", next_run_time=now,
+        "interval",
+        seconds=config.fetch_interval,
+        id="fetch_logs",
+        next_run_time=now,
     )
     scheduler.add_job(
-        tracked(pool, "cleanup_logs", lambda: store.delete_lines_before(
-            pool, datetime.now(UTC) - timedelta(days=config.retention_days))),
-        "cron", hour=2, minute=0, id="cleanup_logs",
+        tracked(
+            pool,
+            "cleanup_logs",
+            lambda: store.delete_lines_before(pool, datetime.now(UTC) - timedelta(days=config.retention_days)),
+        ),
+        "cron",
+        hour=2,
+        minute=0,
+        id="cleanup_logs",
     )
     return scheduler
 
@@ -58,8 +67,11 @@ def build_scheduler(config: Config, pool: ConnectionPool, client: MailcowClient)
 def run_worker(config: Config, pool: ConnectionPool, stop: threading.Event) -> None:
     """Run the jobs until `stop` is set."""
     client = MailcowClient(
-        config.mailcow_url, config.mailcow_api_key, config.mailcow_api_key_rw,
-        verify_tls=config.mailcow_verify_tls, timeout=config.mailcow_timeout,
+        config.mailcow_url,
+        config.mailcow_api_key,
+        config.mailcow_api_key_rw,
+        verify_tls=config.mailcow_verify_tls,
+        timeout=config.mailcow_timeout,
     )
     scheduler = build_scheduler(config, pool, client)
     scheduler.start()

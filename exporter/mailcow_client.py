@@ -18,8 +18,22 @@ import httpx
 log = logging.getLogger(__name__)
 
 LOG_SERVICES = frozenset(
-    {"postfix", "dovecot", "sogo", "netfilter", "ratelimited", "watchdog", "acme", "api", "autodiscover",
-     "cron", "ui", "sasl", "rspamd-history", "rspamd-stats"}
+    {
+        "postfix",
+        "dovecot",
+        "sogo",
+        "netfilter",
+        "ratelimited",
+        "watchdog",
+        "acme",
+        "api",
+        "autodiscover",
+        "cron",
+        "ui",
+        "sasl",
+        "rspamd-history",
+        "rspamd-stats",
+    }
 )
 MAILQ_ACTIONS = frozenset({"deliver", "hold", "unhold", "flush", "super_delete"})
 QITEM_ACTIONS = frozenset({"release", "learnham", "learnspam"})

@@ -47,8 +47,14 @@ def job_finished(pool: ConnectionPool, name: str, at: datetime, duration: float,
                    runs = runs + 1,
                    failures = failures + CASE WHEN %(ok)s THEN 0 ELSE 1 END
                WHERE name = %(name)s""",
-            {"status": "success" if ok else "failed", "duration": duration, "error": error, "ok": ok,
-             "at": at, "name": name},
+            {
+                "status": "success" if ok else "failed",
+                "duration": duration,
+                "error": error,
+                "ok": ok,
+                "at": at,
+                "name": name,
+            },
         )
 
 

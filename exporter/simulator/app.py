@@ -1,4 +1,4 @@
-"""The mailcow API as a Flask app, following `mailcow-api.md` §0–2 and its simulator checklist."""
+"""The mailcow API as a Flask app, following `mailcow-api.md` §0-2 and its simulator checklist."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ _KEY_CHARS = re.compile(r"[^a-zA-Z0-9-]")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
-def _json(value: Any, status: int = 200, *, pretty: bool = True, escape_slashes: bool = True,
-          content_type: str = "application/json") -> Response:
+def _json(
+    value: Any,
+    status: int = 200,
+    *,
+    pretty: bool = True,
+    escape_slashes: bool = True,
+    content_type: str = "application/json",
+) -> Response:
     body = phpjson.encode(value, pretty=pretty, escape_slashes=escape_slashes)
     return Response(body, status=status, content_type=content_type)
 
@@ -48,10 +54,16 @@ def _window(items: list, segment: str | None, zero_based: bool = False, sql: boo
     if start < 1 or end < start:
         return None
     if zero_based:  # rspamd-history: /history?from=X&to=Y, 0-based inclusive
-        return items[start:end + 1]
+        return items[start : end + 1]
     if sql:  # LIMIT from-1, to
-        return items[start - 1:start - 1 + end]
-    return items[start - 1:end]
+        return items[start - 1 : start - 1 + end]
+    return items[start - 1 : end]
+
+
+def _remaining(seconds: int) -> str:
+    """netfilter's `banned_until` text: `%02dh %02dm %02ds`."""
+    seconds = max(seconds, 0)
+    return f"{seconds // 3600:02d}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s"
 
 
 def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_on_request: bool = True) -> Flask:
@@ -71,15 +83,17 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         now = int(sim.clock())
         remote = request.remote_addr or "127.0.0.1"
         with state.lock:
-            state.push("api", {"time": now, "uri": request.path, "method": request.method, "remote": remote,
-                               "data": _api_log_data()})
+            state.push(
+                "api",
+                {"time": now, "uri": request.path, "method": request.method, "remote": remote, "data": _api_log_data()},
+            )
         dest = request.headers.get("Sec-Fetch-Dest")
         if dest is not None and dest != "empty":
             return Response("", status=403, content_type="text/html; charset=UTF-8")
 
         raw_key = request.headers.get("X-API-Key")
         access: str | None = None
-        if raw_key is not None:
+        if raw_key:  # PHP's !empty(): an empty header counts as no key
             key = _KEY_CHARS.sub("", raw_key)
             if key and key == rw_key:
                 access = "rw"
@@ -188,12 +202,23 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         for row in state.rspamd_history:
             actions[row["action"]] = actions.get(row["action"], 0) + 1
         scanned = sum(actions.values())
-        out: dict[str, Any] = {"version": "4.1.4", "config_id": "7ikq", "uptime": 86012, "read_only": False,
-                               "scanned": scanned, "learned": 51}
+        out: dict[str, Any] = {
+            "version": "4.1.4",
+            "config_id": "7ikq",
+            "uptime": 86012,
+            "read_only": False,
+            "scanned": scanned,
+            "learned": 51,
+        }
         if scanned:
             out["actions"] = actions
-        out.update({"spam_count": actions["reject"] + actions["add header"],
-                    "ham_count": scanned - actions["reject"] - actions["add header"], "connections": 3})
+        out.update(
+            {
+                "spam_count": actions["reject"] + actions["add header"],
+                "ham_count": scanned - actions["reject"] - actions["add header"],
+                "connections": 3,
+            }
+        )
         return out
 
     def _quarantine(obj: str | None) -> Response:
@@ -203,22 +228,32 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         if obj and obj.isdigit() and int(obj) in state.quarantine:
             row = state.quarantine[int(obj)]
             full = {k: row[k] for k in ("id", "qid", "subject", "score", "ip", "action")}
-            full.update({
-                "symbols": json.dumps([{"name": "BAYES_SPAM", "score": 5.1}]), "fuzzy_hashes": "[]",
-                "sender": row["sender"], "rcpt": row["rcpt"],
-                "msg": f"From: <{row['sender']}>\r\nTo: <{row['rcpt']}>\r\nSubject: {row['subject']}\r\n\r\nspam\r\n",
-                "domain": None, "notified": row["notified"],
-                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["created"])),
-                "user": None, "qhash": f"{row['id']:064x}",
-            })
+            full.update(
+                {
+                    "symbols": json.dumps([{"name": "BAYES_SPAM", "score": 5.1}]),
+                    "fuzzy_hashes": "[]",
+                    "sender": row["sender"],
+                    "rcpt": row["rcpt"],
+                    "msg": f"From: <{row['sender']}>\r\nTo: <{row['rcpt']}>\r\n"
+                    f"Subject: {row['subject']}\r\n\r\nspam\r\n",
+                    "domain": None,
+                    "notified": row["notified"],
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["created"])),
+                    "user": None,
+                    "qhash": f"{row['id']:064x}",
+                }
+            )
             return _json(full)
         return _json([])
 
     def _mailboxes(obj: str | None, extra: str | None) -> Response:
         if obj in ("all", "reduced"):
             domains = set(extra.split(",")) if obj == "all" and extra else None
-            rows = [accounts.mailbox_details(state, a, n, reduced=obj == "reduced") for a, n in MAILBOXES
-                    if domains is None or a.split("@")[1] in domains]
+            rows = [
+                accounts.mailbox_details(state, a, n, reduced=obj == "reduced")
+                for a, n in MAILBOXES
+                if domains is None or a.split("@")[1] in domains
+            ]
             return _listing(rows)
         match = [accounts.mailbox_details(state, a, n) for a, n in MAILBOXES if a == obj]
         return _json(match[0] if match else {})
@@ -228,34 +263,63 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
             return _json(state.containers, pretty=False, escape_slashes=False)
         if obj == "vmail":
             used, total = state.vmail_used_bytes, state.vmail_total_bytes
-            return _json({"type": "info", "disk": "/dev/sda1", "used": f"{round(used / 1e9)}G",
-                          "total": f"{round(total / 1e9)}G", "used_percent": f"{round(used * 100 / total)}%"},
-                         pretty=False, escape_slashes=False)
+            return _json(
+                {
+                    "type": "info",
+                    "disk": "/dev/sda1",
+                    "used": f"{round(used / 1e9)}G",
+                    "total": f"{round(total / 1e9)}G",
+                    "used_percent": f"{round(used * 100 / total)}%",
+                },
+                pretty=False,
+                escape_slashes=False,
+            )
         if obj == "version":
             return _json({"version": state.version}, pretty=False)
         if obj == "host":
-            return _json({"cpu": {"cores": 4, "usage": 7.3},
-                          "memory": {"total": 8321499136, "usage": 61.2,
-                                     "swap": [2147479552, 524288000, 1623191552, 24.4, 1048576, 2097152]},
-                          "uptime": 864012.53, "system_time": time.strftime("%d.%m.%Y %H:%M:%S"),
-                          "architecture": "x86_64"}, pretty=False)
+            return _json(
+                {
+                    "cpu": {"cores": 4, "usage": 7.3},
+                    "memory": {
+                        "total": 8321499136,
+                        "usage": 61.2,
+                        "swap": [2147479552, 524288000, 1623191552, 24.4, 1048576, 2097152],
+                    },
+                    "uptime": 864012.53,
+                    "system_time": time.strftime("%d.%m.%Y %H:%M:%S"),
+                    "architecture": "x86_64",
+                },
+                pretty=False,
+            )
         return _route_not_found()
 
     def _fail2ban(now: int) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "ban_time": 1800, "max_ban_time": 10000, "ban_time_increment": True, "max_attempts": 10,
-            "retry_window": 600, "netban_ipv4": 32, "netban_ipv6": 128,
-            "banlist_id": "0b7c2f1e-6a2d-4c58-9a0e-3d7a1f2b9c44", "manage_external": 0,
-            "regex": {"1": "mailcow UI: Invalid password for .+ by ([0-9a-f\\.:]+)",
-                      "3": "warning: .*\\[([0-9a-f\\.:]+)\\]: SASL .+ authentication failed: "
-                           "(?!.*Connection lost to authentication server).+"},
-            "whitelist": "192.0.2.10\n2001:db8::/64", "blacklist": "",
+            "ban_time": 1800,
+            "max_ban_time": 10000,
+            "ban_time_increment": True,
+            "max_attempts": 10,
+            "retry_window": 600,
+            "netban_ipv4": 32,
+            "netban_ipv6": 128,
+            "banlist_id": "0b7c2f1e-6a2d-4c58-9a0e-3d7a1f2b9c44",
+            "manage_external": 0,
+            "regex": {
+                "1": "mailcow UI: Invalid password for .+ by ([0-9a-f\\.:]+)",
+                "3": "warning: .*\\[([0-9a-f\\.:]+)\\]: SASL .+ authentication failed: "
+                "(?!.*Connection lost to authentication server).+",
+            },
+            "whitelist": "192.0.2.10\n2001:db8::/64",
+            "blacklist": "",
         }
         if state.active_bans:
             out["active_bans"] = [
-                {"queued_for_unban": 0, "network": net, "ip": net.split("/")[0],
-                 "banned_until": "%02dh %02dm %02ds" % (max(until - now, 0) // 3600, max(until - now, 0) % 3600 // 60,
-                                                        max(until - now, 0) % 60)}
+                {
+                    "queued_for_unban": 0,
+                    "network": net,
+                    "ip": net.split("/")[0],
+                    "banned_until": _remaining(until - now),
+                }
                 for net, until in state.active_bans.items()
             ]
         return out

@@ -8,8 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Redis-backed log lists (mailcow-api.md §1.1); rspamd-history is rspamd's own list.
-REDIS_LOGS = ("postfix", "dovecot", "sogo", "netfilter", "ratelimited", "watchdog", "acme", "api",
-              "autodiscover", "cron")
+REDIS_LOGS = (
+    "postfix",
+    "dovecot",
+    "sogo",
+    "netfilter",
+    "ratelimited",
+    "watchdog",
+    "acme",
+    "api",
+    "autodiscover",
+    "cron",
+)
 RSPAMD_HISTORY_ROWS = 1000  # history_redis.conf nrows
 AUTODISCOVER_ROWS = 101
 
@@ -30,12 +40,23 @@ ALIASES = {
     "fwd@example.org": ("alice.private@gmail.com",),
 }
 CONTAINERS = (
-    ("unbound-mailcow", "unbound:1.24"), ("mysql-mailcow", "mariadb:10.11"), ("redis-mailcow", "redis:7.4.6-alpine"),
-    ("clamd-mailcow", "clamd:1.71"), ("rspamd-mailcow", "rspamd:2.4"), ("php-fpm-mailcow", "phpfpm:1.94"),
-    ("sogo-mailcow", "sogo:1.136"), ("dovecot-mailcow", "dovecot:2.3.21.1-2"), ("postfix-mailcow", "postfix:3.10.12-1"),
-    ("postfix-tlspol-mailcow", "postfix-tlspol:1.8"), ("memcached-mailcow", "memcached:alpine"),
-    ("nginx-mailcow", "nginx:1.05"), ("acme-mailcow", "acme:1.98"), ("netfilter-mailcow", "netfilter:1.63"),
-    ("watchdog-mailcow", "watchdog:2.08"), ("dockerapi-mailcow", "dockerapi:2.11"), ("olefy-mailcow", "olefy:1.15"),
+    ("unbound-mailcow", "unbound:1.24"),
+    ("mysql-mailcow", "mariadb:10.11"),
+    ("redis-mailcow", "redis:7.4.6-alpine"),
+    ("clamd-mailcow", "clamd:1.71"),
+    ("rspamd-mailcow", "rspamd:2.4"),
+    ("php-fpm-mailcow", "phpfpm:1.94"),
+    ("sogo-mailcow", "sogo:1.136"),
+    ("dovecot-mailcow", "dovecot:2.3.21.1-2"),
+    ("postfix-mailcow", "postfix:3.10.12-1"),
+    ("postfix-tlspol-mailcow", "postfix-tlspol:1.8"),
+    ("memcached-mailcow", "memcached:alpine"),
+    ("nginx-mailcow", "nginx:1.05"),
+    ("acme-mailcow", "acme:1.98"),
+    ("netfilter-mailcow", "netfilter:1.63"),
+    ("watchdog-mailcow", "watchdog:2.08"),
+    ("dockerapi-mailcow", "dockerapi:2.11"),
+    ("olefy-mailcow", "olefy:1.15"),
     ("ofelia-mailcow", "mcuadros/ofelia:latest"),
 )
 DKIM_PUBKEY = (
@@ -65,8 +86,12 @@ class MailcowState:
         self.active_bans: dict[str, int] = {}  # network -> banned until (epoch)
         self.fail_counts: dict[str, list[int]] = {}
         self.mailbox_usage: dict[str, dict[str, int]] = {
-            addr: {"quota_used": 50_000_000 * (i + 1), "messages": 400 * (i + 1), "last_imap_login": 0,
-                   "last_smtp_login": 0}
+            addr: {
+                "quota_used": 50_000_000 * (i + 1),
+                "messages": 400 * (i + 1),
+                "last_imap_login": 0,
+                "last_smtp_login": 0,
+            }
             for i, (addr, _) in enumerate(MAILBOXES)
         }
 

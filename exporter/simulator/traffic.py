@@ -20,9 +20,11 @@ from exporter.simulator.state import ALIASES, LOCAL_DOMAINS, MAILBOXES, MailcowS
 
 DOVECOT = "dovecot[172.22.1.250]:24"
 EXTERNAL_SENDERS = (
-    ("news@shop.example.com", "mail-out.shop.example.com"), ("j.doe@gmail.com", "mail-wr1-f49.google.com"),
+    ("news@shop.example.com", "mail-out.shop.example.com"),
+    ("j.doe@gmail.com", "mail-wr1-f49.google.com"),
     ("m.smith@outlook.com", "mail-db8eur05on2101.outbound.protection.outlook.com"),
-    ("info@partner.example.com", "mx.partner.example.com"), ("k.meier@web.de", "mout.web.de"),
+    ("info@partner.example.com", "mx.partner.example.com"),
+    ("k.meier@web.de", "mout.web.de"),
     ("billing@service.example.com", "unknown"),
 )
 EXTERNAL_RECIPIENTS = (
@@ -32,8 +34,16 @@ EXTERNAL_RECIPIENTS = (
     ("ceo@partner.example.com", "mx.partner.example.com", "198.51.100.7"),
     ("nobody@partner.example.com", "mx.partner.example.com", "198.51.100.7"),
 )
-SUBJECTS = ("Re: meeting tomorrow", "Invoice 2026-118", "Your order has shipped", "Quarterly report",
-            "Lunch?", "Password reset", "Newsletter November", "Fwd: contract draft")
+SUBJECTS = (
+    "Re: meeting tomorrow",
+    "Invoice 2026-118",
+    "Your order has shipped",
+    "Quarterly report",
+    "Lunch?",
+    "Password reset",
+    "Newsletter November",
+    "Fwd: contract draft",
+)
 SPAM_SUBJECTS = ("You won a prize!!!", "Cheap meds", "URGENT: verify your account", "Crypto opportunity")
 
 
@@ -157,8 +167,15 @@ class Simulation:
     def _cancel(self, qid: str) -> None:
         self._generation[qid] = self._generation.get(qid, 0) + 1
 
-    def _log(self, when: float, program: str, message: str, priority: str = "info",
-             owner: Message | None = None, qid: str | None = None) -> None:
+    def _log(
+        self,
+        when: float,
+        program: str,
+        message: str,
+        priority: str = "info",
+        owner: Message | None = None,
+        qid: str | None = None,
+    ) -> None:
         item = {"time": str(int(when)), "program": program, "priority": priority, "message": message}
         alive = self._alive(qid)
 
@@ -180,19 +197,32 @@ class Simulation:
 
     def _ip(self) -> str:
         if self.rng.random() < 0.1:
-            return f"2001:db8:{self.rng.randrange(1, 0xffff):x}::{self.rng.randrange(1, 0xffff):x}"
-        return f"{self.rng.choice((45, 80, 91, 185, 193, 203))}.{self.rng.randrange(256)}." \
-               f"{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
+            return f"2001:db8:{self.rng.randrange(1, 0xFFFF):x}::{self.rng.randrange(1, 0xFFFF):x}"
+        return (
+            f"{self.rng.choice((45, 80, 91, 185, 193, 203))}.{self.rng.randrange(256)}."
+            f"{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
+        )
 
     def _mid(self, domain: str) -> str:
         return f"{self.rng.getrandbits(64):016x}.{next(self._message_ids)}@{domain}"
 
-    def _new_message(self, direction: str, sender: str, at: int, recipients: list[Recipient],
-                     subject: str, with_message_id: bool = True) -> Message:
+    def _new_message(
+        self,
+        direction: str,
+        sender: str,
+        at: int,
+        recipients: list[Recipient],
+        subject: str,
+        with_message_id: bool = True,
+    ) -> Message:
         msg = Message(
-            id=len(self.messages) + 1, direction=direction, sender=sender, received_at=at,
+            id=len(self.messages) + 1,
+            direction=direction,
+            sender=sender,
+            received_at=at,
             message_id=self._mid(sender.split("@")[-1] or "localhost") if with_message_id else None,
-            subject=subject, recipients=recipients,
+            subject=subject,
+            recipients=recipients,
         )
         self.messages.append(msg)
         return msg
@@ -201,38 +231,85 @@ class Simulation:
         a = round(total * 0.6, 2)
         return f"delay={round(total, 2)}, delays={a}/0.01/0.02/{round(max(total - a - 0.03, 0), 2)}"
 
-    def _rspamd_row(self, when: float, msg: Message, ip: str, user: str, action: str, score: float,
-                    rcpts: list[str], size: int) -> None:
+    def _rspamd_row(
+        self, when: float, msg: Message, ip: str, user: str, action: str, score: float, rcpts: list[str], size: int
+    ) -> None:
         symbols: dict[str, Any] = {}
         if user != "unknown":
-            symbols["MAILCOW_AUTH"] = {"name": "MAILCOW_AUTH", "score": -20.0, "metric_score": -20.0,
-                                       "description": "mailcow authenticated"}
+            symbols["MAILCOW_AUTH"] = {
+                "name": "MAILCOW_AUTH",
+                "score": -20.0,
+                "metric_score": -20.0,
+                "description": "mailcow authenticated",
+            }
         if action in ("reject", "add header"):
-            symbols["BAYES_SPAM"] = {"name": "BAYES_SPAM", "score": 5.1, "metric_score": 5.1,
-                                     "description": "Message probably spam, probability: ", "options": ["99.91%"]}
-            symbols["RBL_SPAMHAUS_XBL"] = {"name": "RBL_SPAMHAUS_XBL", "score": 4.0, "metric_score": 4.0,
-                                           "description": "From address is listed in XBL", "options": [ip]}
+            symbols["BAYES_SPAM"] = {
+                "name": "BAYES_SPAM",
+                "score": 5.1,
+                "metric_score": 5.1,
+                "description": "Message probably spam, probability: ",
+                "options": ["99.91%"],
+            }
+            symbols["RBL_SPAMHAUS_XBL"] = {
+                "name": "RBL_SPAMHAUS_XBL",
+                "score": 4.0,
+                "metric_score": 4.0,
+                "description": "From address is listed in XBL",
+                "options": [ip],
+            }
         else:
-            symbols["BAYES_HAM"] = {"name": "BAYES_HAM", "score": -1.8, "metric_score": -3.0,
-                                    "description": "Message probably ham, probability: ", "options": ["97.52%"]}
-        symbols["RCPT_MAILCOW_DOMAIN"] = {"name": "RCPT_MAILCOW_DOMAIN", "score": 0.0, "metric_score": 0.0,
-                                          "options": [rcpts[0].split("@")[-1]]}
+            symbols["BAYES_HAM"] = {
+                "name": "BAYES_HAM",
+                "score": -1.8,
+                "metric_score": -3.0,
+                "description": "Message probably ham, probability: ",
+                "options": ["97.52%"],
+            }
+        symbols["RCPT_MAILCOW_DOMAIN"] = {
+            "name": "RCPT_MAILCOW_DOMAIN",
+            "score": 0.0,
+            "metric_score": 0.0,
+            "options": [rcpts[0].split("@")[-1]],
+        }
         row = {
-            "is_skipped": False, "score": score, "required_score": 15.0, "action": action,
-            "thresholds": {"reject": 15.0, "add header": 8.0, "greylist": 7.0}, "symbols": symbols,
-            "message-id": msg.message_id or "undef", "time_real": round(self.rng.uniform(0.05, 0.9), 6),
-            "sender_smtp": msg.sender, "sender_mime": msg.sender, "rcpt_smtp": rcpts, "rcpt_mime": rcpts,
-            "user": user, "unix_time": int(when), "subject": msg.subject, "size": size, "ip": ip,
+            "is_skipped": False,
+            "score": score,
+            "required_score": 15.0,
+            "action": action,
+            "thresholds": {"reject": 15.0, "add header": 8.0, "greylist": 7.0},
+            "symbols": symbols,
+            "message-id": msg.message_id or "undef",
+            "time_real": round(self.rng.uniform(0.05, 0.9), 6),
+            "sender_smtp": msg.sender,
+            "sender_mime": msg.sender,
+            "rcpt_smtp": rcpts,
+            "rcpt_mime": rcpts,
+            "user": user,
+            "unix_time": int(when),
+            "subject": msg.subject,
+            "size": size,
+            "ip": ip,
         }
         self._push_at(when, "rspamd-history", row, msg)
 
     # --- arrivals ---------------------------------------------------------------------
 
     _WEIGHTS = (
-        ("inbound", 34), ("inbound_spam", 6), ("inbound_reject_spam", 4), ("inbound_greylist", 4),
-        ("inbound_alias", 8), ("inbound_forward", 3), ("outbound", 16), ("outbound_deferred", 4),
-        ("outbound_bounce", 3), ("internal", 8), ("noqueue_unknown", 4), ("noqueue_relay", 2),
-        ("postscreen_rbl", 2), ("postscreen_pregreet", 2), ("sasl_failure", 3),
+        ("inbound", 34),
+        ("inbound_spam", 6),
+        ("inbound_reject_spam", 4),
+        ("inbound_greylist", 4),
+        ("inbound_alias", 8),
+        ("inbound_forward", 3),
+        ("outbound", 16),
+        ("outbound_deferred", 4),
+        ("outbound_bounce", 3),
+        ("internal", 8),
+        ("noqueue_unknown", 4),
+        ("noqueue_relay", 2),
+        ("postscreen_rbl", 2),
+        ("postscreen_pregreet", 2),
+        ("sasl_failure", 3),
     )
 
     def _arrive(self, at: int) -> None:
@@ -249,25 +326,50 @@ class Simulation:
         self._log(at, "postfix/postscreen", f"CONNECT from [{ip}]:{port} to [172.22.1.253]:25", owner=msg)
         self._log(at, "postfix/postscreen", f"PASS {self.rng.choice(('OLD', 'NEW'))} [{ip}]:{port}", owner=msg)
         self._log(at, "postfix/smtpd", f"connect from {host}[{ip}]", owner=msg)
-        self._log(at + 1, "postfix/smtpd", f"Anonymous TLS connection established from {host}[{ip}]: TLSv1.3 "
-                  "with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", owner=msg)
+        self._log(
+            at + 1,
+            "postfix/smtpd",
+            f"Anonymous TLS connection established from {host}[{ip}]: TLSv1.3 "
+            "with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
+            owner=msg,
+        )
         self._log(at + 1, "postfix/smtpd", f"{qid}: client={host}[{ip}]", owner=msg)
         self._log(at + 2, "postfix/cleanup", f"{qid}: message-id=<{msg.message_id or ''}>", owner=msg)
-        self._log(at + 3, "postfix/smtpd", f"disconnect from {host}[{ip}] ehlo=2 starttls=1 mail=1 "
-                  f"rcpt={rcpt_count} data=1 quit=1 commands={5 + rcpt_count}", owner=msg)
+        self._log(
+            at + 3,
+            "postfix/smtpd",
+            f"disconnect from {host}[{ip}] ehlo=2 starttls=1 mail=1 "
+            f"rcpt={rcpt_count} data=1 quit=1 commands={5 + rcpt_count}",
+            owner=msg,
+        )
         return qid
 
     def _deliver_local(self, when: float, msg: Message, qid: str, rcpt: Recipient, folder: str = "INBOX") -> None:
         orig = f"orig_to=<{rcpt.orig_to}>, " if rcpt.orig_to else ""
-        session = "".join(self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-                          for _ in range(22))
-        self._log(when, "postfix/lmtp", f"{qid}: to=<{rcpt.address}>, {orig}relay={DOVECOT}, "
-                  f"{self._delays(self.rng.uniform(0.05, 1.5))}, dsn=2.0.0, status=sent (250 2.0.0 "
-                  f"<{rcpt.address}> {session} Saved)", owner=msg, qid=qid)
-        self._push_at(when, "dovecot", {
-            "time": str(int(when)), "program": "dovecot", "priority": "info",
-            "message": f"lmtp({rcpt.address})<{next(self._pids)}><{session}>: sieve: msgid=<{msg.message_id or ''}>: "
-                       f"stored mail into mailbox '{folder}'"}, msg)
+        session = "".join(
+            self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22)
+        )
+        self._log(
+            when,
+            "postfix/lmtp",
+            f"{qid}: to=<{rcpt.address}>, {orig}relay={DOVECOT}, "
+            f"{self._delays(self.rng.uniform(0.05, 1.5))}, dsn=2.0.0, status=sent (250 2.0.0 "
+            f"<{rcpt.address}> {session} Saved)",
+            owner=msg,
+            qid=qid,
+        )
+        self._push_at(
+            when,
+            "dovecot",
+            {
+                "time": str(int(when)),
+                "program": "dovecot",
+                "priority": "info",
+                "message": f"lmtp({rcpt.address})<{next(self._pids)}><{session}>: sieve: "
+                f"msgid=<{msg.message_id or ''}>: stored mail into mailbox '{folder}'",
+            },
+            msg,
+        )
 
         alive = self._alive(qid)
 
@@ -277,18 +379,31 @@ class Simulation:
 
         self._at(when, done, msg)
 
-    def _queue_active(self, when: float, msg: Message, qid: str, size: int, nrcpt: int, sender: str | None = None) -> None:
+    def _queue_active(
+        self, when: float, msg: Message, qid: str, size: int, nrcpt: int, sender: str | None = None
+    ) -> None:
         sender = msg.sender if sender is None else sender
-        self._log(when, "postfix/qmgr", f"{qid}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue active)",
-                  owner=msg, qid=qid)
+        self._log(
+            when,
+            "postfix/qmgr",
+            f"{qid}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue active)",
+            owner=msg,
+            qid=qid,
+        )
 
     def _removed(self, when: float, msg: Message, qid: str) -> None:
         self._log(when, "postfix/qmgr", f"{qid}: removed", owner=msg, qid=qid)
         alive = self._alive(qid)
         self._at(when, lambda: self.state.queue.pop(qid, None) if alive() else None, msg)
 
-    def _inbound(self, at: int, rcpts: list[Recipient], action: str = "no action", score: float | None = None,
-                 subject: str | None = None) -> Message:
+    def _inbound(
+        self,
+        at: int,
+        rcpts: list[Recipient],
+        action: str = "no action",
+        score: float | None = None,
+        subject: str | None = None,
+    ) -> Message:
         sender, host = self.rng.choice(EXTERNAL_SENDERS)
         ip = self._ip()
         spam = action in ("add header", "reject")
@@ -301,13 +416,21 @@ class Simulation:
         qid = self._smtp_in(at, msg, host, ip, len(envelope))
         size = self.rng.randrange(2_000, 400_000)
         if score is None:
-            score = {"no action": round(self.rng.uniform(-5, 4), 2), "add header": round(self.rng.uniform(8, 14.9), 2),
-                     "reject": round(self.rng.uniform(15, 40), 2), "greylist": round(self.rng.uniform(7, 7.9), 2)}[action]
+            score = {
+                "no action": round(self.rng.uniform(-5, 4), 2),
+                "add header": round(self.rng.uniform(8, 14.9), 2),
+                "reject": round(self.rng.uniform(15, 40), 2),
+                "greylist": round(self.rng.uniform(7, 7.9), 2),
+            }[action]
         self._rspamd_row(at + 2, msg, ip, "unknown", action, score, envelope, size)
         if action == "reject":
-            self._log(at + 2, "postfix/cleanup", f"{qid}: milter-reject: END-OF-MESSAGE from {host}[{ip}]: "
-                      f"5.7.1 Spam message rejected; from=<{sender}> to=<{envelope[0]}> proto=ESMTP helo=<{host}>",
-                      owner=msg)
+            self._log(
+                at + 2,
+                "postfix/cleanup",
+                f"{qid}: milter-reject: END-OF-MESSAGE from {host}[{ip}]: "
+                f"5.7.1 Spam message rejected; from=<{sender}> to=<{envelope[0]}> proto=ESMTP helo=<{host}>",
+                owner=msg,
+            )
             for r in rcpts:
                 r.status = "rejected"
             self._at(at + 2, lambda: self._quarantine(at + 2, msg, qid, score, envelope[0], ip), msg)
@@ -323,14 +446,28 @@ class Simulation:
 
     def _relay(self, when: float, msg: Message, qid: str, rcpt: Recipient) -> None:
         """A successful remote delivery (outbound mail or a forward)."""
-        host, ip = next(((h, i) for a, h, i in EXTERNAL_RECIPIENTS if a.split("@")[-1] == rcpt.address.split("@")[-1]),
-                        ("gmail-smtp-in.l.google.com", "142.251.173.26"))
+        host, ip = next(
+            ((h, i) for a, h, i in EXTERNAL_RECIPIENTS if a.split("@")[-1] == rcpt.address.split("@")[-1]),
+            ("gmail-smtp-in.l.google.com", "142.251.173.26"),
+        )
         orig = f"orig_to=<{rcpt.orig_to}>, " if rcpt.orig_to else ""
-        self._log(when, "postfix/smtp", f"Trusted TLS connection established to {host}[{ip}]:25: TLSv1.3 with cipher "
-                  "TLS_AES_256_GCM_SHA384 (256/256 bits)", owner=msg, qid=qid)
-        self._log(when, "postfix/smtp", f"{qid}: to=<{rcpt.address}>, {orig}relay={host}[{ip}]:25, "
-                  f"{self._delays(when - msg.received_at + self.rng.uniform(0.2, 2))}, dsn=2.0.0, "
-                  f"status=sent (250 2.0.0 OK {int(when)} {self.rng.getrandbits(32):x} - gsmtp)", owner=msg, qid=qid)
+        self._log(
+            when,
+            "postfix/smtp",
+            f"Trusted TLS connection established to {host}[{ip}]:25: TLSv1.3 with cipher "
+            "TLS_AES_256_GCM_SHA384 (256/256 bits)",
+            owner=msg,
+            qid=qid,
+        )
+        self._log(
+            when,
+            "postfix/smtp",
+            f"{qid}: to=<{rcpt.address}>, {orig}relay={host}[{ip}]:25, "
+            f"{self._delays(when - msg.received_at + self.rng.uniform(0.2, 2))}, dsn=2.0.0, "
+            f"status=sent (250 2.0.0 OK {int(when)} {self.rng.getrandbits(32):x} - gsmtp)",
+            owner=msg,
+            qid=qid,
+        )
 
         alive = self._alive(qid)
 
@@ -344,9 +481,19 @@ class Simulation:
         qitem_id = self.state.next_quarantine_id
         self.state.next_quarantine_id += 1
         self.state.quarantine[qitem_id] = {
-            "id": qitem_id, "qid": qid, "subject": msg.subject, "virus_flag": 0, "score": score, "rcpt": rcpt,
-            "sender": msg.sender or "empty-env-from@localhost", "action": "reject", "created": at, "notified": 0,
-            "ip": ip, "message_id": msg.message_id, "message": msg,
+            "id": qitem_id,
+            "qid": qid,
+            "subject": msg.subject,
+            "virus_flag": 0,
+            "score": score,
+            "rcpt": rcpt,
+            "sender": msg.sender or "empty-env-from@localhost",
+            "action": "reject",
+            "created": at,
+            "notified": 0,
+            "ip": ip,
+            "message_id": msg.message_id,
+            "message": msg,
         }
 
     # --- scenarios ----------------------------------------------------------------------
@@ -383,14 +530,24 @@ class Simulation:
         self._log(at + 1, "postfix/smtpd", f"{first}: client={host}[{ip}]", owner=msg)
         self._log(at + 2, "postfix/cleanup", f"{first}: message-id=<{msg.message_id}>", owner=msg)
         self._rspamd_row(at + 2, msg, ip, "unknown", "greylist", 7.4, [rcpts[0].address], 4000)
-        self._log(at + 2, "postfix/cleanup", f"{first}: milter-reject: END-OF-MESSAGE from {host}[{ip}]: 4.7.1 Try "
-                  f"again later; from=<{sender}> to=<{rcpts[0].address}> proto=ESMTP helo=<{host}>", owner=msg)
-        self._log(at + 3, "postfix/smtpd", f"disconnect from {host}[{ip}] ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 "
-                  "commands=4/5", owner=msg)
+        self._log(
+            at + 2,
+            "postfix/cleanup",
+            f"{first}: milter-reject: END-OF-MESSAGE from {host}[{ip}]: 4.7.1 Try "
+            f"again later; from=<{sender}> to=<{rcpts[0].address}> proto=ESMTP helo=<{host}>",
+            owner=msg,
+        )
+        self._log(
+            at + 3,
+            "postfix/smtpd",
+            f"disconnect from {host}[{ip}] ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 commands=4/5",
+            owner=msg,
+        )
         retry = at + self.rng.randrange(300, 1200)
         qid = self._smtp_in(retry, msg, host, ip, 1)
-        self._rspamd_row(retry + 2, msg, ip, "unknown", "no action", round(self.rng.uniform(-3, 3), 2),
-                         [rcpts[0].address], 4000)
+        self._rspamd_row(
+            retry + 2, msg, ip, "unknown", "no action", round(self.rng.uniform(-3, 3), 2), [rcpts[0].address], 4000
+        )
         self._queue_active(retry + 2, msg, qid, 4000, 1)
         self._deliver_local(retry + 3, msg, qid, rcpts[0])
         self._removed(retry + 3, msg, qid)
@@ -406,14 +563,31 @@ class Simulation:
         self._qid_owner[qid] = msg
         size = self.rng.randrange(1_000, 2_000_000)
         self._log(at, "postfix/submission/smtpd", f"connect from unknown[{client}]", owner=msg)
-        self._log(at + 1, "postfix/submission/smtpd",
-                  f"{qid}: client=unknown[{client}], sasl_method=PLAIN, sasl_username={sender}", owner=msg)
+        self._log(
+            at + 1,
+            "postfix/submission/smtpd",
+            f"{qid}: client=unknown[{client}], sasl_method=PLAIN, sasl_username={sender}",
+            owner=msg,
+        )
         self._log(at + 1, "postfix/cleanup", f"{qid}: message-id=<{msg.message_id}>", owner=msg)
-        self._rspamd_row(at + 1, msg, client, sender, "no action", round(self.rng.uniform(-22, -15), 2),
-                         [r.address for r in rcpts], size)
+        self._rspamd_row(
+            at + 1,
+            msg,
+            client,
+            sender,
+            "no action",
+            round(self.rng.uniform(-22, -15), 2),
+            [r.address for r in rcpts],
+            size,
+        )
         self._queue_active(at + 2, msg, qid, size, len(rcpts))
-        self._log(at + 2, "postfix/submission/smtpd", f"disconnect from unknown[{client}] ehlo=2 starttls=1 "
-                  f"auth=1 mail=1 rcpt={len(rcpts)} data=1 quit=1 commands={7 + len(rcpts)}", owner=msg)
+        self._log(
+            at + 2,
+            "postfix/submission/smtpd",
+            f"disconnect from unknown[{client}] ehlo=2 starttls=1 "
+            f"auth=1 mail=1 rcpt={len(rcpts)} data=1 quit=1 commands={7 + len(rcpts)}",
+            owner=msg,
+        )
         return msg, qid, size
 
     def _scenario_outbound(self, at: int) -> Message:
@@ -441,17 +615,28 @@ class Simulation:
         later = at + self.rng.randrange(1800, 4 * 3600)
         attempts += sorted(self.rng.randrange(at + 60, later) for _ in range(self.rng.randrange(0, 3)))
         for when in attempts:
-            self._log(when, "postfix/smtp", f"{qid}: to=<{addr}>, relay=none, {self._delays(when - at)}, dsn=4.4.1, "
-                      f"status=deferred ({reason})", owner=msg, qid=qid)
+            self._log(
+                when,
+                "postfix/smtp",
+                f"{qid}: to=<{addr}>, relay=none, {self._delays(when - at)}, dsn=4.4.1, status=deferred ({reason})",
+                owner=msg,
+                qid=qid,
+            )
 
         alive = self._alive(qid)
 
         def enqueue() -> None:
             if alive():
                 rcpt.status = "deferred"
-                self.state.queue[qid] = {"queue_name": "deferred", "queue_id": qid, "arrival_time": at,
-                                         "message_size": size, "forced_expire": False, "sender": msg.sender,
-                                         "recipients": [f"{addr} ({reason})"]}
+                self.state.queue[qid] = {
+                    "queue_name": "deferred",
+                    "queue_id": qid,
+                    "arrival_time": at,
+                    "message_size": size,
+                    "forced_expire": False,
+                    "sender": msg.sender,
+                    "recipients": [f"{addr} ({reason})"],
+                }
 
         self._at(at + 33, enqueue, msg)
         self._queue_active(later, msg, qid, size, 1)
@@ -465,10 +650,15 @@ class Simulation:
         msg, qid, _ = self._submission(at, "outbound", [rcpt])
         ndn = self._qid()
         msg.queue_ids.append(ndn)
-        self._log(at + 3, "postfix/smtp", f"{qid}: to=<{rcpt.address}>, relay=mx.partner.example.com[198.51.100.7]:25, "
-                  f"{self._delays(0.4)}, dsn=5.1.1, status=bounced (host mx.partner.example.com[198.51.100.7] said: "
-                  f"550 5.1.1 <{rcpt.address}>: Recipient address rejected: User unknown (in reply to RCPT TO command))",
-                  owner=msg, qid=qid)
+        self._log(
+            at + 3,
+            "postfix/smtp",
+            f"{qid}: to=<{rcpt.address}>, relay=mx.partner.example.com[198.51.100.7]:25, "
+            f"{self._delays(0.4)}, dsn=5.1.1, status=bounced (host mx.partner.example.com[198.51.100.7] said: "
+            f"550 5.1.1 <{rcpt.address}>: Recipient address rejected: User unknown (in reply to RCPT TO command))",
+            owner=msg,
+            qid=qid,
+        )
         self._log(at + 3, "postfix/cleanup", f"{ndn}: message-id=<{at}.{ndn}@mail.example.org>", owner=msg)
         self._log(at + 3, "postfix/bounce", f"{qid}: sender non-delivery notification: {ndn}", owner=msg)
         self._queue_active(at + 3, msg, ndn, 3200, 1, sender="")
@@ -483,40 +673,74 @@ class Simulation:
         return msg
 
     def _deliver_ndn(self, when: float, msg: Message, ndn: str) -> None:
-        self._log(when, "postfix/lmtp", f"{ndn}: to=<{msg.sender}>, relay={DOVECOT}, {self._delays(0.05)}, dsn=2.0.0, "
-                  f"status=sent (250 2.0.0 <{msg.sender}> NdNsAvEdW2rJAAAAqAbqoQ Saved)", owner=msg)
+        self._log(
+            when,
+            "postfix/lmtp",
+            f"{ndn}: to=<{msg.sender}>, relay={DOVECOT}, {self._delays(0.05)}, dsn=2.0.0, "
+            f"status=sent (250 2.0.0 <{msg.sender}> NdNsAvEdW2rJAAAAqAbqoQ Saved)",
+            owner=msg,
+        )
 
     def _noqueue(self, at: int, code: str, rcpt: str, reason: str, sender: str, host: str, ip: str) -> Message:
         msg = self._new_message("inbound", sender, at, [Recipient(rcpt, status="rejected")], "", False)
         self._log(at, "postfix/smtpd", f"connect from {host}[{ip}]", owner=msg)
-        self._log(at + 1, "postfix/smtpd", f"NOQUEUE: reject: RCPT from {host}[{ip}]: {code} <{rcpt}>: {reason}; "
-                  f"from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<{host if host != 'unknown' else 'localhost'}>", owner=msg)
-        self._log(at + 1, "postfix/smtpd", f"disconnect from {host}[{ip}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4",
-                  owner=msg)
+        self._log(
+            at + 1,
+            "postfix/smtpd",
+            f"NOQUEUE: reject: RCPT from {host}[{ip}]: {code} <{rcpt}>: {reason}; "
+            f"from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<{host if host != 'unknown' else 'localhost'}>",
+            owner=msg,
+        )
+        self._log(
+            at + 1,
+            "postfix/smtpd",
+            f"disconnect from {host}[{ip}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4",
+            owner=msg,
+        )
         return msg
 
     def _scenario_noqueue_unknown(self, at: int) -> Message:
         sender, host = self.rng.choice(EXTERNAL_SENDERS)
         rcpt = f"{self.rng.choice(('sales', 'hr', 'jobs', 'postmaster2'))}@{self.rng.choice(LOCAL_DOMAINS)}"
-        return self._noqueue(at, "550 5.1.1", rcpt, "Recipient address rejected: User unknown in virtual mailbox "
-                             "table", sender, host, self._ip())
+        return self._noqueue(
+            at,
+            "550 5.1.1",
+            rcpt,
+            "Recipient address rejected: User unknown in virtual mailbox table",
+            sender,
+            host,
+            self._ip(),
+        )
 
     def _scenario_noqueue_relay(self, at: int) -> Message:
-        return self._noqueue(at, "454 4.7.1", f"victim{self.rng.randrange(99)}@elsewhere.example", "Relay access denied",
-                             "", "unknown", self._ip())
+        return self._noqueue(
+            at,
+            "454 4.7.1",
+            f"victim{self.rng.randrange(99)}@elsewhere.example",
+            "Relay access denied",
+            "",
+            "unknown",
+            self._ip(),
+        )
 
     def _scenario_postscreen_rbl(self, at: int) -> Message:
         ip = self._ip()
         port = self.rng.randrange(30000, 65000)
         rcpt = self.rng.choice(MAILBOXES)[0]
-        msg = self._new_message("inbound", "bulk@spam.example", at, [Recipient(rcpt, status="rejected", spam=True)],
-                                "", False)
+        msg = self._new_message(
+            "inbound", "bulk@spam.example", at, [Recipient(rcpt, status="rejected", spam=True)], "", False
+        )
         self._log(at, "postfix/postscreen", f"CONNECT from [{ip}]:{port} to [172.22.1.253]:25", owner=msg)
         self._log(at, "postfix/dnsblog", f"addr {ip} listed by domain zen.spamhaus.org as 127.0.0.4", owner=msg)
         self._log(at + 1, "postfix/postscreen", f"DNSBL rank 8 for [{ip}]:{port}", owner=msg)
-        self._log(at + 2, "postfix/postscreen", f"NOQUEUE: reject: RCPT from [{ip}]:{port}: 550 5.7.1 Service "
-                  f"unavailable; client [{ip}] blocked using zen.spamhaus.org; from=<bulk@spam.example>, to=<{rcpt}>, "
-                  "proto=ESMTP, helo=<spam.example>", owner=msg)
+        self._log(
+            at + 2,
+            "postfix/postscreen",
+            f"NOQUEUE: reject: RCPT from [{ip}]:{port}: 550 5.7.1 Service "
+            f"unavailable; client [{ip}] blocked using zen.spamhaus.org; from=<bulk@spam.example>, to=<{rcpt}>, "
+            "proto=ESMTP, helo=<spam.example>",
+            owner=msg,
+        )
         self._log(at + 2, "postfix/postscreen", f"DISCONNECT [{ip}]:{port}", owner=msg)
         return msg
 
@@ -533,37 +757,58 @@ class Simulation:
         ip = self.rng.choice(("193.46.255.40", "92.118.38.52", "45.82.153.21", "80.94.95.115"))
         user = self.rng.choice(("admin@example.org", "info@example.org", "test@example.net"))
         self._log(at, "postfix/smtpd", f"connect from unknown[{ip}]")
-        self._log(at + 1, "postfix/smtpd", f"warning: unknown[{ip}]: SASL LOGIN authentication failed: "
-                  f"(reason unavailable), sasl_username={user}", priority="warning")
+        self._log(
+            at + 1,
+            "postfix/smtpd",
+            f"warning: unknown[{ip}]: SASL LOGIN authentication failed: (reason unavailable), sasl_username={user}",
+            priority="warning",
+        )
         self._log(at + 1, "postfix/smtpd", f"lost connection after AUTH from unknown[{ip}]")
         self._log(at + 1, "postfix/smtpd", f"disconnect from unknown[{ip}] ehlo=1 auth=0/1 rset=1 commands=2/3")
-        self._at(at + 1, lambda: self.netfilter_attempt(
-            at + 1, ip, 3, f"warning: unknown[{ip}]: SASL LOGIN authentication failed: (reason unavailable), "
-                            f"sasl_username={user}"))
+        self._at(
+            at + 1,
+            lambda: self.netfilter_attempt(
+                at + 1,
+                ip,
+                3,
+                f"warning: unknown[{ip}]: SASL LOGIN authentication failed: (reason unavailable), sasl_username={user}",
+            ),
+        )
 
-    def netfilter_attempt(self, at: int, ip: str, rule: int, line: str, max_attempts: int = 10,
-                          window: int = 600, ban_minutes: int = 30) -> None:
+    def netfilter_attempt(
+        self, at: int, ip: str, rule: int, line: str, max_attempts: int = 10, window: int = 600, ban_minutes: int = 30
+    ) -> None:
         """netfilter's reaction to one matched line (mailcow-api.md §3.3): warn, count, maybe ban."""
         net = f"{ip}/128" if ":" in ip else f"{ip}/32"
         if net in self.state.active_bans:
             return
-        self.state.push("netfilter", {"time": at, "priority": "warn", "message": f"{ip} matched rule id {rule} ({line})"})
+        self.state.push(
+            "netfilter", {"time": at, "priority": "warn", "message": f"{ip} matched rule id {rule} ({line})"}
+        )
         recent = [t for t in self.state.fail_counts.get(net, []) if t > at - window] + [at]
         self.state.fail_counts[net] = recent
         left = max_attempts - len(recent)
         if left > 0:
-            self.state.push("netfilter", {"time": at, "priority": "warn",
-                                          "message": f"{left} more attempts in the next {window} seconds until "
-                                                     f"{net} is banned"})
+            self.state.push(
+                "netfilter",
+                {
+                    "time": at,
+                    "priority": "warn",
+                    "message": f"{left} more attempts in the next {window} seconds until {net} is banned",
+                },
+            )
             return
-        self.state.push("netfilter", {"time": at, "priority": "crit", "message": f"Banning {net} for {ban_minutes} minutes"})
+        self.state.push(
+            "netfilter", {"time": at, "priority": "crit", "message": f"Banning {net} for {ban_minutes} minutes"}
+        )
         self.state.active_bans[net] = at + ban_minutes * 60
         self.state.fail_counts.pop(net, None)
 
         def unban() -> None:
             self.state.active_bans.pop(net, None)
-            self.state.push("netfilter", {"time": at + ban_minutes * 60, "priority": "info",
-                                          "message": f"Unbanning {net}"})
+            self.state.push(
+                "netfilter", {"time": at + ban_minutes * 60, "priority": "info", "message": f"Unbanning {net}"}
+            )
 
         self._at(at + ban_minutes * 60, unban)
 
@@ -581,8 +826,15 @@ class Simulation:
                 if action in ("super_delete", "delete"):
                     self._cancel(qid)
                     del self.state.queue[qid]
-                    self.state.push("postfix", {"time": str(self.now), "program": "postfix/postsuper",
-                                                "priority": "info", "message": f"{qid}: removed"})
+                    self.state.push(
+                        "postfix",
+                        {
+                            "time": str(self.now),
+                            "program": "postfix/postsuper",
+                            "priority": "info",
+                            "message": f"{qid}: removed",
+                        },
+                    )
                     if owner:
                         for r in owner.recipients:
                             if r.status in ("pending", "deferred"):
@@ -590,12 +842,26 @@ class Simulation:
                 elif action == "hold":
                     item["queue_name"] = "hold"
                     self._cancel(qid)
-                    self.state.push("postfix", {"time": str(self.now), "program": "postfix/postsuper",
-                                                "priority": "info", "message": f"{qid}: placed on hold"})
+                    self.state.push(
+                        "postfix",
+                        {
+                            "time": str(self.now),
+                            "program": "postfix/postsuper",
+                            "priority": "info",
+                            "message": f"{qid}: placed on hold",
+                        },
+                    )
                 elif action == "unhold":
                     item["queue_name"] = "deferred"
-                    self.state.push("postfix", {"time": str(self.now), "program": "postfix/postsuper",
-                                                "priority": "info", "message": f"{qid}: released from hold"})
+                    self.state.push(
+                        "postfix",
+                        {
+                            "time": str(self.now),
+                            "program": "postfix/postsuper",
+                            "priority": "info",
+                            "message": f"{qid}: released from hold",
+                        },
+                    )
                     self._retry_now(qid, owner)
                 elif action in ("deliver", "flush"):
                     self._retry_now(qid, owner)
@@ -627,8 +893,11 @@ class Simulation:
                 ("postfix/quarantine/smtpd", f"{qid}: client=unknown[172.22.1.253]"),
                 ("postfix/cleanup", f"{qid}: message-id=<{message.message_id or ''}>"),
                 ("postfix/qmgr", f"{qid}: from=<{row['sender']}>, size=4096, nrcpt=1 (queue active)"),
-                ("postfix/lmtp", f"{qid}: to=<{row['rcpt']}>, relay={DOVECOT}, delay=0.1, delays=0.05/0.01/0.01/0.03, "
-                                 f"dsn=2.0.0, status=sent (250 2.0.0 <{row['rcpt']}> RlsAvEdW2rJAAAAqAbqoQ Saved)"),
+                (
+                    "postfix/lmtp",
+                    f"{qid}: to=<{row['rcpt']}>, relay={DOVECOT}, delay=0.1, delays=0.05/0.01/0.01/0.03, "
+                    f"dsn=2.0.0, status=sent (250 2.0.0 <{row['rcpt']}> RlsAvEdW2rJAAAAqAbqoQ Saved)",
+                ),
                 ("postfix/qmgr", f"{qid}: removed"),
             ):
                 self.state.push("postfix", {"time": str(at), "program": program, "priority": "info", "message": text})

@@ -52,5 +52,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(500, "Internal Server Error", "an unexpected error occurred; see the service log",
-                              "INTERNAL_ERROR")
+        return error_response(
+            500, "Internal Server Error", "an unexpected error occurred; see the service log", "INTERNAL_ERROR"
+        )

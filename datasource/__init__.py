@@ -1,0 +1,1 @@
+"""The Grafana-facing API (Infinity REST rows and the JSON-datasource protocol)."""

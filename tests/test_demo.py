@@ -1,0 +1,54 @@
+"""The README's run command: `mailcow-grafana demo` with the embedded PostgreSQL and simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILCOW_", "DATABASE_", "AUTH_"))}
+    env.update({"DATA_DIR": str(tmp_path / "data"), "FETCH_INTERVAL": "5"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        health = info = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2).json()
+                info = httpx.get(f"{base}/api/info", timeout=2).json()
+                if info["import_status"].get("postfix", {}).get("total_entries", 0) > 0:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert health and health["status"] == "healthy" and health["database"] == "connected"
+        assert info["import_status"]["postfix"]["total_entries"] > 0
+        assert info["background_jobs"]["fetch_logs"]["status"] in ("success", "running")
+        assert info["read_write"] is True
+        assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists(), "embedded PostgreSQL lives in DATA_DIR"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output[-3000:]
+    assert f"{base}/api/health" in output
