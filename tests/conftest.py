@@ -110,7 +110,7 @@ class LiveServer:
     def __init__(self, app, host: str = "127.0.0.1") -> None:
         self.server = make_server(host, 0, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

@@ -182,3 +182,33 @@ def test_log_lists_are_capped(live_app):
     server = live_app(create_simulator_app(simulation, RO_KEY, RW_KEY, advance_on_request=False))
     assert len(get(server, "get/logs/postfix/10000").json()) == 500
     assert len(get(server, "get/logs/rspamd-history/5000").json()) <= 1000
+
+
+def test_search_is_allowed_with_a_read_only_key(mailcow):
+    response = post(mailcow, "search/mailbox", {"draw": 3, "search": {"value": "alice"}}, key=RO_KEY)
+    body = response.json()
+    assert body["draw"] == 3 and body["recordsTotal"] == 6 and body["recordsFiltered"] == 1
+    assert body["data"][0]["username"] == "alice@example.org"
+    assert post(mailcow, "search/alias", {}, key=RO_KEY).json() == {"type": "error", "msg": "Invalid search category"}
+
+
+def test_ground_truth_export_matches_the_simulation(mailcow, sim):
+    exported = httpx.get(f"{mailcow.url}/sim/ground-truth").json()
+    assert exported == sim.ground_truth() and len(exported) > 100
+    assert {"direction", "sender", "message_id", "queue_ids", "recipients", "complete"} <= set(exported[0])
+
+
+def test_fault_modes_make_mailcow_fail_like_the_real_one(mailcow):
+    from exporter.mailcow_client import MailcowClient, MailcowServerError, MailcowTimeout
+
+    client = MailcowClient(mailcow.url, RO_KEY, timeout=0.5, retries=1)
+    httpx.post(f"{mailcow.url}/sim/fault", json={"mode": "server_error"})
+    response = get(mailcow, "get/status/version")
+    assert response.status_code == 500 and response.text.startswith("<center>")
+    with pytest.raises(MailcowServerError):
+        client.version()
+    httpx.post(f"{mailcow.url}/sim/fault", json={"mode": "slow", "delay": 1.5})
+    with pytest.raises(MailcowTimeout):
+        client.version()
+    httpx.post(f"{mailcow.url}/sim/fault", json={"mode": None})
+    assert client.version() == "2026-07a"

@@ -89,3 +89,25 @@ def test_sasl_failures_lead_to_a_ban_and_an_unban():
     simulation.advance(SIM_START + 31 * 60)
     assert simulation.state.logs["netfilter"][0]["message"] == "Unbanning 193.46.255.40/32"
     assert not simulation.state.active_bans
+
+
+def test_container_restart_is_visible_in_status_and_watchdog_log():
+    simulation = Simulation(MailcowState(), seed=4, start=SIM_START, rate_per_minute=0, clock=lambda: SIM_START)
+    simulation.inject("container_restart")
+    simulation.advance(SIM_START)
+    restarting = [n for n, c in simulation.state.containers.items() if c["state"] == "restarting"]
+    assert len(restarting) == 1
+    assert simulation.state.logs["watchdog"][0]["message"] == f"Sending restart command to {restarting[0]}..."
+    before = simulation.state.containers[restarting[0]]["started_at"]
+    simulation.advance(SIM_START + 30)
+    after = simulation.state.containers[restarting[0]]
+    assert after["state"] == "running" and after["started_at"] > before
+
+
+def test_deliveries_grow_mailbox_usage_and_vmail():
+    simulation = Simulation(MailcowState(), seed=9, start=SIM_START, rate_per_minute=0, clock=lambda: SIM_START)
+    used = simulation.state.vmail_used_bytes
+    message = simulation.inject("internal")
+    simulation.advance(SIM_START + 10)
+    assert all(r.status == "delivered" for r in message.recipients)
+    assert simulation.state.vmail_used_bytes == used + 48_000 * len(message.recipients)

@@ -73,13 +73,28 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
 
     @app.get("/sim/ground-truth")
     def ground_truth() -> Response:
+        """What really happened to every generated mail, per recipient (for correlation tests)."""
         return Response(json.dumps(sim.ground_truth()), content_type="application/json")
+
+    @app.post("/sim/fault")
+    def fault() -> Response:
+        """Make the API misbehave: {"mode": "server_error" | "slow" | null, "delay": seconds}."""
+        body = request.get_json(silent=True) or {}
+        if body.get("mode") not in (None, "server_error", "slow"):
+            return _error("mode must be server_error, slow or null", 400)
+        state.fault = body.get("mode")
+        state.fault_delay = float(body.get("delay", 5))
+        return _json({"mode": state.fault, "delay": state.fault_delay}, pretty=False)
 
     @app.route("/api/v1/", defaults={"query": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @app.route("/api/v1/<path:query>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def api(query: str) -> Response:
         if advance_on_request:
             sim.advance()
+        if state.fault == "server_error":  # mailcow's DB or dockerapi down (prerequisites.inc.php)
+            return Response("<center>Connection to database failed</center>", status=500, content_type="text/html")
+        if state.fault == "slow":
+            time.sleep(state.fault_delay)
         now = int(sim.clock())
         remote = request.remote_addr or "127.0.0.1"
         with state.lock:
@@ -136,7 +151,7 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
             return _edit(category, body)
         if action == "delete":
             return _delete(category, body)
-        return _route_not_found()
+        return _search(category, body)
 
     def _api_log_data() -> str:
         if request.method == "GET":
@@ -356,6 +371,21 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
                     out.append(_envelope("success", log, ["learned_ham", ident]))
             return _json(out, pretty=False)
         return _route_not_found()
+
+    def _search(category: str, body: Any) -> Response:
+        """DataTables server-side search over domains or mailboxes (§2.16)."""
+        params = body if isinstance(body, dict) else {}
+        with state.lock:
+            if category == "domain":
+                rows = [accounts.domain_details(state, d) for d in LOCAL_DOMAINS]
+            elif category == "mailbox":
+                rows = [accounts.mailbox_details(state, a, n) for a, n in MAILBOXES]
+            else:
+                return _error("Invalid search category", 404)
+        term = str((params.get("search") or {}).get("value", "")).lower()
+        found = [r for r in rows if term in json.dumps(r).lower()]
+        draw = params.get("draw", 1)
+        return _json({"draw": draw, "recordsTotal": len(rows), "recordsFiltered": len(found), "data": found})
 
     def _delete(category: str, body: Any) -> Response:
         items = body if isinstance(body, list) else []

@@ -85,6 +85,8 @@ class MailcowState:
         self.vmail_total_bytes = 85_000_000_000
         self.active_bans: dict[str, int] = {}  # network -> banned until (epoch)
         self.fail_counts: dict[str, list[int]] = {}
+        self.fault: str | None = None  # "server_error" | "slow": see the simulator's /sim/fault
+        self.fault_delay = 5.0
         self.mailbox_usage: dict[str, dict[str, int]] = {
             addr: {
                 "quota_used": 50_000_000 * (i + 1),
@@ -108,10 +110,10 @@ class MailcowState:
                 "type": "info",
                 "container": name,
                 "state": "running",
-                "started_at": _docker_time(at - 86400 * 3),
+                "started_at": docker_time(at - 86400 * 3),
                 "image": image if "/" in image else f"ghcr.io/mailcow/{image}",
             }
 
 
-def _docker_time(epoch: float) -> str:
+def docker_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.simulator.state import ALIASES, LOCAL_DOMAINS, MAILBOXES, MailcowState
+from exporter.simulator.state import ALIASES, LOCAL_DOMAINS, MAILBOXES, MailcowState, docker_time
 
 DOVECOT = "dovecot[172.22.1.250]:24"
 EXTERNAL_SENDERS = (
@@ -310,6 +310,7 @@ class Simulation:
         ("postscreen_rbl", 2),
         ("postscreen_pregreet", 2),
         ("sasl_failure", 3),
+        ("container_restart", 0.2),
     )
 
     def _arrive(self, at: int) -> None:
@@ -376,6 +377,11 @@ class Simulation:
         def done() -> None:
             if alive():
                 rcpt.status = "delivered"
+                usage = self.state.mailbox_usage.get(rcpt.address)
+                if usage is not None:
+                    usage["messages"] += 1
+                    usage["quota_used"] += 48_000
+                self.state.vmail_used_bytes += 48_000
 
         self._at(when, done, msg)
 
@@ -774,6 +780,22 @@ class Simulation:
                 f"warning: unknown[{ip}]: SASL LOGIN authentication failed: (reason unavailable), sasl_username={user}",
             ),
         )
+
+    def _scenario_container_restart(self, at: int) -> None:
+        """The watchdog restarts an unhealthy container: restarting for a moment, then running again."""
+        name = self.rng.choice(sorted(self.state.containers))
+        service = name.removesuffix("-mailcow").replace("-", " ").title()
+
+        def down() -> None:
+            self.state.containers[name]["state"] = "restarting"
+            self.state.push("watchdog", {"time": str(at), "message": f"{service} hit error limit"})
+            self.state.push("watchdog", {"time": str(at), "message": f"Sending restart command to {name}..."})
+
+        def up() -> None:
+            self.state.containers[name].update(state="running", started_at=docker_time(at + 20))
+
+        self._at(at, down)
+        self._at(at + 20, up)
 
     def netfilter_attempt(
         self, at: int, ip: str, rule: int, line: str, max_attempts: int = 10, window: int = 600, ban_minutes: int = 30
