@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -94,7 +95,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     pool = create_pool(url, config.db_pool_size)
     try:
-        run_worker(config, pool, stop)
+        run_worker(dataclasses.replace(config, database_url=url), pool, stop)
     finally:
         pool.close()
     return 0
@@ -203,7 +204,7 @@ def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> 
         "graceful_timeout": 10,
         "loglevel": config.log_level.lower(),
     }
-    app_config = Config(**{**config.__dict__, "database_url": url})
+    app_config = dataclasses.replace(config, database_url=url)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

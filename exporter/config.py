@@ -81,6 +81,12 @@ class _EnvSchema(Schema):
         validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
     )
     APP_TITLE = fields.String(load_default="mailcow-grafana", attribute="app_title")
+    EXPIRE_AFTER_HOURS = fields.Integer(
+        load_default=120, attribute="expire_after_hours", validate=validate.Range(min=1, max=24 * 60)
+    )
+    CSV_EXPORT_LIMIT = fields.Integer(
+        load_default=100_000, attribute="csv_export_limit", validate=validate.Range(min=1, max=10_000_000)
+    )
 
     @validates("MAILCOW_URL")
     def _check_url(self, value: str, **_: Any) -> None:
@@ -145,6 +151,8 @@ class Config:
     auth_password: str | None = None
     log_level: str = "INFO"
     app_title: str = "mailcow-grafana"
+    expire_after_hours: int = 120
+    csv_export_limit: int = 100_000
 
     @property
     def embedded_db_dir(self) -> Path:

@@ -1,56 +1,312 @@
-"""Fetch mailcow's log lists and load them into the store."""
+"""Lossless log ingestion from mailcow's capped log lists.
+
+Each fetch takes a consistent snapshot of the newest lines (`/{count}` is one atomic LRANGE or
+rspamd `/history` call) and doubles `count` until the snapshot reaches lines older than the
+newest stored one, or the end of mailcow's list. Snapshots never shift under us the way
+consecutive `/{from}-{to}` pages do while mailcow keeps logging, so nothing is skipped or read
+twice between pages. Reaching the end of the list without that overlap means mailcow rotated
+lines away before we read them: a gap is recorded and the fetch interval shortened.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter import store
-from exporter.config import Config
-from exporter.mailcow_client import MailcowClient, MailcowError
-from exporter.parsers.raw_lines import normalize
+from exporter.mailcow_client import MailcowClient
+from exporter.parsers import netfilter, postfix, rspamd
+from exporter.parsers.lines import number_window
+from exporter.store import ingest as store
 
 log = logging.getLogger(__name__)
 
-# Our source name -> mailcow log service.
-SOURCES = {"postfix": "postfix", "rspamd": "rspamd-history", "netfilter": "netfilter"}
+MIN_INTERVAL = 2.0
+MAX_SNAPSHOT = 200_000  # never ask mailcow for more than this in one call
 
 
-def fetch_counts(config: Config) -> dict[str, int]:
-    return {
-        "postfix": config.fetch_count_postfix,
-        "rspamd": config.fetch_count_rspamd,
-        "netfilter": config.fetch_count_netfilter,
-    }
+@dataclass
+class Source:
+    """One mailcow log list we ingest."""
+
+    name: str
+    service: str
+    time_key: str
+    cap: int  # mailcow's list length: 10,000 for Redis logs (LOG_LINES), 1,000 rspamd history rows
 
 
-def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, count: int) -> int:
-    """Fetch the newest `count` lines of one source and store them; return how many were new."""
-    started = datetime.now(UTC)
+SOURCES = {
+    "postfix": Source("postfix", "postfix", "time", 10_000),
+    "rspamd": Source("rspamd", "rspamd-history", "unix_time", 1_000),
+    "netfilter": Source("netfilter", "netfilter", "time", 10_000),
+}
+
+
+def _epoch(item: Mapping[str, Any], key: str) -> int | None:
     try:
-        items = client.logs(SOURCES[source], count=count)
-    except MailcowError as exc:
-        store.record_fetch_error(pool, source, started, str(exc))
-        raise
-    lines, bad = normalize(SOURCES[source], items)
-    if bad:
-        log.warning("%s: %d items without a usable time were skipped", source, len(bad))
-    inserted = store.store_log_lines(pool, source, lines, started)
-    log.info("%s: fetched %d lines, %d new", source, len(lines), inserted)
-    return inserted
+        return int(item[key])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def fetch_all(client: MailcowClient, pool: ConnectionPool, config: Config) -> dict[str, int]:
-    """Fetch every source; one failing source does not stop the others, but the run fails."""
-    results: dict[str, int] = {}
-    errors: list[str] = []
-    for source, count in fetch_counts(config).items():
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+# --- rows for the store ----------------------------------------------------------------
+
+
+def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
+    """A postfix_lines row; raises ValueError for an item that is not a Postfix log entry."""
+    epoch = _epoch(item, "time")
+    message = item.get("message")
+    if epoch is None or not isinstance(message, str):
+        raise ValueError("postfix item needs a numeric time and a message")
+    program = str(item.get("program") or "")
+    event = postfix.parse(program, message)
+    return (
+        _at(epoch),
+        program,
+        str(item.get("priority") or ""),
+        message,
+        key,
+        occurrence,
+        *(getattr(event, name) for name in postfix.EVENT_FIELDS),
+    )
+
+
+def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
+    row = rspamd.parse(dict(item))
+    return (
+        row.logged_at,
+        row.message_id,
+        row.subject,
+        row.sender_smtp,
+        row.sender_mime,
+        row.rcpt_smtp,
+        row.rcpt_mime,
+        row.ip,
+        row.user,
+        row.action,
+        row.score,
+        row.required_score,
+        row.is_skipped,
+        row.is_spam,
+        row.size,
+        row.time_real,
+        Jsonb(row.symbols),
+        Jsonb(row.extra) if row.extra else None,
+        key,
+        occurrence,
+    )
+
+
+def netfilter_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
+    epoch = _epoch(item, "time")
+    message = item.get("message")
+    if epoch is None or not isinstance(message, str):
+        raise ValueError("netfilter item needs a numeric time and a message")
+    event = netfilter.parse(message)
+    return (
+        _at(epoch),
+        str(item.get("priority") or ""),
+        message,
+        event.kind,
+        event.ip,
+        event.network,
+        event.rule_id,
+        event.attempts_left,
+        event.ban_minutes,
+        event.username,
+        event.auth_method,
+        key,
+        occurrence,
+    )
+
+
+ROW_BUILDERS: dict[str, Callable[[Mapping[str, Any], bytes, int], tuple]] = {
+    "postfix": postfix_row,
+    "rspamd": rspamd_row,
+    "netfilter": netfilter_row,
+}
+
+
+def build_rows(source: str, newest_first: Sequence[Any]) -> tuple[list[tuple], list[tuple]]:
+    """(rows, unparsed rows) for one window, oldest first; a bad item never drops its neighbours."""
+    rows, bad = [], []
+    builder = ROW_BUILDERS[source]
+    for item, key, occurrence in number_window(SOURCES[source].service, newest_first):
         try:
-            results[source] = fetch_source(client, pool, source, count)
-        except MailcowError as exc:
-            errors.append(f"{source}: {exc}")
-    if errors:
-        raise MailcowError("; ".join(errors))
-    return results
+            if not isinstance(item, Mapping):
+                raise ValueError("not a JSON object")
+            rows.append(builder(item, key, occurrence))
+        except (ValueError, TypeError) as exc:
+            bad.append(
+                (source, Jsonb(item if isinstance(item, Mapping) else {"value": item}), str(exc), key, occurrence)
+            )
+    return rows, bad
+
+
+def load_window(conn: psycopg.Connection, source: str, newest_first: Sequence[Any]) -> tuple[int, int]:
+    """Parse and load one window in the caller's transaction; return (new lines, unparsed)."""
+    rows, bad = build_rows(source, newest_first)
+    return store.load(conn, source, rows), store.load(conn, "unparsed", bad)
+
+
+# --- fetching --------------------------------------------------------------------------
+
+
+@dataclass
+class FetchResult:
+    source: str
+    fetched: int
+    inserted: int
+    unparsed: int
+    gap: tuple[datetime, datetime] | None
+    requests: int
+    list_length: int | None  # mailcow's list length when the snapshot reached its end
+
+
+@dataclass
+class SourceState:
+    """What the fetch loop learns about one source between runs (not needed for correctness)."""
+
+    first_count: int
+    last_fetch: float | None = None
+    rate: float = 0.0
+    cap: int = 0
+    interval: float = 60.0
+
+
+def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first_count: int) -> FetchResult:
+    """Fetch everything new from one source and store it in one transaction."""
+    spec = SOURCES[source]
+    started = datetime.now(UTC)
+    with pool.connection() as conn:
+        newest = store.newest_stored(conn, source)
+    newest_epoch = int(newest.timestamp()) if newest else None
+    count, requests = max(1, first_count), 0
+    while True:
+        items = client.logs(spec.service, count=count)
+        requests += 1
+        at_end = len(items) < count or count >= MAX_SNAPSHOT
+        oldest = _epoch(items[-1], spec.time_key) if items else None
+        reached = newest_epoch is not None and oldest is not None and oldest < newest_epoch
+        if reached or at_end:
+            break
+        count = min(count * 2, MAX_SNAPSHOT)
+    with pool.connection() as conn, conn.transaction():
+        gap = _gap(conn, source, items, newest, newest_epoch, spec) if not reached else None
+        inserted, unparsed = load_window(conn, source, items)
+        epochs = [e for e in (_epoch(i, spec.time_key) for i in items if isinstance(i, Mapping)) if e is not None]
+        store.save_state(
+            conn,
+            source,
+            started,
+            newest=_at(max(epochs)) if epochs else None,
+            oldest=_at(min(epochs)) if epochs else None,
+            fetched=len(items),
+            inserted=inserted,
+        )
+        if gap:
+            store.record_gap(conn, source, *gap)
+            log.warning(
+                "%s: mailcow's list rotated before it was read: lines between %s and %s are lost",
+                source,
+                gap[0].isoformat(),
+                gap[1].isoformat(),
+            )
+    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None)
+
+
+def _gap(
+    conn: psycopg.Connection,
+    source: str,
+    items: Sequence[Any],
+    newest: datetime | None,
+    newest_epoch: int | None,
+    spec: Source,
+) -> tuple[datetime, datetime] | None:
+    """A gap exists when the whole list is newer than what we stored (nothing overlaps)."""
+    if newest is None or newest_epoch is None or not items:
+        return None
+    oldest = _epoch(items[-1], spec.time_key)
+    if oldest is None or oldest < newest_epoch:
+        return None
+    if oldest == newest_epoch:
+        same_second = [
+            (k, o)
+            for i, k, o in number_window(spec.service, items)
+            if isinstance(i, Mapping) and _epoch(i, spec.time_key) == newest_epoch
+        ]
+        if store.stored_keys(conn, source, same_second):
+            return None
+    return newest, _at(oldest)
+
+
+class Ingestor:
+    """Fetches every source, adapting the interval to how fast mailcow's lists fill up."""
+
+    def __init__(
+        self,
+        client: MailcowClient,
+        pool: ConnectionPool,
+        counts: Mapping[str, int],
+        max_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.max_interval = max_interval
+        self.clock = clock
+        self.state = {
+            name: SourceState(first_count=counts[name], cap=SOURCES[name].cap, interval=max_interval)
+            for name in SOURCES
+        }
+        self.counts = dict(counts)
+
+    def fetch_all(self) -> dict[str, FetchResult]:
+        """One round over all sources; raises after trying every source if any failed."""
+        results: dict[str, FetchResult] = {}
+        errors: list[str] = []
+        for name in SOURCES:
+            state = self.state[name]
+            now = self.clock()
+            try:
+                result = fetch_source(self.client, self.pool, name, state.first_count)
+            except Exception as exc:
+                store.record_fetch_error(self.pool, name, datetime.now(UTC), str(exc))
+                errors.append(f"{name}: {exc}")
+                continue
+            results[name] = result
+            self._adapt(name, state, result, now)
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        return results
+
+    def _adapt(self, name: str, state: SourceState, result: FetchResult, now: float) -> None:
+        """Fetch often enough that the list never rotates between two fetches (with 3x margin)."""
+        if result.list_length and result.list_length > state.cap:
+            state.cap = result.list_length
+        if state.last_fetch is not None and now > state.last_fetch:
+            state.rate = result.inserted / (now - state.last_fetch)
+        state.last_fetch = now
+        if result.gap:
+            state.interval = MIN_INTERVAL
+        elif state.rate > 0:
+            state.interval = max(MIN_INTERVAL, min(self.max_interval, state.cap / state.rate / 3))
+        else:
+            state.interval = self.max_interval
+        expected = int(state.rate * state.interval * 2)
+        state.first_count = max(self.counts[name], min(expected, state.cap))
+        store.set_interval(self.pool, name, state.interval, state.rate)
+
+    def next_delay(self) -> float:
+        return min(s.interval for s in self.state.values())

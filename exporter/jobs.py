@@ -1,7 +1,9 @@
-"""Background jobs (APScheduler) whose every run is recorded in the database.
+"""The worker: the ingest loop and the scheduled jobs, each run recorded in the database.
 
-Status lives in PostgreSQL, not in memory, so the web process (and every replica) can
-report it and a restart does not forget failures.
+Status lives in PostgreSQL so every web process reports the same thing. With several worker
+replicas, a session-level PostgreSQL advisory lock elects one leader that ingests and runs the
+jobs; when it dies its connection closes, the lock is released, and another worker takes over
+within one interval.
 """
 
 from __future__ import annotations
@@ -12,60 +14,194 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
-from exporter import ingestion, store
+from exporter import correlation
 from exporter.config import Config
+from exporter.database import connect
+from exporter.ingestion import Ingestor
 from exporter.mailcow_client import MailcowClient
+from exporter.store import ingest as ingest_store
+from exporter.store import jobs as job_store
+from exporter.store import mailcow as mailcow_store
 
 log = logging.getLogger(__name__)
 
+LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
 
-def tracked(pool: ConnectionPool, name: str, func: Callable[[], object]) -> Callable[[], None]:
-    """Wrap a job so each run records start, outcome, duration and error text."""
+# name -> (schedule text, description) as /api/settings/info reports them (seed 002 names).
+JOBS = {
+    "fetch_logs": ("adaptive, at most FETCH_INTERVAL", "Imports Postfix, Rspamd and Netfilter logs from mailcow"),
+    "complete_correlations": ("after every fetch", "Links new log lines into messages and recipients"),
+    "update_final_status": ("120 seconds", "Re-derives the status of unfinished messages"),
+    "expire_correlations": ("60 seconds", "Expires messages without any line for EXPIRE_AFTER_HOURS"),
+    "cleanup_logs": ("daily at 02:00 UTC", "Removes lines and messages older than RETENTION_DAYS"),
+    "sync_domains": ("10 minutes", "Reads mailcow's domain list (decides message direction)"),
+    "sync_quarantine": ("60 seconds", "Reads mailcow's quarantine (marks quarantined messages)"),
+}
 
-    def run() -> None:
+
+def tracked(pool: ConnectionPool, name: str, func: Callable[[], object]) -> Callable[[], object]:
+    """Wrap a job so each run records start, outcome, duration and error text; never raises."""
+
+    def run() -> object:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        store.job_started(pool, name, started)
+        job_store.job_started(pool, name, started)
         error: str | None = None
+        result: object = None
         try:
-            func()
-        except Exception as exc:  # a job failure is recorded, never kills the scheduler
+            result = func()
+        except Exception as exc:  # a job failure is recorded, never kills the worker
             error = f"{type(exc).__name__}: {exc}"
             log.error("job %s failed: %s", name, error)
-        store.job_finished(pool, name, datetime.now(UTC), time.perf_counter() - t0, error)
+        job_store.job_finished(pool, name, datetime.now(UTC), time.perf_counter() - t0, error)
+        return result
 
     return run
 
 
-def build_scheduler(config: Config, pool: ConnectionPool, client: MailcowClient) -> BackgroundScheduler:
-    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    now = datetime.now(UTC)
-    scheduler.add_job(
-        tracked(pool, "fetch_logs", lambda: ingestion.fetch_all(client, pool, config)),
-        "interval",
-        seconds=config.fetch_interval,
-        id="fetch_logs",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        tracked(
+class Worker:
+    """Everything the `worker` process does, for one mailcow."""
+
+    def __init__(self, config: Config, pool: ConnectionPool, client: MailcowClient) -> None:
+        self.config = config
+        self.pool = pool
+        self.client = client
+        self.ingestor = Ingestor(
+            client,
             pool,
-            "cleanup_logs",
-            lambda: store.delete_lines_before(pool, datetime.now(UTC) - timedelta(days=config.retention_days)),
-        ),
-        "cron",
-        hour=2,
-        minute=0,
-        id="cleanup_logs",
-    )
-    return scheduler
+            {
+                "postfix": config.fetch_count_postfix,
+                "rspamd": config.fetch_count_rspamd,
+                "netfilter": config.fetch_count_netfilter,
+            },
+            max_interval=config.fetch_interval,
+        )
+        self.is_leader = threading.Event()
+
+    def local_domains(self) -> list[str]:
+        return mailcow_store.local_domains(self.pool, self.config.local_domains)
+
+    # --- the jobs ---------------------------------------------------------------------
+
+    def ingest_once(self) -> None:
+        """Fetch every source, then correlate what arrived (so mail shows up within one interval)."""
+        try:
+            tracked(self.pool, "fetch_logs", self._fetch)()
+        finally:
+            tracked(self.pool, "complete_correlations", self.correlate)()
+
+    def _fetch(self) -> None:
+        results = self.ingestor.fetch_all()
+        log.info("fetched %s", ", ".join(f"{r.source} +{r.inserted}" for r in results.values()))
+
+    def correlate(self) -> dict[str, int]:
+        return correlation.correlate(self.pool, self.local_domains())
+
+    def sync_domains(self) -> int:
+        domains = [(str(d.get("domain_name", "")), bool(d.get("active", 1))) for d in self.client.domains()]
+        return mailcow_store.replace_domains(self.pool, [(d, a) for d, a in domains if d])
+
+    def sync_quarantine(self) -> int:
+        items = [(int(q["id"]), str(q["qid"])) for q in self.client.quarantine() if "id" in q and "qid" in q]
+        return mailcow_store.replace_quarantine(self.pool, items)
+
+    def update_final_status(self) -> int:
+        return correlation.refresh_incomplete(self.pool, self.local_domains())
+
+    def expire(self) -> int:
+        return correlation.expire(self.pool, timedelta(hours=self.config.expire_after_hours), self.local_domains())
+
+    def cleanup(self) -> dict[str, int]:
+        return ingest_store.delete_before(self.pool, datetime.now(UTC) - timedelta(days=self.config.retention_days))
+
+    # --- running ----------------------------------------------------------------------
+
+    def scheduler(self) -> BackgroundScheduler:
+        """Scheduled jobs; each runs only while this worker is the leader."""
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+
+        def leader_only(name: str, func: Callable[[], object]) -> Callable[[], None]:
+            job = tracked(self.pool, name, func)
+
+            def run() -> None:
+                if self.is_leader.is_set():
+                    job()
+
+            return run
+
+        now = datetime.now(UTC)
+        scheduler.add_job(leader_only("update_final_status", self.update_final_status), "interval", seconds=120)
+        scheduler.add_job(leader_only("expire_correlations", self.expire), "interval", seconds=60)
+        scheduler.add_job(leader_only("cleanup_logs", self.cleanup), "cron", hour=2, minute=0)
+        scheduler.add_job(leader_only("sync_domains", self.sync_domains), "interval", minutes=10, next_run_time=now)
+        scheduler.add_job(
+            leader_only("sync_quarantine", self.sync_quarantine),
+            "interval",
+            seconds=60,
+            next_run_time=now + timedelta(seconds=5),
+        )
+        return scheduler
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop`: hold leadership, ingest, sleep the adaptive interval; else wait and retry."""
+        scheduler = self.scheduler()
+        scheduler.start()
+        try:
+            while not stop.is_set():
+                with _LeaderLock(self.config.database_url or "") as lock:
+                    if not lock.held:
+                        self.is_leader.clear()
+                        stop.wait(min(self.config.fetch_interval, 10))
+                        continue
+                    log.info("this worker is now the ingest leader")
+                    self.is_leader.set()
+                    self.sync_domains_safely()
+                    while not stop.is_set() and lock.alive():
+                        self.ingest_once()
+                        stop.wait(self.ingestor.next_delay())
+                    self.is_leader.clear()
+        finally:
+            scheduler.shutdown(wait=True)
+
+    def sync_domains_safely(self) -> None:
+        tracked(self.pool, "sync_domains", self.sync_domains)()
+
+
+class _LeaderLock:
+    """A session advisory lock on its own connection: released when this process dies."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: psycopg.Connection | None = None
+        self.held = False
+
+    def __enter__(self) -> _LeaderLock:
+        try:
+            self.conn = connect(self.url, autocommit=True)
+            self.held = bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()[0])
+        except psycopg.Error as exc:
+            log.warning("cannot reach the database for the leader lock: %s", exc)
+            self.held = False
+        return self
+
+    def alive(self) -> bool:
+        try:
+            assert self.conn is not None
+            self.conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, AssertionError):
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def run_worker(config: Config, pool: ConnectionPool, stop: threading.Event) -> None:
-    """Run the jobs until `stop` is set."""
     client = MailcowClient(
         config.mailcow_url,
         config.mailcow_api_key,
@@ -73,11 +209,7 @@ def run_worker(config: Config, pool: ConnectionPool, stop: threading.Event) -> N
         verify_tls=config.mailcow_verify_tls,
         timeout=config.mailcow_timeout,
     )
-    scheduler = build_scheduler(config, pool, client)
-    scheduler.start()
-    log.info("worker started: fetching from %s every %ss", config.mailcow_url, config.fetch_interval)
     try:
-        stop.wait()
+        Worker(config, pool, client).run(stop)
     finally:
-        scheduler.shutdown(wait=True)
         client.close()

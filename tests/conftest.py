@@ -82,7 +82,11 @@ def pool(db_url: str) -> Iterator:
     p = create_pool(db_url, 4)
     p.wait()
     with p.connection() as conn:
-        conn.execute("TRUNCATE log_lines, ingest_state, job_status")
+        conn.execute(
+            """TRUNCATE postfix_lines, rspamd_rows, netfilter_lines, unparsed_lines, ingest_gaps, messages,
+                        message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items"""
+        )
+        conn.execute("UPDATE correlation_state SET last_id = 0")
     yield p
     p.close()
 

@@ -9,6 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from exporter import __version__, store
 from exporter.config import Config
+from exporter.store import ingest as ingest_store
+from exporter.store import jobs as job_store
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -70,7 +72,7 @@ def info() -> Response:
                 "oldest_entry": _iso(row["oldest_line_at"]),
                 "last_error": row["last_error"],
             }
-            for row in store.ingest_statuses(pool)
+            for row in ingest_store.ingest_statuses(pool)
         },
         "background_jobs": {
             row["name"]: {
@@ -80,7 +82,7 @@ def info() -> Response:
                 "duration_seconds": row["last_duration_seconds"],
                 "error": row["last_error"],
             }
-            for row in store.job_statuses(pool)
+            for row in job_store.job_statuses(pool)
         },
     }
     return jsonify(body)

@@ -1,0 +1,57 @@
+"""Identity of log lines: a hash over the whole line plus its occurrence among identical lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_POSTFIX_KEYS = frozenset({"time", "program", "priority", "message"})
+
+
+def line_key(source: str, item: Mapping[str, Any]) -> bytes:
+    """SHA-256 over the source and every field of the item; times compare as integers.
+
+    Postfix lines hash as source|time|program|priority|message, so a line read from a syslog
+    file (import-logs) gets the same key as the same line fetched from the API.
+    """
+    if source == "postfix" and _POSTFIX_KEYS.issuperset(item):
+        text = "\x1f".join(
+            (
+                source,
+                str(int(item.get("time") or 0)),
+                str(item.get("program", "")),
+                str(item.get("priority", "")),
+                str(item.get("message", "")),
+            )
+        )
+    else:
+        normalised = {k: (int(v) if k in ("time", "unix_time") and _is_int(v) else v) for k, v in item.items()}
+        text = source + "\x1f" + json.dumps(normalised, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _is_int(value: Any) -> bool:
+    try:
+        int(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def number_window(source: str, newest_first: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], bytes, int]]:
+    """(item, key, occurrence) for one fetched window, oldest first.
+
+    Identical items are numbered from the oldest end of the window: new lines only ever arrive
+    at the newest end, so an item keeps its number from one fetch to the next and loading an
+    overlapping window again inserts exactly the lines that are new.
+    """
+    seen: Counter[bytes] = Counter()
+    out = []
+    for item in reversed(newest_first):
+        key = line_key(source, item) if isinstance(item, Mapping) else hashlib.sha256(repr(item).encode()).digest()
+        out.append((item, key, seen[key]))
+        seen[key] += 1
+    return out

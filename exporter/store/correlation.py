@@ -1,0 +1,317 @@
+"""Set-based correlation of new log lines into messages with per-recipient status.
+
+One run reads the Postfix lines and rspamd rows added since the last run (watermarks in
+`correlation_state`) and updates only the messages they touch, in one transaction. Message
+status precedence (documented in README "Message status"):
+
+    rejected (refused at our door, nothing delivered) > queued (no recipient line yet)
+    > deferred > bounced > expired > rejected (some recipients) > delivered > discarded
+
+`expired` comes from Postfix (`status=expired`) or from `expire()` after a horizon without any
+line; neither overrides a reject or a spam verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+BATCH_LINES = 200_000
+RSPAMD_WINDOW = timedelta(minutes=10)
+
+# Latest attribute line per queue id in the batch, applied to its message.
+_ATTRIBUTE_UPDATES = {
+    "client": """client_host = b.client_host, client_ip = b.client_ip, sasl_method = b.sasl_method,
+                 sasl_username = b.sasl_username, service = b.program""",
+    "message_id": "message_id = b.message_id",
+    "queued": "sender = b.sender, size = b.size, nrcpt = b.nrcpt",
+    "pickup": "sender = coalesce(m.sender, b.sender), service = coalesce(m.service, b.program)",
+    "removed": "removed_at = GREATEST(m.removed_at, b.logged_at)",
+    "deleted": "removed_at = GREATEST(m.removed_at, b.logged_at), deleted = true",
+    "expired": "expired = true, sender = coalesce(m.sender, b.sender)",
+    "hold": "held = true",
+    "unhold": "held = false",
+    "milter_reject": """rejected = (b.dsn LIKE '5%%'), reject_code = b.dsn, reject_class = b.reject_class,
+                        is_spam = m.is_spam OR b.reject_class = 'spam',
+                        reject_reason = b.reply, helo = b.helo, sender = coalesce(m.sender, b.sender),
+                        client_host = coalesce(m.client_host, b.client_host),
+                        client_ip = coalesce(m.client_ip, b.client_ip)""",
+    "milter_discard": "reject_reason = b.reply",
+    "bounce_notification": "ndn_queue_id = b.related_queue_id",
+}
+
+_RECIPIENT_UPSERT = """
+    INSERT INTO message_recipients AS r
+        (message_pk, recipient, orig_to, status, dsn, relay, delay, delays, reply, last_at, attempts)
+    SELECT m.id, d.recipient, d.orig_to, d.status, d.dsn, d.relay, d.delay, d.delays, d.reply, d.logged_at, d.n
+    FROM ({source}) d
+    JOIN messages m ON m.correlation_key = mg_queue_key(d.queue_id)
+    ON CONFLICT (message_pk, recipient) DO UPDATE SET
+        orig_to = coalesce(EXCLUDED.orig_to, r.orig_to),
+        status = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.status ELSE r.status END,
+        dsn    = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.dsn ELSE r.dsn END,
+        relay  = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.relay ELSE r.relay END,
+        delay  = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.delay ELSE r.delay END,
+        delays = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.delays ELSE r.delays END,
+        reply  = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.reply ELSE r.reply END,
+        last_at = GREATEST(EXCLUDED.last_at, r.last_at),
+        attempts = r.attempts + EXCLUDED.attempts
+"""
+
+_DELIVERIES = """
+    SELECT DISTINCT ON (queue_id, recipient) queue_id, recipient, orig_to, status, dsn, relay, delay, delays,
+           reply, logged_at, count(*) OVER (PARTITION BY queue_id, recipient) AS n
+    FROM batch WHERE kind = 'delivery' AND recipient IS NOT NULL
+    ORDER BY queue_id, recipient, logged_at DESC, id DESC
+"""
+
+# Recipients refused while the mail was being received (milter in DATA, smtpd RCPT after a queue id).
+_REFUSED = """
+    SELECT DISTINCT ON (queue_id, recipient) queue_id, recipient, NULL::text AS orig_to,
+           CASE WHEN coalesce(dsn, reject_code) LIKE '4%%' THEN 'deferred' ELSE 'rejected' END AS status,
+           coalesce(dsn, reject_code) AS dsn, NULL::text AS relay, NULL::float8 AS delay, NULL::text AS delays,
+           reply, logged_at, 1 AS n
+    FROM batch WHERE kind IN ('milter_reject', 'rcpt_reject') AND recipient IS NOT NULL AND recipient <> ''
+    ORDER BY queue_id, recipient, logged_at DESC, id DESC
+"""
+
+_RECOMPUTE = """
+    WITH ids AS (SELECT id FROM touched),
+    r AS (
+        SELECT message_pk,
+               count(*) AS n,
+               count(*) FILTER (WHERE status = 'deferred') AS deferred,
+               count(*) FILTER (WHERE status = 'delivered') AS delivered,
+               count(*) FILTER (WHERE status = 'bounced') AS bounced,
+               count(*) FILTER (WHERE status = 'expired') AS expired,
+               count(*) FILTER (WHERE status = 'rejected') AS rejected,
+               count(*) FILTER (WHERE status = 'discarded') AS discarded,
+               (array_agg(recipient ORDER BY coalesce(orig_to, recipient), recipient))[1] AS first_recipient,
+               bool_and(lower(split_part(recipient, '@', 2)) = ANY(%(local)s::text[])) AS all_local,
+               string_agg(recipient || ' ' || coalesce(orig_to, ''), ' ') AS rcpt_text
+        FROM message_recipients WHERE message_pk IN (SELECT id FROM ids) GROUP BY message_pk
+    ),
+    c AS (
+        SELECT m.id,
+               coalesce(r.n, 0) AS n, r.first_recipient, r.rcpt_text,
+               CASE
+                   WHEN m.rejected AND coalesce(r.delivered, 0) = 0 THEN 'rejected'
+                   WHEN coalesce(r.n, 0) = 0 THEN
+                       CASE WHEN m.deleted THEN 'deleted' WHEN m.expired THEN 'expired'
+                            WHEN m.removed_at IS NOT NULL THEN 'unknown' ELSE 'queued' END
+                   WHEN r.deferred > 0 THEN
+                       CASE WHEN m.deleted THEN 'deleted' WHEN m.expired THEN 'expired' ELSE 'deferred' END
+                   WHEN r.bounced > 0 THEN 'bounced'
+                   WHEN r.expired > 0 THEN 'expired'
+                   WHEN r.rejected > 0 AND r.delivered = 0 THEN 'rejected'
+                   WHEN r.delivered > 0 THEN 'delivered'
+                   WHEN r.discarded > 0 THEN 'discarded'
+                   ELSE 'unknown'
+               END AS final_status,
+               CASE
+                   WHEN lower(split_part(m.sender, '@', 2)) = ANY(%(local)s::text[]) AND coalesce(r.all_local, false)
+                       THEN 'internal'
+                   WHEN m.ndn_origin AND coalesce(r.all_local, false) THEN 'internal'
+                   WHEN m.sasl_username IS NOT NULL OR m.ndn_origin
+                        OR m.service ~ '(submission|smtps|sogo)/' THEN 'outbound'
+                   ELSE 'inbound'
+               END AS direction
+        FROM (SELECT m.*, m.origin_queue_id IS NOT NULL AS ndn_origin FROM messages m
+              WHERE m.id IN (SELECT id FROM ids)) m
+        LEFT JOIN r ON r.message_pk = m.id
+    )
+    UPDATE messages m SET
+        recipient_count = c.n,
+        first_recipient = coalesce(c.first_recipient, m.first_recipient),
+        final_status = c.final_status,
+        direction = c.direction,
+        is_complete = c.final_status NOT IN ('queued', 'deferred') OR (m.reject_class = 'greylist'),
+        search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, m.subject, m.sasl_username,
+                                      coalesce(c.rcpt_text, m.first_recipient))),
+        updated_at = now()
+    FROM c WHERE m.id = c.id
+"""
+
+_LINK_RSPAMD = """
+    WITH cand AS (
+        SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen
+        FROM messages m
+        WHERE m.rspamd_row_id IS NULL AND m.queue_id IS NOT NULL
+          AND (m.id IN (SELECT id FROM touched) OR m.first_seen BETWEEN %(lo)s AND %(hi)s)
+    ),
+    pick AS (
+        SELECT c.id, x.id AS rid, x.subject, x.score, x.action, x.is_spam
+        FROM cand c
+        CROSS JOIN LATERAL (
+            SELECT r.id, r.subject, r.score, r.action, r.is_spam
+            FROM rspamd_rows r
+            WHERE r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
+              AND (c.sender IS NULL OR r.sender_smtp IS NOT DISTINCT FROM c.sender)
+              AND CASE WHEN c.message_id IS NOT NULL THEN r.message_id = c.message_id
+                       ELSE r.message_id IS NULL AND EXISTS (
+                           SELECT 1 FROM message_recipients mr
+                           WHERE mr.message_pk = c.id
+                             AND (mr.recipient = ANY(r.rcpt_smtp) OR mr.orig_to = ANY(r.rcpt_smtp)))
+                  END
+            ORDER BY abs(extract(epoch FROM r.logged_at - c.first_seen)), r.id
+            LIMIT 1
+        ) x
+    ),
+    upd AS (
+        UPDATE messages m SET rspamd_row_id = p.rid, subject = p.subject, spam_score = p.score,
+                              rspamd_action = p.action, is_spam = m.is_spam OR p.is_spam
+        FROM pick p WHERE m.id = p.id
+        RETURNING m.id
+    )
+    INSERT INTO touched SELECT id FROM upd ON CONFLICT DO NOTHING
+"""
+
+_NOQUEUE = """
+    WITH ins AS (
+        INSERT INTO messages (correlation_key, source_line_id, first_seen, last_seen, sender, first_recipient,
+                              service, client_host,
+                              client_ip, helo, rejected, reject_code, reject_class, reject_reason, is_spam)
+        SELECT encode(sha256(b.line_key || int4send(b.occurrence)), 'hex'), b.id, b.logged_at, b.logged_at,
+               b.sender, nullif(b.recipient, ''), b.program, b.client_host, b.client_ip, b.helo, true,
+               coalesce(b.dsn, b.reject_code), b.reject_class, b.reply, b.reject_class IN ('rbl', 'spam')
+        FROM batch b WHERE b.kind IN ('noqueue_reject', 'postscreen_pregreet')
+        ORDER BY b.id
+        ON CONFLICT (correlation_key) DO NOTHING
+        RETURNING id, first_recipient, reject_code, reject_reason, first_seen
+    ),
+    rcpt AS (
+        INSERT INTO message_recipients (message_pk, recipient, status, dsn, reply, last_at)
+        SELECT id, first_recipient, 'rejected', reject_code, reject_reason, first_seen FROM ins
+        WHERE first_recipient IS NOT NULL
+    )
+    INSERT INTO touched SELECT id FROM ins ON CONFLICT DO NOTHING
+"""
+
+
+def run_batch(conn: psycopg.Connection, local_domains: Sequence[str]) -> dict[str, Any]:
+    """Correlate one batch of new lines; return counts. The caller owns the transaction."""
+    last_postfix, last_rspamd = _watermarks(conn)
+    upto = conn.execute(
+        "SELECT coalesce(max(id), %s) FROM (SELECT id FROM postfix_lines WHERE id > %s ORDER BY id LIMIT %s) x",
+        (last_postfix, last_postfix, BATCH_LINES),
+    ).fetchone()[0]
+    new_rspamd = conn.execute(
+        "SELECT max(id), min(logged_at), max(logged_at) FROM rspamd_rows WHERE id > %s", (last_rspamd,)
+    ).fetchone()
+    conn.execute("DROP TABLE IF EXISTS batch, touched")
+    conn.execute(
+        "CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT * FROM postfix_lines WHERE id > %s AND id <= %s",
+        (last_postfix, upto),
+    )
+    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    lines = conn.execute("SELECT count(*) FROM batch").fetchone()[0]
+    if lines:
+        conn.execute("ANALYZE batch")
+        _queue_messages(conn)
+        for kind, assignments in _ATTRIBUTE_UPDATES.items():
+            conn.execute(
+                f"""UPDATE messages m SET {assignments}
+                    FROM (SELECT DISTINCT ON (queue_id) * FROM batch WHERE kind = %s
+                          ORDER BY queue_id, logged_at DESC, id DESC) b
+                    WHERE m.correlation_key = mg_queue_key(b.queue_id)""",
+                (kind,),
+            )
+        _link_bounces(conn)
+        conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
+        conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
+        conn.execute(_NOQUEUE)
+    if new_rspamd[0] is not None or lines:
+        lo = (new_rspamd[1] - RSPAMD_WINDOW) if new_rspamd[1] else None
+        hi = (new_rspamd[2] + RSPAMD_WINDOW) if new_rspamd[2] else None
+        conn.execute(_LINK_RSPAMD, {"lo": lo, "hi": hi, "window": RSPAMD_WINDOW})
+    touched = recompute(conn, local_domains)
+    conn.execute(
+        "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
+        (upto, new_rspamd[0] if new_rspamd[0] is not None else last_rspamd),
+    )
+    return {"lines": lines, "messages": touched, "more": lines >= BATCH_LINES}
+
+
+def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
+    rows = dict(conn.execute("SELECT source, last_id FROM correlation_state FOR UPDATE").fetchall())
+    return rows["postfix"], rows["rspamd"]
+
+
+def _queue_messages(conn: psycopg.Connection) -> None:
+    conn.execute(
+        """WITH up AS (
+               INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen)
+               SELECT mg_queue_key(queue_id), queue_id, min(logged_at), max(logged_at)
+               FROM batch WHERE queue_id IS NOT NULL GROUP BY queue_id
+               ON CONFLICT (correlation_key) DO UPDATE SET
+                   first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
+                   last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
+               RETURNING m.id)
+           INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING"""
+    )
+
+
+def _link_bounces(conn: psycopg.Connection) -> None:
+    """A non-delivery notification's own queue id points back to the message that bounced."""
+    conn.execute(
+        """WITH up AS (
+               INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen, origin_queue_id)
+               SELECT DISTINCT ON (related_queue_id) mg_queue_key(related_queue_id), related_queue_id,
+                      logged_at, logged_at, queue_id
+               FROM batch WHERE kind = 'bounce_notification' AND related_queue_id IS NOT NULL
+               ORDER BY related_queue_id, id DESC
+               ON CONFLICT (correlation_key) DO UPDATE SET origin_queue_id = EXCLUDED.origin_queue_id
+               RETURNING m.id)
+           INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING"""
+    )
+
+
+def recompute(conn: psycopg.Connection, local_domains: Sequence[str]) -> int:
+    """Re-derive status, direction and search text of every message in the `touched` temp table."""
+    conn.execute(
+        """UPDATE message_recipients r SET status = 'expired'
+           FROM messages m WHERE m.id = r.message_pk AND m.expired AND r.status = 'deferred'
+             AND m.id IN (SELECT id FROM touched)"""
+    )
+    conn.execute(
+        """UPDATE messages m SET quarantined = true FROM quarantine_items q
+           WHERE q.queue_id = m.queue_id AND NOT m.quarantined AND m.id IN (SELECT id FROM touched)"""
+    )
+    return conn.execute(_RECOMPUTE, {"local": [d.lower() for d in local_domains]}).rowcount
+
+
+def expire(conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence[str]) -> int:
+    """Expire unfinished messages with no line for `horizon` (measured against the newest line)."""
+    conn.execute("DROP TABLE IF EXISTS touched")
+    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    conn.execute(
+        """WITH up AS (
+               UPDATE messages SET expired = true
+               WHERE NOT is_complete AND NOT rejected AND NOT expired
+                 AND last_seen < (SELECT max(logged_at) FROM postfix_lines) - %s
+               RETURNING id)
+           INSERT INTO touched SELECT id FROM up""",
+        (horizon,),
+    )
+    return recompute(conn, local_domains)
+
+
+def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str]) -> int:
+    """Consistency sweep: re-derive every unfinished message (e.g. after the domain list changed)."""
+    conn.execute("DROP TABLE IF EXISTS touched")
+    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    conn.execute("INSERT INTO touched SELECT id FROM messages WHERE NOT is_complete")
+    return recompute(conn, local_domains)
+
+
+def pending(conn: psycopg.Connection) -> dict[str, int]:
+    """Lines not yet correlated and messages not yet complete (for job status)."""
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM postfix_lines
+                   WHERE id > (SELECT last_id FROM correlation_state WHERE source = 'postfix')),
+                  (SELECT count(*) FROM messages WHERE NOT is_complete)"""
+    ).fetchone()
+    return {"lines": row[0], "incomplete": row[1]}

@@ -1,0 +1,212 @@
+"""Loading fetched log lines, per-source fetch state, gaps and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from exporter.parsers.postfix import EVENT_FIELDS
+
+POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "line_key", "occurrence", *EVENT_FIELDS)
+RSPAMD_COLUMNS = (
+    "logged_at",
+    "message_id",
+    "subject",
+    "sender_smtp",
+    "sender_mime",
+    "rcpt_smtp",
+    "rcpt_mime",
+    "ip",
+    "user",
+    "action",
+    "score",
+    "required_score",
+    "is_skipped",
+    "is_spam",
+    "size",
+    "time_real",
+    "symbols",
+    "extra",
+    "line_key",
+    "occurrence",
+)
+NETFILTER_COLUMNS = (
+    "logged_at",
+    "priority",
+    "message",
+    "kind",
+    "ip",
+    "network",
+    "rule_id",
+    "attempts_left",
+    "ban_minutes",
+    "username",
+    "auth_method",
+    "line_key",
+    "occurrence",
+)
+UNPARSED_COLUMNS = ("source", "item", "error", "line_key", "occurrence")
+TABLES = {
+    "postfix": ("postfix_lines", POSTFIX_COLUMNS, ("line_key", "occurrence")),
+    "rspamd": ("rspamd_rows", RSPAMD_COLUMNS, ("line_key", "occurrence")),
+    "netfilter": ("netfilter_lines", NETFILTER_COLUMNS, ("line_key", "occurrence")),
+    "unparsed": ("unparsed_lines", UNPARSED_COLUMNS, ("source", "line_key", "occurrence")),
+}
+
+
+def load(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Bulk-load rows (in log order, oldest first) into one table; return how many were new.
+
+    COPY into a temporary table, then one INSERT … ON CONFLICT DO NOTHING ordered like the log,
+    so ids follow the log and loading the same rows again inserts nothing.
+    """
+    if not rows:
+        return 0
+    table, columns, conflict = TABLES[kind]
+    temp = sql.Identifier(f"incoming_{table}")
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(temp))
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, 0::bigint AS ord FROM {} WITH NO DATA").format(
+            temp, cols, sql.Identifier(table)
+        )
+    )
+    with conn.cursor().copy(sql.SQL("COPY {} ({}, ord) FROM STDIN").format(temp, cols)) as copy:
+        for ord_, row in enumerate(rows):
+            copy.write_row((*row, ord_))
+    return conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
+            sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
+        )
+    ).rowcount
+
+
+def newest_stored(conn: psycopg.Connection, source: str) -> datetime | None:
+    row = conn.execute("SELECT newest_line_at FROM ingest_state WHERE source = %s", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def stored_keys(conn: psycopg.Connection, kind: str, keys: Sequence[tuple[bytes, int]]) -> int:
+    """How many of the (line_key, occurrence) pairs are already stored."""
+    if not keys:
+        return 0
+    table = TABLES[kind][0]
+    return conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {} t JOIN unnest(%s::bytea[], %s::int[]) AS k(line_key, occurrence) "
+            "USING (line_key, occurrence)"
+        ).format(sql.Identifier(table)),
+        ([k for k, _ in keys], [o for _, o in keys]),
+    ).fetchone()[0]
+
+
+def save_state(
+    conn: psycopg.Connection,
+    source: str,
+    at: datetime,
+    *,
+    newest: datetime | None,
+    oldest: datetime | None,
+    fetched: int,
+    inserted: int,
+    interval: float | None = None,
+    rate: float | None = None,
+) -> None:
+    conn.execute(
+        """INSERT INTO ingest_state AS s (source, last_fetch_at, last_success_at, newest_line_at, oldest_line_at,
+                                          lines_total, last_fetched, last_inserted, last_error, interval_seconds,
+                                          lines_per_second)
+           VALUES (%(source)s, %(at)s, %(at)s, %(newest)s, %(oldest)s, %(inserted)s, %(fetched)s, %(inserted)s, NULL,
+                   %(interval)s, %(rate)s)
+           ON CONFLICT (source) DO UPDATE SET
+               last_fetch_at = EXCLUDED.last_fetch_at,
+               last_success_at = EXCLUDED.last_success_at,
+               newest_line_at = GREATEST(s.newest_line_at, EXCLUDED.newest_line_at),
+               oldest_line_at = LEAST(s.oldest_line_at, EXCLUDED.oldest_line_at),
+               lines_total = s.lines_total + EXCLUDED.lines_total,
+               last_fetched = EXCLUDED.last_fetched,
+               last_inserted = EXCLUDED.last_inserted,
+               last_error = NULL,
+               interval_seconds = coalesce(EXCLUDED.interval_seconds, s.interval_seconds),
+               lines_per_second = coalesce(EXCLUDED.lines_per_second, s.lines_per_second)""",
+        {
+            "source": source,
+            "at": at,
+            "newest": newest,
+            "oldest": oldest,
+            "fetched": fetched,
+            "inserted": inserted,
+            "interval": interval,
+            "rate": rate,
+        },
+    )
+
+
+def set_interval(pool: ConnectionPool, source: str, interval: float, rate: float | None) -> None:
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE ingest_state SET interval_seconds = %s, lines_per_second = coalesce(%s, lines_per_second) "
+            "WHERE source = %s",
+            (interval, rate, source),
+        )
+
+
+def record_gap(conn: psycopg.Connection, source: str, start: datetime, end: datetime) -> None:
+    conn.execute("INSERT INTO ingest_gaps (source, gap_start, gap_end) VALUES (%s, %s, %s)", (source, start, end))
+    conn.execute("UPDATE ingest_state SET gaps_total = gaps_total + 1 WHERE source = %s", (source,))
+
+
+def record_fetch_error(pool: ConnectionPool, source: str, at: datetime, error: str) -> None:
+    with pool.connection() as conn:
+        conn.execute(
+            """INSERT INTO ingest_state (source, last_fetch_at, last_error) VALUES (%s, %s, %s)
+               ON CONFLICT (source) DO UPDATE SET last_fetch_at = EXCLUDED.last_fetch_at,
+                                                  last_error = EXCLUDED.last_error""",
+            (source, at, error),
+        )
+
+
+def ingest_statuses(pool: ConnectionPool) -> list[dict[str, Any]]:
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM ingest_state ORDER BY source").fetchall()
+
+
+def gaps(pool: ConnectionPool, limit: int = 100) -> list[dict[str, Any]]:
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT source, gap_start, gap_end, detected_at FROM ingest_gaps ORDER BY detected_at DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+
+
+def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -> dict[str, int]:
+    """Retention: delete old lines and messages in bounded batches (no long locks)."""
+    targets = {
+        "postfix_lines": "logged_at",
+        "rspamd_rows": "logged_at",
+        "netfilter_lines": "logged_at",
+        "messages": "last_seen",
+        "ingest_gaps": "detected_at",
+    }
+    deleted: dict[str, int] = {}
+    for table, column in targets.items():
+        total = 0
+        while True:
+            with pool.connection() as conn:
+                count = conn.execute(
+                    sql.SQL("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE {c} < %s LIMIT %s)").format(
+                        t=sql.Identifier(table), c=sql.Identifier(column)
+                    ),
+                    (cutoff, batch),
+                ).rowcount
+            total += count
+            if count < batch:
+                break
+        deleted[table] = total
+    return deleted

@@ -1,0 +1,46 @@
+"""Background job status rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+
+def job_started(pool: ConnectionPool, name: str, at: datetime) -> None:
+    with pool.connection() as conn:
+        conn.execute(
+            """INSERT INTO job_status (name, status, last_run_at) VALUES (%s, 'running', %s)
+               ON CONFLICT (name) DO UPDATE SET status = 'running', last_run_at = EXCLUDED.last_run_at""",
+            (name, at),
+        )
+
+
+def job_finished(pool: ConnectionPool, name: str, at: datetime, duration: float, error: str | None) -> None:
+    ok = error is None
+    with pool.connection() as conn:
+        conn.execute(
+            """UPDATE job_status SET
+                   status = %(status)s,
+                   last_duration_seconds = %(duration)s,
+                   last_error = %(error)s,
+                   last_success_at = CASE WHEN %(ok)s THEN %(at)s ELSE last_success_at END,
+                   runs = runs + 1,
+                   failures = failures + CASE WHEN %(ok)s THEN 0 ELSE 1 END
+               WHERE name = %(name)s""",
+            {
+                "status": "success" if ok else "failed",
+                "duration": duration,
+                "error": error,
+                "ok": ok,
+                "at": at,
+                "name": name,
+            },
+        )
+
+
+def job_statuses(pool: ConnectionPool) -> list[dict[str, Any]]:
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM job_status ORDER BY name").fetchall()

@@ -1,0 +1,189 @@
+"""`/api/export/{postfix,rspamd,netfilter,messages}/csv`: streamed CSV, row limit CSV_EXPORT_LIMIT."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, stream_with_context
+
+from exporter import readmodels
+from exporter.store import queries
+from exporter.web import params
+from exporter.web.context import config, local_domains, pool
+
+bp = Blueprint("export", __name__, url_prefix="/api/export")
+
+
+def _csv(
+    name: str, header: list[str], rows: Iterable[dict[str, Any]], to_row: Callable[[dict[str, Any]], list[Any]]
+) -> Response:
+    def generate() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for count, row in enumerate(rows, start=1):
+            writer.writerow(to_row(row))
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
+    )
+
+
+@bp.get("/postfix/csv")
+def postfix_csv() -> Response:
+    args = params.parse(params.PostfixParams())
+    rows = queries.export_postfix(pool(), args, config().csv_export_limit)
+    header = [
+        "Time",
+        "Program",
+        "Priority",
+        "Queue ID",
+        "Message ID",
+        "Sender",
+        "Recipient",
+        "Status",
+        "Relay",
+        "Delay",
+        "DSN",
+        "Message",
+    ]
+
+    def to_row(r: dict[str, Any]) -> list[Any]:
+        line = readmodels.postfix_line(r)
+        return [
+            line["time"],
+            line["program"],
+            line["priority"],
+            line["queue_id"],
+            line["message_id"],
+            line["sender"],
+            line["recipient"],
+            line["status"],
+            line["relay"],
+            line["delay"],
+            line["dsn"],
+            line["message"],
+        ]
+
+    return _csv("postfix", header, rows, to_row)
+
+
+@bp.get("/rspamd/csv")
+def rspamd_csv() -> Response:
+    args = params.parse(params.RspamdParams())
+    rows = queries.export_rspamd(pool(), args, local_domains(), config().csv_export_limit)
+    header = [
+        "Time",
+        "Message ID",
+        "Subject",
+        "Sender",
+        "Recipients",
+        "Score",
+        "Required Score",
+        "Action",
+        "Direction",
+        "Is Spam",
+        "Has Auth",
+        "User",
+        "IP",
+        "Size",
+        "Top Symbols",
+    ]
+
+    def to_row(r: dict[str, Any]) -> list[Any]:
+        top = sorted(r["symbols"].items(), key=lambda kv: -abs(float((kv[1] or {}).get("score") or 0)))[:5]
+        return [
+            readmodels.iso(r["logged_at"]),
+            r["message_id"],
+            r["subject"],
+            r["sender_smtp"],
+            ", ".join(r["rcpt_smtp"]),
+            r["score"],
+            r["required_score"],
+            r["action"],
+            r["direction"],
+            r["is_spam"],
+            r["user"] is not None,
+            r["user"],
+            r["ip"],
+            r["size"],
+            ", ".join(k for k, _ in top),
+        ]
+
+    return _csv("rspamd", header, rows, to_row)
+
+
+@bp.get("/netfilter/csv")
+def netfilter_csv() -> Response:
+    args = params.parse(params.NetfilterParams())
+    rows = queries.export_netfilter(pool(), args, config().csv_export_limit)
+    header = ["Time", "IP", "Username", "Auth Method", "Action", "Attempts Left", "Rule ID", "Priority", "Message"]
+
+    def to_row(r: dict[str, Any]) -> list[Any]:
+        n = readmodels.netfilter_row(r)
+        return [
+            n["time"],
+            n["ip"],
+            n["username"],
+            n["auth_method"],
+            n["action"],
+            n["attempts_left"],
+            n["rule_id"],
+            n["priority"],
+            n["message"],
+        ]
+
+    return _csv("netfilter", header, rows, to_row)
+
+
+@bp.get("/messages/csv")
+def messages_csv() -> Response:
+    args = params.parse(params.MessageParams())
+    rows = queries.export_messages(pool(), args, config().csv_export_limit)
+    header = [
+        "Time",
+        "Sender",
+        "Recipient",
+        "Subject",
+        "Direction",
+        "Status",
+        "Queue ID",
+        "Message ID",
+        "Spam Score",
+        "Is Spam",
+        "User",
+        "IP",
+        "Is Complete",
+    ]
+
+    def to_row(r: dict[str, Any]) -> list[Any]:
+        m = readmodels.message_summary(r)
+        return [
+            m["first_seen"],
+            m["sender"],
+            m["recipient"],
+            m["subject"],
+            m["direction"],
+            m["final_status"],
+            m["queue_id"],
+            m["message_id"],
+            m["spam_score"],
+            m["is_spam"],
+            m["user"],
+            m["ip"],
+            m["is_complete"],
+        ]
+
+    return _csv("messages", header, rows, to_row)

@@ -1,0 +1,54 @@
+"""`/api/logs/postfix`, `/api/logs/postfix/by-queue/{queue_id}`, `/api/logs/rspamd`, `/api/logs/netfilter`."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, jsonify
+
+from exporter import readmodels
+from exporter.store import queries
+from exporter.web import params
+from exporter.web.context import local_domains, page_body, pool
+from exporter.web.errors import ApiError
+
+bp = Blueprint("logs", __name__, url_prefix="/api/logs")
+
+
+@bp.get("/postfix")
+def postfix() -> Response:
+    args = params.parse(params.PostfixParams())
+    total, rows = queries.postfix_page(pool(), args, args["page"], args["limit"])
+    return jsonify(page_body(total, args["page"], args["limit"], [readmodels.postfix_line(r) for r in rows]))
+
+
+@bp.get("/postfix/by-queue/<queue_id>")
+def postfix_by_queue(queue_id: str) -> Response:
+    if not re.fullmatch(r"[0-9A-Za-z]{5,20}", queue_id):
+        raise ApiError(400, "Bad Request", "queue_id: not a Postfix queue id", "VALIDATION_FAILED")
+    found = queries.postfix_by_queue(pool(), queue_id)
+    if not found["rows"]:
+        raise ApiError(404, "Not Found", f"no Postfix lines for queue id {queue_id}", "QUEUE_ID_NOT_FOUND")
+    message = found["message"]
+    return jsonify(
+        {
+            "queue_id": queue_id,
+            "correlation_key": message["correlation_key"] if message else None,
+            "rspamd": readmodels.rspamd_summary(found["rspamd"], message["direction"]) if found["rspamd"] else None,
+            "logs": [readmodels.postfix_line(r) for r in found["rows"]],
+        }
+    )
+
+
+@bp.get("/rspamd")
+def rspamd() -> Response:
+    args = params.parse(params.RspamdParams())
+    total, rows = queries.rspamd_page(pool(), args, local_domains(), args["page"], args["limit"])
+    return jsonify(page_body(total, args["page"], args["limit"], [readmodels.rspamd_row(r) for r in rows]))
+
+
+@bp.get("/netfilter")
+def netfilter() -> Response:
+    args = params.parse(params.NetfilterParams())
+    total, rows = queries.netfilter_page(pool(), args, args["page"], args["limit"])
+    return jsonify(page_body(total, args["page"], args["limit"], [readmodels.netfilter_row(r) for r in rows]))

@@ -1,0 +1,28 @@
+"""`/api/messages` and `/api/message/{correlation_key}/details`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from exporter import readmodels
+from exporter.store import queries
+from exporter.web import params
+from exporter.web.context import page_body, pool
+from exporter.web.errors import ApiError
+
+bp = Blueprint("messages", __name__, url_prefix="/api")
+
+
+@bp.get("/messages")
+def messages() -> Response:
+    args = params.parse(params.MessageParams())
+    total, rows = queries.messages_page(pool(), args, args["page"], args["limit"])
+    return jsonify(page_body(total, args["page"], args["limit"], [readmodels.message_summary(r) for r in rows]))
+
+
+@bp.get("/message/<correlation_key>/details")
+def message_details(correlation_key: str) -> Response:
+    row = queries.message_by_key(pool(), correlation_key)
+    if row is None:
+        raise ApiError(404, "Not Found", f"no message with correlation key {correlation_key!r}", "MESSAGE_NOT_FOUND")
+    return jsonify(readmodels.message_details(row))
