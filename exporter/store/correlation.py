@@ -128,7 +128,7 @@ _RECOMPUTE = """
         first_recipient = coalesce(c.first_recipient, m.first_recipient),
         final_status = c.final_status,
         direction = c.direction,
-        is_complete = c.final_status NOT IN ('queued', 'deferred') OR (m.reject_class = 'greylist'),
+        is_complete = c.final_status NOT IN ('queued', 'deferred') OR m.reject_class IS NOT DISTINCT FROM 'greylist',
         search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, m.subject, m.sasl_username,
                                       coalesce(c.rcpt_text, m.first_recipient))),
         updated_at = now()
@@ -137,7 +137,7 @@ _RECOMPUTE = """
 
 _LINK_RSPAMD = """
     WITH cand AS (
-        SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen
+        SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen, m.client_ip
         FROM messages m
         WHERE m.rspamd_row_id IS NULL AND m.queue_id IS NOT NULL
           AND (m.id IN (SELECT id FROM touched) OR m.first_seen BETWEEN %(lo)s AND %(hi)s)
@@ -150,6 +150,8 @@ _LINK_RSPAMD = """
             FROM rspamd_rows r
             WHERE r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
               AND (c.sender IS NULL OR r.sender_smtp IS NOT DISTINCT FROM c.sender)
+              AND (c.client_ip IS NULL OR r.ip IS NULL OR r.ip = c.client_ip)
+              AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.rspamd_row_id = r.id)
               AND CASE WHEN c.message_id IS NOT NULL THEN r.message_id = c.message_id
                        ELSE r.message_id IS NULL AND EXISTS (
                            SELECT 1 FROM message_recipients mr

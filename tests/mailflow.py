@@ -1,0 +1,57 @@
+"""Helpers to drive the simulator and our ingestion together in simulated time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from exporter import correlation
+from exporter.ingestion import Ingestor
+from exporter.mailcow_client import MailcowClient
+from exporter.simulator.app import create_simulator_app
+from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
+from exporter.simulator.traffic import Simulation
+from tests.conftest import RO_KEY, RW_KEY, ManualClock
+
+COUNTS = {"postfix": 2000, "rspamd": 500, "netfilter": 500}
+
+
+@dataclass
+class Rig:
+    """A simulated mailcow on loopback and an ingestor reading it, sharing one manual clock."""
+
+    sim: Simulation
+    clock: ManualClock
+    ingestor: Ingestor
+    pool: Any
+
+    def step(self, seconds: int) -> None:
+        """Let `seconds` of traffic happen, then fetch and correlate like the worker does."""
+        self.clock.now += seconds
+        self.sim.advance()
+        self.ingestor.fetch_all()
+        correlation.correlate(self.pool, LOCAL_DOMAINS)
+
+    def run(self, seconds: int, every: int) -> None:
+        for _ in range(seconds // every):
+            self.step(every)
+
+
+def make_rig(pool, live_app, start: int, rate: float, seed: int = 7, log_cap: int = 10_000) -> Rig:
+    clock = ManualClock(start)
+    sim = Simulation(MailcowState(log_cap=log_cap), seed=seed, start=start, rate_per_minute=rate, clock=clock)
+    server = live_app(create_simulator_app(sim, RO_KEY, RW_KEY, advance_on_request=False))
+    client = MailcowClient(server.url, RO_KEY, timeout=30)
+    return Rig(sim, clock, Ingestor(client, pool, COUNTS, max_interval=60, clock=clock), pool)
+
+
+def all_messages(client) -> Iterator[dict[str, Any]]:
+    """Every message through the paginated /api/messages."""
+    page = 1
+    while True:
+        body = client.get(f"/api/messages?limit=500&page={page}").get_json()
+        yield from body["data"]
+        if page >= body["pages"]:
+            return
+        page += 1

@@ -1,0 +1,149 @@
+"""Acceptance: 20,000+ simulated mails ingested and correlated match the simulator's ground truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from exporter.web.app import create_app
+from tests.conftest import SIM_START, make_config
+from tests.mailflow import all_messages, make_rig
+
+
+def _key_queue_id(truth: dict) -> str | None:
+    """The queue id whose lifecycle carries the mail's outcome in our model."""
+    ids = truth["queue_ids"]
+    if not ids:
+        return None
+    if truth["rspamd_action"] == "reject" or any(r["status"] == "bounced" for r in truth["recipients"]):
+        return ids[0]  # rejected in DATA / the original that bounced (ids[1] is its NDN)
+    return ids[-1]  # after greylisting, the accepted retry
+
+
+@pytest.fixture(scope="module")
+def outcome(request, databases):
+    """Run the scenario once for the module: (ground truth, API messages by queue id, details client)."""
+    from exporter.database import create_pool, migrate
+    from tests.conftest import LiveServer
+
+    url = databases.create()
+    migrate(url)
+    pool = create_pool(url, 4)
+    pool.wait()
+    servers: list[LiveServer] = []
+
+    def live_app(app):
+        servers.append(LiveServer(app))
+        return servers[-1]
+
+    rig = make_rig(pool, live_app, start=SIM_START, rate=200, seed=21)
+    rig.run(112 * 60, every=120)  # 112 simulated minutes at 200 mails/min
+    rig.sim.rate = 0
+    rig.run(6 * 3600, every=1800)  # let every deferral finish
+    client = create_app(make_config(url), pool).test_client()
+    messages = list(all_messages(client))
+    yield rig.sim.ground_truth(), messages, client
+    for server in servers:
+        server.stop()
+    pool.close()
+
+
+def test_scenario_is_big_and_covers_every_kind(outcome):
+    truth, _, _ = outcome
+    assert len(truth) >= 20_000
+    statuses = Counter(r["status"] for m in truth for r in m["recipients"])
+    assert {"delivered", "rejected", "bounced"} <= set(statuses)
+    assert all(m["complete"] for m in truth)
+
+
+def test_every_message_has_the_right_status_direction_and_verdict(outcome):
+    truth, messages, client = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    rejected = Counter((m["recipient"], m["first_seen"]) for m in messages if m["queue_id"] is None and m["recipient"])
+    checked, wrong = Counter(), Counter()
+    for mail in truth:
+        qid = _key_queue_id(mail)
+        kind = "noqueue" if qid is None else mail["direction"]
+        checked[kind] += 1
+        if qid is None:
+            rcpt = mail["recipients"][0]
+            found = [rejected[(rcpt["address"], _iso(mail["received_at"] + d))] for d in (1, 2)]
+            if not any(found):
+                wrong["noqueue missing"] += 1
+            continue
+        ours = by_queue.get(qid)
+        if ours is None:
+            wrong["missing"] += 1
+            continue
+        if ours["direction"] != mail["direction"]:
+            wrong[f"direction {mail['direction']}->{ours['direction']}"] += 1
+        if ours["is_spam"] != any(r["spam"] for r in mail["recipients"]):
+            wrong["spam verdict"] += 1
+        expected = {r["address"]: r["status"] for r in mail["recipients"]}
+        if len(expected) == 1:
+            (status,) = expected.values()
+            if (ours["recipient"], ours["final_status"]) != (next(iter(expected)), status):
+                wrong[f"status {status}->{ours['final_status']}"] += 1
+        else:
+            details = client.get(f"/api/message/{ours['correlation_key']}/details").get_json()
+            got = {r["recipient"]: r["status"] for r in details["recipient_details"]}
+            if got != expected:
+                wrong["multi-recipient status"] += 1
+    total = sum(checked.values())
+    accuracy = 100.0 * (total - sum(wrong.values())) / total
+    print(f"\nground truth: {total} mails {dict(checked)}; accuracy {accuracy:.3f}%; wrong {dict(wrong)}")
+    assert not wrong
+    assert accuracy == 100.0
+
+
+def test_greylisted_first_attempt_is_recorded_as_temporary(outcome):
+    truth, messages, _ = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    greylisted = [
+        m
+        for m in truth
+        if len(m["queue_ids"]) == 2
+        and m["rspamd_action"] == "no action"
+        and not any(r["status"] == "bounced" for r in m["recipients"])
+    ]
+    assert greylisted
+    for mail in greylisted:
+        first = by_queue[mail["queue_ids"][0]]
+        assert (first["final_status"], first["reject_class"], first["is_complete"]) == ("deferred", "greylist", True)
+
+
+def test_bounces_link_to_their_notification(outcome):
+    truth, messages, client = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    bounced = [m for m in truth if any(r["status"] == "bounced" for r in m["recipients"])][:20]
+    assert bounced
+    for mail in bounced:
+        details = client.get(f"/api/message/{by_queue[mail['queue_ids'][0]]['correlation_key']}/details").get_json()
+        assert details["bounce_notification"]["queue_id"] == mail["queue_ids"][1]
+        ndn = client.get(f"/api/message/{details['bounce_notification']['correlation_key']}/details").get_json()
+        assert ndn["bounce_of"]["queue_id"] == mail["queue_ids"][0]
+        assert ndn["recipients"] == [mail["sender"]] and ndn["final_status"] == "delivered"
+
+
+def test_alias_expansion_shows_orig_to(outcome):
+    truth, messages, client = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    aliased = [m for m in truth if any(r["orig_to"] for r in m["recipients"])][:20]
+    for mail in aliased:
+        details = client.get(f"/api/message/{by_queue[mail['queue_ids'][-1]]['correlation_key']}/details").get_json()
+        got = {(r["recipient"], r["orig_to"]) for r in details["recipient_details"]}
+        assert got == {(r["address"], r["orig_to"]) for r in mail["recipients"]}
+
+
+def test_mail_without_message_id_is_listed(outcome):
+    truth, messages, _ = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    without = [m for m in truth if m["message_id"] is None and m["queue_ids"]]
+    assert without
+    assert all(by_queue[_key_queue_id(m)]["message_id"] is None for m in without)
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
