@@ -172,6 +172,7 @@ class FetchResult:
     gap: tuple[datetime, datetime] | None
     requests: int
     list_length: int | None  # mailcow's list length when the snapshot reached its end
+    span_rate: float | None = None  # lines per second over the snapshot's own time span
 
 
 @dataclass
@@ -223,7 +224,10 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
                 gap[0].isoformat(),
                 gap[1].isoformat(),
             )
-    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None)
+    span = (max(epochs) - min(epochs)) if epochs else 0
+    span_rate = len(epochs) / span if span > 0 else None
+    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None,
+                       span_rate)
 
 
 def _gap(
@@ -295,8 +299,10 @@ class Ingestor:
         """Fetch often enough that the list never rotates between two fetches (with 3x margin)."""
         if result.list_length and result.list_length > state.cap:
             state.cap = result.list_length
+        rates = [result.span_rate or 0.0]
         if state.last_fetch is not None and now > state.last_fetch:
-            state.rate = result.inserted / (now - state.last_fetch)
+            rates.append(result.inserted / (now - state.last_fetch))
+        state.rate = max(rates)  # the snapshot's own density tells the rate even on the first fetch
         state.last_fetch = now
         if result.gap:
             state.interval = MIN_INTERVAL

@@ -17,7 +17,7 @@ def line_key(source: str, item: Mapping[str, Any]) -> bytes:
     Postfix lines hash as source|time|program|priority|message, so a line read from a syslog
     file (import-logs) gets the same key as the same line fetched from the API.
     """
-    if source == "postfix" and _POSTFIX_KEYS.issuperset(item):
+    if source == "postfix" and _POSTFIX_KEYS.issuperset(item) and _is_int(item.get("time")):
         text = "\x1f".join(
             (
                 source,

@@ -135,10 +135,10 @@ class Simulation:
                 effect()
             self.now = max(self.now, target)
 
-    def inject(self, scenario: str, at: int | None = None) -> Message | None:
+    def inject(self, scenario: str, at: int | None = None, **options: Any) -> Message | None:
         """Start one named scenario now (tests use this to build exact situations)."""
         with self.state.lock:
-            return getattr(self, f"_scenario_{scenario}")(self.now if at is None else at)
+            return getattr(self, f"_scenario_{scenario}")(self.now if at is None else at, **options)
 
     def ground_truth(self) -> list[dict[str, Any]]:
         with self.state.lock:
@@ -611,14 +611,14 @@ class Simulation:
         self._removed(at + 3, msg, qid)
         return msg
 
-    def _scenario_outbound_deferred(self, at: int) -> Message:
+    def _scenario_outbound_deferred(self, at: int, deliver_after: int | None = None) -> Message:
         """Remote host unreachable: deferred, queued, retried, delivered hours later."""
         addr, host, ip = self.rng.choice(EXTERNAL_RECIPIENTS[:4])
         rcpt = Recipient(addr)
         msg, qid, size = self._submission(at, "outbound", [rcpt])
         reason = f"connect to {host}[{ip}]:25: Connection timed out"
         attempts = [at + 33]
-        later = at + self.rng.randrange(1800, 4 * 3600)
+        later = at + (deliver_after if deliver_after is not None else self.rng.randrange(1800, 4 * 3600))
         attempts += sorted(self.rng.randrange(at + 60, later) for _ in range(self.rng.randrange(0, 3)))
         for when in attempts:
             self._log(

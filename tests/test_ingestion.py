@@ -1,0 +1,153 @@
+"""Lossless ingestion: snapshots, idempotent loads, repeated lines, unparsed items, gaps, late lines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+
+from exporter import correlation
+from exporter.ingestion import MIN_INTERVAL, fetch_source, load_window
+from exporter.mailcow_client import MailcowClient
+from exporter.simulator.state import LOCAL_DOMAINS
+from exporter.web.app import create_app
+from tests.conftest import RO_KEY, SIM_START, make_config
+from tests.mailflow import make_rig
+
+
+def _count(pool, table: str) -> int:
+    with pool.connection() as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _snapshot(pool) -> tuple:
+    """Everything a user could see: stored lines and correlated messages with recipients."""
+    with pool.connection() as conn:
+        lines = conn.execute("SELECT encode(line_key, 'hex'), occurrence FROM postfix_lines ORDER BY 1, 2").fetchall()
+        rspamd = conn.execute("SELECT encode(line_key, 'hex'), occurrence FROM rspamd_rows ORDER BY 1, 2").fetchall()
+        messages = conn.execute(
+            """SELECT m.correlation_key, m.final_status, m.direction, m.is_spam, m.sender,
+                      array_agg(r.recipient || ':' || r.status ORDER BY r.recipient)
+               FROM messages m LEFT JOIN message_recipients r ON r.message_pk = m.id
+               GROUP BY m.id ORDER BY 1"""
+        ).fetchall()
+    return lines, rspamd, messages
+
+
+def test_refetching_the_same_window_changes_nothing(pool, live_app):
+    rig = make_rig(pool, live_app, SIM_START, rate=60)
+    rig.run(600, every=60)
+    before = _snapshot(pool)
+    assert before[2], "messages were correlated"
+    rig.ingestor.fetch_all()
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    assert _snapshot(pool) == before
+
+
+def test_fetch_pages_back_until_it_overlaps(pool, live_app):
+    rig = make_rig(pool, live_app, SIM_START, rate=60)
+    rig.step(60)
+    client = rig.ingestor.client
+    rig.clock.now += 240
+    rig.sim.advance()
+    new_lines = len([i for i in rig.sim.state.logs["postfix"] if int(i["time"]) > SIM_START + 60])
+    result = fetch_source(client, pool, "postfix", first_count=100)
+    assert result.requests > 1 and result.gap is None
+    assert _count(pool, "postfix_lines") == len(rig.sim.state.logs["postfix"])
+    assert result.inserted >= new_lines
+
+
+def test_identical_lines_are_all_kept_and_loading_twice_adds_nothing(pool):
+    reject = {"time": "1790000000", "program": "postfix/smtpd", "priority": "info",
+              "message": "NOQUEUE: reject: RCPT from unknown[62.149.156.25]: 454 4.7.1 <a@x.example>: Relay access "
+                         "denied; from=<> to=<a@x.example> proto=ESMTP helo=<h>"}
+    window = [reject, dict(reject), dict(reject)]
+    with pool.connection() as conn, conn.transaction():
+        assert load_window(conn, "postfix", window) == (3, 0)
+    with pool.connection() as conn, conn.transaction():
+        assert load_window(conn, "postfix", window) == (0, 0)
+        # a fourth identical line arrives in the same second: only it is new
+        assert load_window(conn, "postfix", [dict(reject), *window]) == (1, 0)
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE final_status = 'rejected'").fetchone()[0] == 4
+
+
+def test_a_bad_item_is_kept_as_unparsed_and_its_neighbours_load(pool):
+    good = {"time": "1790000001", "program": "postfix/qmgr", "priority": "info", "message": "ABCDEF1234: removed"}
+    with pool.connection() as conn, conn.transaction():
+        assert load_window(conn, "postfix", [good, {"time": "soon", "message": 5}, "garbage"]) == (1, 2)
+    with pool.connection() as conn:
+        errors = [r[0] for r in conn.execute("SELECT error FROM unparsed_lines ORDER BY id")]
+    assert len(errors) == 2 and all(errors)
+
+
+def test_gap_is_recorded_when_the_list_rotates_faster_than_we_fetch(pool, live_app, db_url):
+    rig = make_rig(pool, live_app, SIM_START, rate=120, log_cap=500)
+    rig.step(30)
+    assert rig.ingestor.next_delay() > MIN_INTERVAL
+    rig.step(600)  # ~15,000 postfix lines into a 500-line list
+    with pool.connection() as conn:
+        gaps = conn.execute("SELECT source, gap_start, gap_end FROM ingest_gaps").fetchall()
+    assert "postfix" in {g[0] for g in gaps}
+    postfix_gap = next(g for g in gaps if g[0] == "postfix")
+    assert postfix_gap[1] <= datetime.fromtimestamp(SIM_START + 31, tz=UTC) < postfix_gap[2]
+    assert rig.ingestor.next_delay() == MIN_INTERVAL
+    info = create_app(make_config(db_url), pool).test_client().get("/api/settings/info").get_json()
+    assert info["import_status"]["postfix"]["gaps"] >= 1 and info["gaps"][0]["source"] in ("postfix", "rspamd")
+
+
+def test_busy_server_shortens_the_interval(pool, live_app):
+    rig = make_rig(pool, live_app, SIM_START, rate=1500)
+    rig.step(30)
+    rig.step(10)
+    # ~230 postfix lines/s fill the 10,000-line list in ~45 s: fetch at least three times as often
+    postfix = rig.ingestor.state["postfix"]
+    assert postfix.rate > 150
+    assert MIN_INTERVAL <= rig.ingestor.next_delay() <= postfix.interval <= 10_000 / postfix.rate / 3 + 0.01
+    assert rig.ingestor.next_delay() < 20
+
+
+def test_deferred_for_five_hours_then_delivered_shows_delivered(pool, live_app, db_url):
+    rig = make_rig(pool, live_app, SIM_START, rate=0)
+    message = rig.sim.inject("outbound_deferred", deliver_after=5 * 3600)
+    client = create_app(make_config(db_url), pool).test_client()
+    rig.step(120)
+
+    def shown() -> dict:
+        return client.get(f"/api/messages?sender={message.sender}").get_json()["data"][0]
+
+    assert (shown()["final_status"], shown()["is_complete"]) == ("deferred", False)
+    rig.run(4 * 3600, every=1800)
+    assert shown()["final_status"] == "deferred"
+    rig.run(3600, every=600)
+    assert (shown()["final_status"], shown()["is_complete"]) == ("delivered", True)
+    details = client.get(f"/api/message/{shown()['correlation_key']}/details").get_json()
+    assert details["recipient_details"][0]["attempts"] >= 2
+
+
+def test_late_rspamd_rows_still_link(pool, live_app):
+    rig = make_rig(pool, live_app, SIM_START, rate=30)
+    rig.clock.now += 300
+    rig.sim.advance()
+    client = MailcowClient(rig.ingestor.client._http.base_url.join("/").__str__().rstrip("/"), RO_KEY)
+    fetch_source(client, pool, "postfix", 2000)
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE rspamd_row_id IS NOT NULL").fetchone()[0] == 0
+    fetch_source(client, pool, "rspamd", 500)
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        linked, queued = conn.execute(
+            "SELECT count(rspamd_row_id), count(*) FROM messages WHERE queue_id IS NOT NULL AND service IS NOT NULL"
+        ).fetchone()
+    assert linked > 0.9 * queued
+
+
+def test_timestamps_are_utc_instants(pool, live_app, db_url):
+    rig = make_rig(pool, live_app, SIM_START, rate=30)
+    rig.step(60)
+    newest = rig.sim.state.logs["postfix"][0]
+    with psycopg.connect(db_url) as conn:
+        epoch = conn.execute("SELECT extract(epoch FROM max(logged_at))::bigint FROM postfix_lines").fetchone()[0]
+    assert epoch == int(newest["time"])
