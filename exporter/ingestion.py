@@ -226,8 +226,7 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
             )
     span = (max(epochs) - min(epochs)) if epochs else 0
     span_rate = len(epochs) / span if span > 0 else None
-    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None,
-                       span_rate)
+    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None, span_rate)
 
 
 def _gap(

@@ -9,6 +9,7 @@ within one interval.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -183,6 +184,8 @@ class _LeaderLock:
         try:
             self.conn = connect(self.url, autocommit=True)
             self.held = bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()[0])
+            if self.held:  # lets an operator (and the tests) see which process leads
+                self.conn.execute(f"SET application_name = 'mailcow-grafana leader pid {os.getpid()}'")
         except psycopg.Error as exc:
             log.warning("cannot reach the database for the leader lock: %s", exc)
             self.held = False

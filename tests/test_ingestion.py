@@ -58,9 +58,13 @@ def test_fetch_pages_back_until_it_overlaps(pool, live_app):
 
 
 def test_identical_lines_are_all_kept_and_loading_twice_adds_nothing(pool):
-    reject = {"time": "1790000000", "program": "postfix/smtpd", "priority": "info",
-              "message": "NOQUEUE: reject: RCPT from unknown[62.149.156.25]: 454 4.7.1 <a@x.example>: Relay access "
-                         "denied; from=<> to=<a@x.example> proto=ESMTP helo=<h>"}
+    reject = {
+        "time": "1790000000",
+        "program": "postfix/smtpd",
+        "priority": "info",
+        "message": "NOQUEUE: reject: RCPT from unknown[62.149.156.25]: 454 4.7.1 <a@x.example>: Relay access "
+        "denied; from=<> to=<a@x.example> proto=ESMTP helo=<h>",
+    }
     window = [reject, dict(reject), dict(reject)]
     with pool.connection() as conn, conn.transaction():
         assert load_window(conn, "postfix", window) == (3, 0)
