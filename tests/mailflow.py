@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,3 +56,27 @@ def all_messages(client) -> Iterator[dict[str, Any]]:
         if page >= body["pages"]:
             return
         page += 1
+
+
+@contextmanager
+def scenario(databases, start: int, rate: float, seed: int = 7) -> Iterator[tuple[Rig, Any, str]]:
+    """A rig on its own fresh database, for module-scoped fixtures: yields (rig, pool, url)."""
+    from exporter.database import create_pool, migrate
+    from tests.conftest import LiveServer
+
+    url = databases.create()
+    migrate(url)
+    pool = create_pool(url, 4)
+    pool.wait()
+    servers: list[LiveServer] = []
+
+    def live_app(app):
+        servers.append(LiveServer(app))
+        return servers[-1]
+
+    try:
+        yield make_rig(pool, live_app, start=start, rate=rate, seed=seed), pool, url
+    finally:
+        for server in servers:
+            server.stop()
+        pool.close()

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, make_config
-from tests.mailflow import all_messages, make_rig
+from tests.mailflow import all_messages, scenario
 
 
 def _key_queue_id(truth: dict) -> str | None:
@@ -23,31 +23,14 @@ def _key_queue_id(truth: dict) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def outcome(request, databases):
-    """Run the scenario once for the module: (ground truth, API messages by queue id, details client)."""
-    from exporter.database import create_pool, migrate
-    from tests.conftest import LiveServer
-
-    url = databases.create()
-    migrate(url)
-    pool = create_pool(url, 4)
-    pool.wait()
-    servers: list[LiveServer] = []
-
-    def live_app(app):
-        servers.append(LiveServer(app))
-        return servers[-1]
-
-    rig = make_rig(pool, live_app, start=SIM_START, rate=200, seed=21)
-    rig.run(112 * 60, every=120)  # 112 simulated minutes at 200 mails/min
-    rig.sim.rate = 0
-    rig.run(6 * 3600, every=1800)  # let every deferral finish
-    client = create_app(make_config(url), pool).test_client()
-    messages = list(all_messages(client))
-    yield rig.sim.ground_truth(), messages, client
-    for server in servers:
-        server.stop()
-    pool.close()
+def outcome(databases):
+    """Run the scenario once for the module: (ground truth, every message from the API, test client)."""
+    with scenario(databases, SIM_START, rate=200, seed=21) as (rig, pool, url):
+        rig.run(112 * 60, every=120)  # 112 simulated minutes at 200 mails/min
+        rig.sim.rate = 0
+        rig.run(6 * 3600, every=1800)  # let every deferral finish
+        client = create_app(make_config(url), pool).test_client()
+        yield rig.sim.ground_truth(), list(all_messages(client)), client
 
 
 def test_scenario_is_big_and_covers_every_kind(outcome):
