@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import httpx
 
@@ -75,6 +76,36 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     url = config.database_url or start_embedded(config.embedded_db_dir)
     applied = migrate(url)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(map(str, applied))}" if applied else ""))
+    return 0
+
+
+def cmd_import_logs(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from exporter.backfill import import_files
+    from exporter.store.mailcow import local_domains
+
+    config = _config(require_mailcow=False)
+    url = config.database_url or start_embedded(config.embedded_db_dir)
+    migrate(url)
+    missing = [p for p in args.files if not p.is_file()]
+    if missing:
+        raise Fatal(f"no such file: {missing[0]}")
+    pool = create_pool(url, 2)
+    try:
+        totals = import_files(
+            pool,
+            args.files,
+            ZoneInfo(args.tz or config.timezone),
+            local_domains(pool, config.local_domains),
+            progress=not args.quiet,
+        )
+    finally:
+        pool.close()
+    print(
+        f"read {totals['lines']} lines ({totals['skipped']} not Postfix), stored {totals['inserted']} new, "
+        f"correlated {totals['messages']} messages"
+    )
     return 0
 
 
@@ -268,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     web_args(sub.add_parser("demo", help="run against the built-in mailcow simulator"))
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check-config", help="validate and print the configuration, secrets masked")
+    imp = sub.add_parser("import-logs", help="backfill from Postfix syslog files (plain or .gz)")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument("--tz", help="time zone of RFC 3164 stamps without offset (default: TZ)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = sub.add_parser("simulate", help="serve the mailcow API simulator")
     sim.add_argument("--bind", type=_bind, default=_bind("127.0.0.1:8089"))
     sim.add_argument("--seed", type=int, default=1)
@@ -287,6 +322,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "simulate": cmd_simulate,
     "migrate": cmd_migrate,
     "check-config": cmd_check_config,
+    "import-logs": cmd_import_logs,
 }
 
 

@@ -1,0 +1,130 @@
+"""End-to-end ingest throughput (parse + load + correlate) and /api/messages latency.
+
+Usage: .venv/bin/python bench/ingest.py [--server URL] [--lines N]
+Generates N (default 1,000,000) simulated Postfix + rspamd lines, loads them through the
+product's pipeline in fetch-sized windows into a scratch database on the server (default
+127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import time
+from collections import deque
+
+import psycopg
+from psycopg import sql
+
+from exporter import correlation
+from exporter.config import Config
+from exporter.database import create_pool, migrate
+from exporter.ingestion import load_window
+from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
+from exporter.simulator.traffic import Simulation
+from exporter.web.app import create_app
+
+WINDOW = 10_000
+
+
+def generate(lines: int) -> tuple[list[dict], list[dict]]:
+    """Simulated traffic until at least `lines` Postfix + rspamd lines exist (oldest first)."""
+    state = MailcowState(log_cap=10**8)
+    state.rspamd_history = deque(maxlen=10**8)
+    clock = [0]
+    sim = Simulation(state, seed=1, start=0, rate_per_minute=2000, clock=lambda: clock[0])
+    while len(state.logs["postfix"]) + len(state.rspamd_history) < lines:
+        clock[0] += 600
+        sim.advance()
+    return list(reversed(state.logs["postfix"])), list(reversed(state.rspamd_history))
+
+
+def ingest(pool, postfix: list[dict], rspamd: list[dict]) -> tuple[float, float]:
+    """Load in fetch-sized windows, correlating after each, as the worker does; return timings."""
+    parse_load = correlate = 0.0
+    p = r = 0
+    while p < len(postfix) or r < len(rspamd):
+        t1 = time.perf_counter()
+        chunk = postfix[p:p + WINDOW]
+        p += len(chunk)
+        until = int(chunk[-1]["time"]) if chunk else 1 << 62
+        r_end = r
+        while r_end < len(rspamd) and rspamd[r_end]["unix_time"] <= until:
+            r_end += 1
+        with pool.connection() as conn, conn.transaction():
+            load_window(conn, "postfix", chunk[::-1])
+            load_window(conn, "rspamd", rspamd[r:r_end][::-1])
+        r = r_end
+        t2 = time.perf_counter()
+        correlation.correlate(pool, LOCAL_DOMAINS)
+        parse_load += t2 - t1
+        correlate += time.perf_counter() - t2
+    return parse_load, correlate
+
+
+def latency(client, label: str, path: str, runs: int = 40) -> None:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - t) * 1000)
+        assert response.status_code == 200, response.get_json()
+    times.sort()
+    print(f"  {label:18s} p50 {statistics.median(times):6.1f} ms   p95 {times[int(runs * 0.95) - 1]:6.1f} ms"
+          f"   ({response.get_json()['total']:,} matches)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    postfix, rspamd = generate(args.lines)
+    total = len(postfix) + len(rspamd)
+    print(f"generated {len(postfix):,} postfix + {len(rspamd):,} rspamd lines in {time.perf_counter() - t0:.1f} s")
+
+    name = f"mg_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(args.server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
+    try:
+        migrate(url)
+        pool = create_pool(url, 4)
+        pool.wait()
+        t0 = time.perf_counter()
+        parse_load, correlate = ingest(pool, postfix, rspamd)
+        elapsed = time.perf_counter() - t0
+        with pool.connection() as conn:
+            messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        print(f"end to end: {total:,} lines -> {messages:,} messages in {elapsed:.1f} s = "
+              f"{total / elapsed:,.0f} lines/s (parse+load {parse_load:.1f} s, correlate {correlate:.1f} s)")
+
+        client = create_app(Config(mailcow_url="http://127.0.0.1:9", mailcow_api_key="x", database_url=url),
+                            pool).test_client()
+        sample = client.get("/api/messages?limit=1&direction=inbound&status=delivered").get_json()["data"][0]
+        print("/api/messages latency (Flask test client, 40 runs each):")
+        for label, path in {
+            "no filter": "/api/messages",
+            "direction+status": "/api/messages?direction=outbound&status=delivered",
+            "sender": f"/api/messages?sender={sample['sender']}",
+            "recipient": f"/api/messages?recipient={sample['recipient']}",
+            "spam": "/api/messages?status=spam",
+            "search word": "/api/messages?search=invoice",
+            "search queue id": f"/api/messages?search={sample['queue_id']}",
+            "date window": f"/api/messages?start_date={sample['first_seen']}&end_date={sample['last_seen']}",
+            "page 50": "/api/messages?page=50&limit=100",
+        }.items():
+            latency(client, label, path)
+        pool.close()
+    finally:
+        with psycopg.connect(args.server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
