@@ -46,7 +46,7 @@ def ingest(pool, postfix: list[dict], rspamd: list[dict]) -> tuple[float, float]
     p = r = 0
     while p < len(postfix) or r < len(rspamd):
         t1 = time.perf_counter()
-        chunk = postfix[p:p + WINDOW]
+        chunk = postfix[p : p + WINDOW]
         p += len(chunk)
         until = int(chunk[-1]["time"]) if chunk else 1 << 62
         r_end = r
@@ -71,8 +71,10 @@ def latency(client, label: str, path: str, runs: int = 40) -> None:
         times.append((time.perf_counter() - t) * 1000)
         assert response.status_code == 200, response.get_json()
     times.sort()
-    print(f"  {label:18s} p50 {statistics.median(times):6.1f} ms   p95 {times[int(runs * 0.95) - 1]:6.1f} ms"
-          f"   ({response.get_json()['total']:,} matches)")
+    print(
+        f"  {label:18s} p50 {statistics.median(times):6.1f} ms   p95 {times[int(runs * 0.95) - 1]:6.1f} ms"
+        f"   ({response.get_json()['total']:,} matches)"
+    )
 
 
 def main() -> None:
@@ -101,11 +103,14 @@ def main() -> None:
             messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
-        print(f"end to end: {total:,} lines -> {messages:,} messages in {elapsed:.1f} s = "
-              f"{total / elapsed:,.0f} lines/s (parse+load {parse_load:.1f} s, correlate {correlate:.1f} s)")
+        print(
+            f"end to end: {total:,} lines -> {messages:,} messages in {elapsed:.1f} s = "
+            f"{total / elapsed:,.0f} lines/s (parse+load {parse_load:.1f} s, correlate {correlate:.1f} s)"
+        )
 
-        client = create_app(Config(mailcow_url="http://127.0.0.1:9", mailcow_api_key="x", database_url=url),
-                            pool).test_client()
+        client = create_app(
+            Config(mailcow_url="http://127.0.0.1:9", mailcow_api_key="x", database_url=url), pool
+        ).test_client()
         sample = client.get("/api/messages?limit=1&direction=inbound&status=delivered").get_json()["data"][0]
         print("/api/messages latency (Flask test client, 40 runs each):")
         for label, path in {

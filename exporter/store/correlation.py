@@ -22,26 +22,76 @@ import psycopg
 BATCH_LINES = 200_000
 RSPAMD_WINDOW = timedelta(minutes=10)
 
-# Latest attribute line per queue id in the batch, applied to its message.
-_ATTRIBUTE_UPDATES = {
-    "client": """client_host = b.client_host, client_ip = b.client_ip, sasl_method = b.sasl_method,
-                 sasl_username = b.sasl_username, service = b.program""",
-    "message_id": "message_id = b.message_id",
-    "queued": "sender = b.sender, size = b.size, nrcpt = b.nrcpt",
-    "pickup": "sender = coalesce(m.sender, b.sender), service = coalesce(m.service, b.program)",
-    "removed": "removed_at = GREATEST(m.removed_at, b.logged_at)",
-    "deleted": "removed_at = GREATEST(m.removed_at, b.logged_at), deleted = true",
-    "expired": "expired = true, sender = coalesce(m.sender, b.sender)",
-    "hold": "held = true",
-    "unhold": "held = false",
-    "milter_reject": """rejected = (b.dsn LIKE '5%%'), reject_code = b.dsn, reject_class = b.reject_class,
-                        is_spam = m.is_spam OR b.reject_class = 'spam',
-                        reject_reason = b.reply, helo = b.helo, sender = coalesce(m.sender, b.sender),
-                        client_host = coalesce(m.client_host, b.client_host),
-                        client_ip = coalesce(m.client_ip, b.client_ip)""",
-    "milter_discard": "reject_reason = b.reply",
-    "bounce_notification": "ndn_queue_id = b.related_queue_id",
-}
+
+def _latest(column: str, kinds: str) -> str:
+    """The value from the newest batch line of the given kinds for this queue id (NULL if none)."""
+    return f"(array_agg({column} ORDER BY logged_at DESC, id DESC) FILTER (WHERE kind IN ({kinds})))[1]"
+
+
+# One upsert per batch creates or updates every queue-id message the batch mentions: each attribute
+# comes from the newest line of the kind that carries it, and keeps its stored value otherwise.
+_QUEUE_UPSERT = f"""
+    WITH agg AS (
+        SELECT queue_id, min(logged_at) AS first_seen, max(logged_at) AS last_seen,
+               {_latest("client_host", "'client'")} AS client_host,
+               {_latest("client_ip", "'client'")} AS client_ip,
+               {_latest("sasl_method", "'client'")} AS sasl_method,
+               {_latest("sasl_username", "'client'")} AS sasl_username,
+               {_latest("program", "'client', 'pickup'")} AS service,
+               {_latest("message_id", "'message_id'")} AS message_id,
+               {_latest("sender", "'queued', 'pickup', 'expired', 'milter_reject'")} AS sender,
+               {_latest("size", "'queued'")} AS size,
+               {_latest("nrcpt", "'queued'")} AS nrcpt,
+               max(logged_at) FILTER (WHERE kind IN ('removed', 'deleted')) AS removed_at,
+               bool_or(kind = 'deleted') AS deleted,
+               bool_or(kind = 'expired') AS expired,
+               {_latest("dsn LIKE '5%%'", "'milter_reject'")} AS rejected,
+               {_latest("dsn", "'milter_reject'")} AS reject_code,
+               {_latest("reject_class", "'milter_reject'")} AS reject_class,
+               {_latest("reply", "'milter_reject', 'milter_discard'")} AS reject_reason,
+               {_latest("helo", "'milter_reject'")} AS helo,
+               {_latest("client_host", "'milter_reject'")} AS milter_host,
+               {_latest("client_ip", "'milter_reject'")} AS milter_ip,
+               bool_or(kind = 'milter_reject' AND reject_class = 'spam') AS spam_reject,
+               {_latest("related_queue_id", "'bounce_notification'")} AS ndn_queue_id
+        FROM batch WHERE queue_id IS NOT NULL GROUP BY queue_id
+    ),
+    up AS (
+        INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen, client_host, client_ip,
+                                   sasl_method, sasl_username, service, message_id, sender, size, nrcpt, removed_at,
+                                   deleted, expired, rejected, reject_code, reject_class, reject_reason, helo,
+                                   is_spam, ndn_queue_id)
+        SELECT mg_queue_key(queue_id), queue_id, first_seen, last_seen, coalesce(client_host, milter_host),
+               coalesce(client_ip, milter_ip), sasl_method, sasl_username, service, message_id, sender, size, nrcpt,
+               removed_at, deleted, expired, coalesce(rejected, false), reject_code,
+               reject_class, reject_reason, helo, spam_reject, ndn_queue_id
+        FROM agg
+        ON CONFLICT (correlation_key) DO UPDATE SET
+            first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen),
+            client_host = coalesce(EXCLUDED.client_host, m.client_host),
+            client_ip = coalesce(EXCLUDED.client_ip, m.client_ip),
+            sasl_method = coalesce(EXCLUDED.sasl_method, m.sasl_method),
+            sasl_username = coalesce(EXCLUDED.sasl_username, m.sasl_username),
+            service = coalesce(EXCLUDED.service, m.service),
+            message_id = coalesce(EXCLUDED.message_id, m.message_id),
+            sender = coalesce(EXCLUDED.sender, m.sender),
+            size = coalesce(EXCLUDED.size, m.size),
+            nrcpt = coalesce(EXCLUDED.nrcpt, m.nrcpt),
+            removed_at = GREATEST(EXCLUDED.removed_at, m.removed_at),
+            deleted = m.deleted OR EXCLUDED.deleted,
+            expired = m.expired OR EXCLUDED.expired,
+            rejected = m.rejected OR EXCLUDED.rejected,
+            reject_code = coalesce(EXCLUDED.reject_code, m.reject_code),
+            reject_class = coalesce(EXCLUDED.reject_class, m.reject_class),
+            reject_reason = coalesce(EXCLUDED.reject_reason, m.reject_reason),
+            helo = coalesce(EXCLUDED.helo, m.helo),
+            is_spam = m.is_spam OR EXCLUDED.is_spam,
+            ndn_queue_id = coalesce(EXCLUDED.ndn_queue_id, m.ndn_queue_id)
+        RETURNING m.id
+    )
+    INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING
+"""
 
 _RECIPIENT_UPSERT = """
     INSERT INTO message_recipients AS r
@@ -135,12 +185,17 @@ _RECOMPUTE = """
     FROM c WHERE m.id = c.id
 """
 
+# Candidates: unlinked messages touched now, or near new rspamd rows. A message with a Message-ID is
+# found through the message_id index, one without through (sender, time); the nearest row wins.
 _LINK_RSPAMD = """
     WITH cand AS (
         SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen, m.client_ip
-        FROM messages m
+        FROM messages m JOIN touched t ON t.id = m.id
         WHERE m.rspamd_row_id IS NULL AND m.queue_id IS NOT NULL
-          AND (m.id IN (SELECT id FROM touched) OR m.first_seen BETWEEN %(lo)s AND %(hi)s)
+        UNION
+        SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen, m.client_ip
+        FROM messages m
+        WHERE m.rspamd_row_id IS NULL AND m.queue_id IS NOT NULL AND m.first_seen BETWEEN %(lo)s AND %(hi)s
     ),
     pick AS (
         SELECT c.id, x.id AS rid, x.subject, x.score, x.action, x.is_spam
@@ -148,19 +203,32 @@ _LINK_RSPAMD = """
         CROSS JOIN LATERAL (
             SELECT r.id, r.subject, r.score, r.action, r.is_spam
             FROM rspamd_rows r
-            WHERE r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
+            WHERE r.message_id = c.message_id
+              AND r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
               AND (c.sender IS NULL OR r.sender_smtp IS NOT DISTINCT FROM c.sender)
               AND (c.client_ip IS NULL OR r.ip IS NULL OR r.ip = c.client_ip)
               AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.rspamd_row_id = r.id)
-              AND CASE WHEN c.message_id IS NOT NULL THEN r.message_id = c.message_id
-                       ELSE r.message_id IS NULL AND EXISTS (
-                           SELECT 1 FROM message_recipients mr
-                           WHERE mr.message_pk = c.id
-                             AND (mr.recipient = ANY(r.rcpt_smtp) OR mr.orig_to = ANY(r.rcpt_smtp)))
-                  END
             ORDER BY abs(extract(epoch FROM r.logged_at - c.first_seen)), r.id
             LIMIT 1
         ) x
+        WHERE c.message_id IS NOT NULL
+        UNION ALL
+        SELECT c.id, x.id AS rid, x.subject, x.score, x.action, x.is_spam
+        FROM cand c
+        CROSS JOIN LATERAL (
+            SELECT r.id, r.subject, r.score, r.action, r.is_spam
+            FROM rspamd_rows r
+            WHERE r.sender_smtp = c.sender AND r.message_id IS NULL
+              AND r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
+              AND (c.client_ip IS NULL OR r.ip IS NULL OR r.ip = c.client_ip)
+              AND EXISTS (SELECT 1 FROM message_recipients mr
+                          WHERE mr.message_pk = c.id
+                            AND (mr.recipient = ANY(r.rcpt_smtp) OR mr.orig_to = ANY(r.rcpt_smtp)))
+              AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.rspamd_row_id = r.id)
+            ORDER BY abs(extract(epoch FROM r.logged_at - c.first_seen)), r.id
+            LIMIT 1
+        ) x
+        WHERE c.message_id IS NULL AND c.sender IS NOT NULL
     ),
     upd AS (
         UPDATE messages m SET rspamd_row_id = p.rid, subject = p.subject, spam_score = p.score,
@@ -212,15 +280,13 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str]) -> dict[st
     lines = conn.execute("SELECT count(*) FROM batch").fetchone()[0]
     if lines:
         conn.execute("ANALYZE batch")
-        _queue_messages(conn)
-        for kind, assignments in _ATTRIBUTE_UPDATES.items():
-            conn.execute(
-                f"""UPDATE messages m SET {assignments}
-                    FROM (SELECT DISTINCT ON (queue_id) * FROM batch WHERE kind = %s
-                          ORDER BY queue_id, logged_at DESC, id DESC) b
-                    WHERE m.correlation_key = mg_queue_key(b.queue_id)""",
-                (kind,),
-            )
+        conn.execute(_QUEUE_UPSERT)
+        conn.execute(
+            """UPDATE messages m SET held = b.held
+               FROM (SELECT DISTINCT ON (queue_id) queue_id, kind = 'hold' AS held FROM batch
+                     WHERE kind IN ('hold', 'unhold') ORDER BY queue_id, logged_at DESC, id DESC) b
+               WHERE m.correlation_key = mg_queue_key(b.queue_id)"""
+        )
         _link_bounces(conn)
         conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
         conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
@@ -240,20 +306,6 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str]) -> dict[st
 def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
     rows = dict(conn.execute("SELECT source, last_id FROM correlation_state FOR UPDATE").fetchall())
     return rows["postfix"], rows["rspamd"]
-
-
-def _queue_messages(conn: psycopg.Connection) -> None:
-    conn.execute(
-        """WITH up AS (
-               INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen)
-               SELECT mg_queue_key(queue_id), queue_id, min(logged_at), max(logged_at)
-               FROM batch WHERE queue_id IS NOT NULL GROUP BY queue_id
-               ON CONFLICT (correlation_key) DO UPDATE SET
-                   first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
-                   last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
-               RETURNING m.id)
-           INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING"""
-    )
 
 
 def _link_bounces(conn: psycopg.Connection) -> None:
