@@ -97,6 +97,8 @@ CREATE TABLE rspamd_rows (
 CREATE INDEX rspamd_rows_time ON rspamd_rows (logged_at);
 CREATE INDEX rspamd_rows_message_id ON rspamd_rows (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX rspamd_rows_sender_time ON rspamd_rows (sender_smtp, logged_at);
+-- rspamd rows of mail without a Message-ID are linked by sender and time
+CREATE INDEX rspamd_rows_no_message_id ON rspamd_rows (sender_smtp, logged_at) WHERE message_id IS NULL;
 CREATE INDEX rspamd_rows_action_time ON rspamd_rows (action, logged_at);
 CREATE INDEX rspamd_rows_search ON rspamd_rows
     USING gin (mg_search_vector(coalesce(subject, '') || ' ' || coalesce(sender_smtp, '') || ' '

@@ -203,8 +203,8 @@ _LINK_RSPAMD = """
         CROSS JOIN LATERAL (
             SELECT r.id, r.subject, r.score, r.action, r.is_spam
             FROM rspamd_rows r
-            WHERE r.message_id = c.message_id
-              AND r.logged_at BETWEEN c.first_seen - %(window)s AND c.first_seen + %(window)s
+            WHERE r.message_id = c.message_id  -- the time test below is written so only this index is used
+              AND abs(extract(epoch FROM r.logged_at - c.first_seen)) <= extract(epoch FROM %(window)s)
               AND (c.sender IS NULL OR r.sender_smtp IS NOT DISTINCT FROM c.sender)
               AND (c.client_ip IS NULL OR r.ip IS NULL OR r.ip = c.client_ip)
               AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.rspamd_row_id = r.id)
