@@ -58,7 +58,7 @@ class _EnvSchema(Schema):
     DATA_DIR = fields.String(load_default=_default_data_dir, attribute="data_dir")
     DB_POOL_SIZE = fields.Integer(load_default=5, attribute="db_pool_size", validate=validate.Range(min=1, max=100))
     FETCH_INTERVAL = fields.Integer(
-        load_default=60, attribute="fetch_interval", validate=validate.Range(min=5, max=3600)
+        load_default=15, attribute="fetch_interval", validate=validate.Range(min=5, max=3600)
     )
     FETCH_COUNT_POSTFIX = fields.Integer(
         load_default=2000, attribute="fetch_count_postfix", validate=validate.Range(min=1, max=100000)
@@ -139,7 +139,7 @@ class Config:
     database_url: str | None = None
     data_dir: str = field(default_factory=_default_data_dir)
     db_pool_size: int = 5
-    fetch_interval: int = 60
+    fetch_interval: int = 15
     fetch_count_postfix: int = 2000
     fetch_count_rspamd: int = 500
     fetch_count_netfilter: int = 500

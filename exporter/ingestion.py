@@ -309,8 +309,9 @@ class Ingestor:
             state.interval = max(MIN_INTERVAL, min(self.max_interval, state.cap / state.rate / 3))
         else:
             state.interval = self.max_interval
-        expected = int(state.rate * state.interval * 2)
-        state.first_count = max(self.counts[name], min(expected, state.cap))
+        # ask for about twice what should have arrived: small polls when quiet, one request when busy
+        expected = int(state.rate * state.interval * 2) + 100
+        state.first_count = min(max(expected, 100), max(self.counts[name], min(expected, state.cap)))
         store.set_interval(self.pool, name, state.interval, state.rate)
 
     def next_delay(self) -> float:

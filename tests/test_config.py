@@ -61,7 +61,7 @@ def test_missing_mailcow_settings_are_reported():
 
 def test_defaults_and_auth_follows_the_password():
     config = load_config(BASE)
-    assert (config.fetch_interval, config.retention_days, config.timezone) == (60, 7, "UTC")
+    assert (config.fetch_interval, config.retention_days, config.timezone) == (15, 7, "UTC")
     assert config.auth_enabled is False and config.read_write is False
     assert load_config({**BASE, "AUTH_PASSWORD": "pw"}).auth_enabled is True
     assert load_config({**BASE, "LOCAL_DOMAINS": "Example.org, example.net"}).local_domains == [

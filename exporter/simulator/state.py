@@ -85,6 +85,7 @@ class MailcowState:
         self.vmail_total_bytes = 85_000_000_000
         self.active_bans: dict[str, int] = {}  # network -> banned until (epoch)
         self.fail_counts: dict[str, list[int]] = {}
+        self.pushed: dict[str, int] = {}  # entries ever logged per list (ground truth for loss checks)
         self.fault: str | None = None  # "server_error" | "slow": see the simulator's /sim/fault
         self.fault_delay = 5.0
         self.mailbox_usage: dict[str, dict[str, int]] = {
@@ -99,6 +100,7 @@ class MailcowState:
 
     def push(self, service: str, item: dict[str, Any]) -> None:
         """LPUSH: the newest entry first, the list capped like mailcow's trimmed Redis lists."""
+        self.pushed[service] = self.pushed.get(service, 0) + 1
         if service == "rspamd-history":
             self.rspamd_history.appendleft(item)
         else:
