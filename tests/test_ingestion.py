@@ -155,3 +155,27 @@ def test_timestamps_are_utc_instants(pool, live_app, db_url):
     with psycopg.connect(db_url) as conn:
         epoch = conn.execute("SELECT extract(epoch FROM max(logged_at))::bigint FROM postfix_lines").fetchone()[0]
     assert epoch == int(newest["time"])
+
+
+def test_discarded_mail_shows_discarded(pool):
+    lines = [
+        {
+            "time": "1790000000",
+            "program": "postfix/smtpd",
+            "priority": "info",
+            "message": "A1B2C3D4E5: client=x.example[198.51.100.1]",
+        },
+        {
+            "time": "1790000001",
+            "program": "postfix/cleanup",
+            "priority": "info",
+            "message": "A1B2C3D4E5: discard: header Subject: lottery from x.example[198.51.100.1]; from=<a@x.example> "
+            "to=<bob@example.org> proto=ESMTP helo=<x.example>",
+        },
+    ]
+    with pool.connection() as conn, conn.transaction():
+        load_window(conn, "postfix", lines[::-1])
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        row = conn.execute("SELECT final_status, is_complete FROM messages WHERE queue_id = 'A1B2C3D4E5'").fetchone()
+    assert row == ("discarded", True)

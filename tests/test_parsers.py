@@ -407,3 +407,12 @@ def test_line_key_covers_every_field_and_ignores_time_type():
     assert line_key("postfix", base) == line_key("postfix", {**base, "time": 1790000000})
     for field in base:
         assert line_key("postfix", base) != line_key("postfix", {**base, field: base[field] + "1"})
+
+
+def test_discard_lines_carry_the_envelope():
+    event = postfix.parse(
+        "postfix/cleanup",
+        "A1B2C3D4E5: discard: header Subject: lottery from x.example[198.51.100.1]; "
+        "from=<a@x.example> to=<bob@example.org> proto=ESMTP helo=<x.example>",
+    )
+    assert (event.kind, event.sender, event.recipient) == ("discard", "a@x.example", "bob@example.org")

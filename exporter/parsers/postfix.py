@@ -38,6 +38,7 @@ _REJECT = re.compile(
     r"; from=<(?P<sender>[^>]*)>,? to=<(?P<rcpt>[^>]*)>,?(?: proto=[^,\s]+,?)?(?: helo=<(?P<helo>[^>]*)>)?\s*$",
     re.S,
 )
+_ENVELOPE_TAIL = re.compile(r"; from=<(?P<sender>[^>]*)>,? to=<(?P<rcpt>[^>]*)>")
 _REMOTE_REPLY = re.compile(rf"^host {_HOST_IP} said: (?P<reply>.*)$", re.S)
 _CONNECT = re.compile(rf"^connect from {_HOST_IP}")
 _DISCONNECT = re.compile(rf"^disconnect from {_HOST_IP}")
@@ -233,7 +234,14 @@ def _parse_queued(program: str, qid: str, rest: str) -> PostfixEvent:
     if rest.startswith("reject: "):
         return _parse_reject(program, qid, rest, "rcpt_reject")
     if rest.startswith("discard: "):
-        return PostfixEvent("discard", queue_id=qid, reply=rest[len("discard: ") :])
+        match = _ENVELOPE_TAIL.search(rest)
+        return PostfixEvent(
+            "discard",
+            queue_id=qid,
+            reply=rest[len("discard: ") :].split("; from=<", 1)[0],
+            sender=match.group("sender") if match else None,
+            recipient=match.group("rcpt") if match else None,
+        )
     match = _HOLD.match(rest)
     if match:
         return PostfixEvent(

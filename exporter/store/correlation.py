@@ -118,13 +118,16 @@ _DELIVERIES = """
     ORDER BY queue_id, recipient, logged_at DESC, id DESC
 """
 
-# Recipients refused while the mail was being received (milter in DATA, smtpd RCPT after a queue id).
+# Recipients refused while the mail was being received (milter in DATA, smtpd RCPT after a queue id)
+# or dropped by a DISCARD action.
 _REFUSED = """
     SELECT DISTINCT ON (queue_id, recipient) queue_id, recipient, NULL::text AS orig_to,
-           CASE WHEN coalesce(dsn, reject_code) LIKE '4%%' THEN 'deferred' ELSE 'rejected' END AS status,
+           CASE WHEN kind = 'discard' THEN 'discarded'
+                WHEN coalesce(dsn, reject_code) LIKE '4%%' THEN 'deferred' ELSE 'rejected' END AS status,
            coalesce(dsn, reject_code) AS dsn, NULL::text AS relay, NULL::float8 AS delay, NULL::text AS delays,
            reply, logged_at, 1 AS n
-    FROM batch WHERE kind IN ('milter_reject', 'rcpt_reject') AND recipient IS NOT NULL AND recipient <> ''
+    FROM batch WHERE kind IN ('milter_reject', 'rcpt_reject', 'discard') AND recipient IS NOT NULL
+                     AND recipient <> ''
     ORDER BY queue_id, recipient, logged_at DESC, id DESC
 """
 
