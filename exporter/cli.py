@@ -153,7 +153,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "MAILCOW_API_KEY": ro_key,
             "MAILCOW_API_KEY_RW": rw_key,
             "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
-            "FETCH_INTERVAL": os.environ.get("FETCH_INTERVAL", "15"),
         }
     )
     config = _config()
