@@ -197,6 +197,7 @@ CREATE INDEX messages_message_id ON messages (message_id) WHERE message_id IS NO
 CREATE INDEX messages_sender ON messages (lower(sender), first_seen DESC);
 CREATE INDEX messages_status ON messages (final_status, first_seen DESC);
 CREATE INDEX messages_direction ON messages (direction, first_seen DESC);
+CREATE INDEX messages_direction_status ON messages (direction, final_status, first_seen DESC);
 CREATE INDEX messages_user ON messages (lower(sasl_username), first_seen DESC) WHERE sasl_username IS NOT NULL;
 CREATE INDEX messages_ip ON messages (client_ip, first_seen DESC);
 CREATE INDEX messages_spam ON messages (first_seen DESC) WHERE is_spam;
@@ -219,8 +220,8 @@ CREATE TABLE message_recipients (
     attempts   integer NOT NULL DEFAULT 1,
     PRIMARY KEY (message_pk, recipient)
 );
-CREATE INDEX message_recipients_recipient ON message_recipients (lower(recipient));
-CREATE INDEX message_recipients_orig_to ON message_recipients (lower(orig_to)) WHERE orig_to IS NOT NULL;
+CREATE INDEX message_recipients_recipient ON message_recipients (lower(recipient), message_pk);
+CREATE INDEX message_recipients_orig_to ON message_recipients (lower(orig_to), message_pk) WHERE orig_to IS NOT NULL;
 
 -- How far correlation has read each source table (the id of the last processed row).
 CREATE TABLE correlation_state (

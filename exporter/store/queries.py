@@ -64,13 +64,19 @@ def _page(
 def message_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add("mg_search_vector(m.search_text) @@ mg_search_query(%s)", filters["search"])
+        # ARRAY(...) runs once through the GIN index; a bare @@ lets the planner pick a newest-first scan
+        # that recomputes the vector of every row when it misjudges a prefix term's selectivity
+        where.add(
+            "m.id = ANY(ARRAY(SELECT id FROM messages WHERE mg_search_vector(search_text) @@ mg_search_query(%s)))",
+            filters["search"],
+        )
     if filters.get("sender"):
         where.add("lower(m.sender) = lower(%s)", filters["sender"])
     if filters.get("recipient"):
+        # EXISTS lets the planner walk messages newest-first and stop at the page for common recipients
         where.add(
-            """m.id IN (SELECT message_pk FROM message_recipients WHERE lower(recipient) = lower(%s)
-                        UNION SELECT message_pk FROM message_recipients WHERE lower(orig_to) = lower(%s))""",
+            """EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_pk = m.id
+                         AND (lower(r.recipient) = lower(%s) OR lower(r.orig_to) = lower(%s)))""",
             filters["recipient"],
             filters["recipient"],
         )
@@ -193,7 +199,10 @@ POSTFIX_FROM = sql.SQL("postfix_lines p LEFT JOIN messages m ON m.correlation_ke
 def postfix_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add("mg_search_vector(p.message) @@ mg_search_query(%s)", filters["search"])
+        where.add(
+            "p.id = ANY(ARRAY(SELECT id FROM postfix_lines WHERE mg_search_vector(message) @@ mg_search_query(%s)))",
+            filters["search"],
+        )
     if filters.get("queue_id"):
         where.add("p.queue_id = %s", filters["queue_id"])
     if filters.get("sender"):
@@ -268,8 +277,9 @@ def rspamd_where(filters: Mapping[str, Any], local: Sequence[str]) -> Where:
     where = Where()
     if filters.get("search"):
         where.add(
-            """mg_search_vector(coalesce(r.subject, '') || ' ' || coalesce(r.sender_smtp, '') || ' '
-                                || coalesce(r.message_id, '')) @@ mg_search_query(%s)""",
+            """r.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE mg_search_vector(
+                   coalesce(subject, '') || ' ' || coalesce(sender_smtp, '') || ' ' || coalesce(message_id, ''))
+                   @@ mg_search_query(%s)))""",
             filters["search"],
         )
     if filters.get("sender"):
@@ -339,7 +349,10 @@ NETFILTER_ACTIONS = {"warning": ("warning", "attempts"), "banned": ("ban",), "un
 def netfilter_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add("mg_search_vector(n.message) @@ mg_search_query(%s)", filters["search"])
+        where.add(
+            "n.id = ANY(ARRAY(SELECT id FROM netfilter_lines WHERE mg_search_vector(message) @@ mg_search_query(%s)))",
+            filters["search"],
+        )
     if filters.get("ip"):
         where.add("n.ip = %s", filters["ip"])
     if filters.get("username"):
