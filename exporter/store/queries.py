@@ -30,6 +30,17 @@ class Where:
         self.parts.append(sql.SQL(condition))
         self.params.extend(params)
 
+    def search(self, alias: str, table: str, text: str, term: str) -> None:
+        """Rows whose `text` matches `term` through the table's GIN index on mg_search_vector(text).
+
+        ARRAY(...) runs the index lookup once; a bare @@ lets the planner pick a newest-first scan that
+        recomputes the vector of every row when it misjudges a prefix term's selectivity.
+        """
+        self.add(
+            f"{alias}.id = ANY(ARRAY(SELECT id FROM {table} WHERE mg_search_vector({text}) @@ mg_search_query(%s)))",
+            term,
+        )
+
     def sql(self) -> sql.Composable:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts) if self.parts else sql.SQL("")
 
@@ -64,12 +75,7 @@ def _page(
 def message_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        # ARRAY(...) runs once through the GIN index; a bare @@ lets the planner pick a newest-first scan
-        # that recomputes the vector of every row when it misjudges a prefix term's selectivity
-        where.add(
-            "m.id = ANY(ARRAY(SELECT id FROM messages WHERE mg_search_vector(search_text) @@ mg_search_query(%s)))",
-            filters["search"],
-        )
+        where.search("m", "messages", "search_text", filters["search"])
     if filters.get("sender"):
         where.add("lower(m.sender) = lower(%s)", filters["sender"])
     if filters.get("recipient"):
@@ -199,10 +205,7 @@ POSTFIX_FROM = sql.SQL("postfix_lines p LEFT JOIN messages m ON m.correlation_ke
 def postfix_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add(
-            "p.id = ANY(ARRAY(SELECT id FROM postfix_lines WHERE mg_search_vector(message) @@ mg_search_query(%s)))",
-            filters["search"],
-        )
+        where.search("p", "postfix_lines", "message", filters["search"])
     if filters.get("queue_id"):
         where.add("p.queue_id = %s", filters["queue_id"])
     if filters.get("sender"):
@@ -276,10 +279,10 @@ RSPAMD_DIRECTION = """CASE
 def rspamd_where(filters: Mapping[str, Any], local: Sequence[str]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add(
-            """r.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE mg_search_vector(
-                   coalesce(subject, '') || ' ' || coalesce(sender_smtp, '') || ' ' || coalesce(message_id, ''))
-                   @@ mg_search_query(%s)))""",
+        where.search(
+            "r",
+            "rspamd_rows",
+            "coalesce(subject, '') || ' ' || coalesce(sender_smtp, '') || ' ' || coalesce(message_id, '')",
             filters["search"],
         )
     if filters.get("sender"):
@@ -349,10 +352,7 @@ NETFILTER_ACTIONS = {"warning": ("warning", "attempts"), "banned": ("ban",), "un
 def netfilter_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.add(
-            "n.id = ANY(ARRAY(SELECT id FROM netfilter_lines WHERE mg_search_vector(message) @@ mg_search_query(%s)))",
-            filters["search"],
-        )
+        where.search("n", "netfilter_lines", "message", filters["search"])
     if filters.get("ip"):
         where.add("n.ip = %s", filters["ip"])
     if filters.get("username"):
