@@ -30,8 +30,3 @@ def expire(pool: ConnectionPool, horizon: timedelta, local_domains: Sequence[str
 def refresh_incomplete(pool: ConnectionPool, local_domains: Sequence[str]) -> int:
     with pool.connection() as conn, conn.transaction():
         return sql.refresh_incomplete(conn, local_domains)
-
-
-def pending(pool: ConnectionPool) -> dict[str, int]:
-    with pool.connection() as conn:
-        return sql.pending(conn)

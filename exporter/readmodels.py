@@ -124,7 +124,7 @@ def netfilter_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def message_details(row: Mapping[str, Any], rspamd_direction: str | None = None) -> dict[str, Any]:
+def message_details(row: Mapping[str, Any]) -> dict[str, Any]:
     """The details view: per-recipient status, rspamd verdict, every Postfix line, related mail."""
     summary = message_summary(row)
     lines = [postfix_line(line) for line in row["postfix_rows"]]

@@ -362,13 +362,3 @@ def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str]) -
     conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
     conn.execute("INSERT INTO touched SELECT id FROM messages WHERE NOT is_complete")
     return recompute(conn, local_domains)
-
-
-def pending(conn: psycopg.Connection) -> dict[str, int]:
-    """Lines not yet correlated and messages not yet complete (for job status)."""
-    row = conn.execute(
-        """SELECT (SELECT count(*) FROM postfix_lines
-                   WHERE id > (SELECT last_id FROM correlation_state WHERE source = 'postfix')),
-                  (SELECT count(*) FROM messages WHERE NOT is_complete)"""
-    ).fetchone()
-    return {"lines": row[0], "incomplete": row[1]}
