@@ -40,13 +40,13 @@ def generate(lines: int) -> tuple[list[dict], list[dict]]:
     return list(reversed(state.logs["postfix"])), list(reversed(state.rspamd_history))
 
 
-def ingest(pool, postfix: list[dict], rspamd: list[dict]) -> tuple[float, float]:
+def ingest(pool, postfix: list[dict], rspamd: list[dict], window: int = WINDOW) -> tuple[float, float]:
     """Load in fetch-sized windows, correlating after each, as the worker does; return timings."""
     parse_load = correlate = 0.0
     p = r = 0
     while p < len(postfix) or r < len(rspamd):
         t1 = time.perf_counter()
-        chunk = postfix[p : p + WINDOW]
+        chunk = postfix[p : p + window]
         p += len(chunk)
         until = int(chunk[-1]["time"]) if chunk else 1 << 62
         r_end = r
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (prints its URL)")
+    parser.add_argument("--window", type=int, default=WINDOW, help="Postfix lines per fetch window (default 10,000)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -98,7 +99,7 @@ def main() -> None:
         pool = create_pool(url, 4)
         pool.wait()
         t0 = time.perf_counter()
-        parse_load, correlate = ingest(pool, postfix, rspamd)
+        parse_load, correlate = ingest(pool, postfix, rspamd, args.window)
         elapsed = time.perf_counter() - t0
         with pool.connection() as conn:
             messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
