@@ -84,28 +84,8 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
 
 def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
     row = rspamd.parse(dict(item))
-    return (
-        row.logged_at,
-        row.message_id,
-        row.subject,
-        row.sender_smtp,
-        row.sender_mime,
-        row.rcpt_smtp,
-        row.rcpt_mime,
-        row.ip,
-        row.user,
-        row.action,
-        row.score,
-        row.required_score,
-        row.is_skipped,
-        row.is_spam,
-        row.size,
-        row.time_real,
-        Jsonb(row.symbols),
-        Jsonb(row.extra) if row.extra else None,
-        key,
-        occurrence,
-    )
+    values = (getattr(row, name) for name in rspamd.ROW_FIELDS)
+    return (*(Jsonb(v) if isinstance(v, dict) else v for v in values), key, occurrence)
 
 
 def netfilter_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
@@ -118,14 +98,7 @@ def netfilter_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple
         _at(epoch),
         str(item.get("priority") or ""),
         message,
-        event.kind,
-        event.ip,
-        event.network,
-        event.rule_id,
-        event.attempts_left,
-        event.ban_minutes,
-        event.username,
-        event.auth_method,
+        *(getattr(event, name) for name in netfilter.EVENT_FIELDS),
         key,
         occurrence,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 _MATCHED = re.compile(r"^(?P<ip>[0-9A-Fa-f.:]+) matched rule id (?P<rule>\d+)(?: \((?P<line>.*)\))?$", re.S)
 _ATTEMPTS = re.compile(
@@ -30,6 +30,9 @@ class NetfilterEvent:
     ban_minutes: int | None = None
     username: str | None = None
     auth_method: str | None = None
+
+
+EVENT_FIELDS = tuple(f.name for f in fields(NetfilterEvent))
 
 
 def _ip_of(network: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +32,10 @@ class RspamdRow:
     time_real: float | None
     symbols: dict[str, Any]
     is_spam: bool
-    extra: dict[str, Any]
+    extra: dict[str, Any] | None  # fields this parser does not name, None when there are none
 
+
+ROW_FIELDS = tuple(f.name for f in fields(RspamdRow))
 
 _KNOWN = {
     "unix_time",
@@ -104,5 +106,5 @@ def parse(row: dict[str, Any]) -> RspamdRow:
         time_real=_float(row.get("time_real")),
         symbols=symbols,
         is_spam=action in SPAM_ACTIONS,
-        extra={k: v for k, v in row.items() if k not in _KNOWN},
+        extra={k: v for k, v in row.items() if k not in _KNOWN} or None,
     )

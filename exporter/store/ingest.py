@@ -11,46 +11,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from exporter.parsers import netfilter, rspamd
 from exporter.parsers.postfix import EVENT_FIELDS
 
 POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "line_key", "occurrence", *EVENT_FIELDS)
-RSPAMD_COLUMNS = (
-    "logged_at",
-    "message_id",
-    "subject",
-    "sender_smtp",
-    "sender_mime",
-    "rcpt_smtp",
-    "rcpt_mime",
-    "ip",
-    "user",
-    "action",
-    "score",
-    "required_score",
-    "is_skipped",
-    "is_spam",
-    "size",
-    "time_real",
-    "symbols",
-    "extra",
-    "line_key",
-    "occurrence",
-)
-NETFILTER_COLUMNS = (
-    "logged_at",
-    "priority",
-    "message",
-    "kind",
-    "ip",
-    "network",
-    "rule_id",
-    "attempts_left",
-    "ban_minutes",
-    "username",
-    "auth_method",
-    "line_key",
-    "occurrence",
-)
+RSPAMD_COLUMNS = (*rspamd.ROW_FIELDS, "line_key", "occurrence")
+NETFILTER_COLUMNS = ("logged_at", "priority", "message", *netfilter.EVENT_FIELDS, "line_key", "occurrence")
 UNPARSED_COLUMNS = ("source", "item", "error", "line_key", "occurrence")
 TABLES = {
     "postfix": ("postfix_lines", POSTFIX_COLUMNS, ("line_key", "occurrence")),
