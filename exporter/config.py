@@ -87,6 +87,10 @@ class _EnvSchema(Schema):
     CSV_EXPORT_LIMIT = fields.Integer(
         load_default=100_000, attribute="csv_export_limit", validate=validate.Range(min=1, max=10_000_000)
     )
+    METRICS_DOMAIN_LABELS = fields.Boolean(load_default=False, attribute="metrics_domain_labels")
+    STATUS_SYNC_INTERVAL = fields.Integer(
+        load_default=30, attribute="status_sync_interval", validate=validate.Range(min=5, max=3600)
+    )
 
     @validates("MAILCOW_URL")
     def _check_url(self, value: str, **_: Any) -> None:
@@ -153,6 +157,8 @@ class Config:
     app_title: str = "mailcow-grafana"
     expire_after_hours: int = 120
     csv_export_limit: int = 100_000
+    metrics_domain_labels: bool = False
+    status_sync_interval: int = 30
 
     @property
     def embedded_db_dir(self) -> Path:

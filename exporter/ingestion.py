@@ -21,10 +21,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.mailcow_client import MailcowClient
+from exporter.mailcow_client import MailcowClient, MailcowError
 from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
 from exporter.store import ingest as store
+from exporter.store import status as status_store
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +253,7 @@ class Ingestor:
         """One round over all sources; raises after trying every source if any failed."""
         results: dict[str, FetchResult] = {}
         errors: list[str] = []
+        api_error: str | None = None
         for name in SOURCES:
             state = self.state[name]
             now = self.clock()
@@ -260,9 +262,12 @@ class Ingestor:
             except Exception as exc:
                 store.record_fetch_error(self.pool, name, datetime.now(UTC), str(exc))
                 errors.append(f"{name}: {exc}")
+                if isinstance(exc, MailcowError):
+                    api_error = api_error or f"{name}: {exc}"
                 continue
             results[name] = result
             self._adapt(name, state, result, now)
+        status_store.record_api(self.pool, "logs", datetime.now(UTC), api_error)
         if errors:
             raise RuntimeError("; ".join(errors))
         return results

@@ -23,10 +23,11 @@ from exporter import correlation
 from exporter.config import Config
 from exporter.database import connect
 from exporter.ingestion import Ingestor
-from exporter.mailcow_client import MailcowClient
+from exporter.mailcow_client import MailcowClient, MailcowError
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
+from exporter.store import status as status_store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ JOBS = {
     "cleanup_logs": ("daily at 02:00 UTC", "Removes lines and messages older than RETENTION_DAYS"),
     "sync_domains": ("10 minutes", "Reads mailcow's domain list (decides message direction)"),
     "sync_quarantine": ("60 seconds", "Reads mailcow's quarantine (marks quarantined messages)"),
+    "sync_status": (
+        "STATUS_SYNC_INTERVAL (30 seconds)",
+        "Reads mailcow's mail queue, containers, vmail usage, version and bans (for /metrics)",
+    ),
 }
 
 
@@ -100,21 +105,61 @@ class Worker:
         log.info("fetched %s", ", ".join(f"{r.source} +{r.inserted}" for r in results.values()))
 
     def correlate(self) -> dict[str, int]:
-        return correlation.correlate(self.pool, self.local_domains())
+        return correlation.correlate(self.pool, self.local_domains(), self.config.metrics_domain_labels)
+
+    def _from_mailcow(self, group: str, call: Callable[[], object]) -> object:
+        """Call mailcow and record whether this endpoint group answered (mailcow_api_up)."""
+        try:
+            result = call()
+        except MailcowError as exc:
+            status_store.record_api(self.pool, group, datetime.now(UTC), str(exc))
+            raise
+        status_store.record_api(self.pool, group, datetime.now(UTC), None)
+        return result
 
     def sync_domains(self) -> int:
-        domains = [(str(d.get("domain_name", "")), bool(d.get("active", 1))) for d in self.client.domains()]
+        listed = self._from_mailcow("domains", self.client.domains)
+        domains = [(str(d.get("domain_name", "")), bool(d.get("active", 1))) for d in listed]
         return mailcow_store.replace_domains(self.pool, [(d, a) for d, a in domains if d])
 
     def sync_quarantine(self) -> int:
-        items = [(int(q["id"]), str(q["qid"])) for q in self.client.quarantine() if "id" in q and "qid" in q]
+        listed = self._from_mailcow("quarantine", self.client.quarantine)
+        items = [(int(q["id"]), str(q["qid"])) for q in listed if "id" in q and "qid" in q]
         return mailcow_store.replace_quarantine(self.pool, items)
 
+    def sync_status(self) -> int:
+        """Snapshot mailcow's status endpoints; each group is up only if all its calls answered."""
+        calls: dict[str, tuple[str, Callable[[], object]]] = {
+            "queue": ("queue", self.client.mail_queue),
+            "containers": ("status", self.client.containers),
+            "vmail": ("status", self.client.vmail),
+            "version": ("status", lambda: {"version": self.client.version()}),
+            "fail2ban": ("fail2ban", self.client.fail2ban),
+        }
+        errors: dict[str, str] = {}
+        for kind, (group, call) in calls.items():
+            try:
+                data = call()
+            except MailcowError as exc:
+                errors.setdefault(group, f"{kind}: {exc}")
+                continue
+            status_store.save_snapshot(self.pool, kind, data, datetime.now(UTC))
+        for group in dict.fromkeys(group for group, _ in calls.values()):
+            status_store.record_api(self.pool, group, datetime.now(UTC), errors.get(group))
+        if errors:
+            raise RuntimeError("; ".join(errors.values()))
+        return len(calls)
+
     def update_final_status(self) -> int:
-        return correlation.refresh_incomplete(self.pool, self.local_domains())
+        return correlation.refresh_incomplete(self.pool, self.local_domains(), self.config.metrics_domain_labels)
 
     def expire(self) -> int:
-        return correlation.expire(self.pool, timedelta(hours=self.config.expire_after_hours), self.local_domains())
+        return correlation.expire(
+            self.pool,
+            timedelta(hours=self.config.expire_after_hours),
+            self.local_domains(),
+            self.config.metrics_domain_labels,
+        )
 
     def cleanup(self) -> dict[str, int]:
         return ingest_store.delete_before(self.pool, datetime.now(UTC) - timedelta(days=self.config.retention_days))
@@ -144,6 +189,12 @@ class Worker:
             "interval",
             seconds=60,
             next_run_time=now + timedelta(seconds=5),
+        )
+        scheduler.add_job(
+            leader_only("sync_status", self.sync_status),
+            "interval",
+            seconds=self.config.status_sync_interval,
+            next_run_time=now + timedelta(seconds=2),
         )
         return scheduler
 

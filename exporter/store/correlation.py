@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from exporter.store import counters
+
 BATCH_LINES = 200_000
 RSPAMD_WINDOW = timedelta(minutes=10)
 
@@ -131,8 +133,10 @@ _REFUSED = """
     ORDER BY queue_id, recipient, logged_at DESC, id DESC
 """
 
+# WITH items for counters.add(): re-derive every touched message, then count the ones that have
+# just reached a final status (once: `counted` stays true), with their recipients.
 _RECOMPUTE = """
-    WITH ids AS (SELECT id FROM touched),
+    ids AS (SELECT id FROM touched),
     r AS (
         SELECT message_pk,
                count(*) AS n,
@@ -148,7 +152,7 @@ _RECOMPUTE = """
         FROM message_recipients WHERE message_pk IN (SELECT id FROM ids) GROUP BY message_pk
     ),
     c AS (
-        SELECT m.id,
+        SELECT m.id, m.counted AS was_counted,
                coalesce(r.n, 0) AS n, r.first_recipient, r.rcpt_text,
                CASE
                    WHEN m.rejected AND coalesce(r.delivered, 0) = 0 THEN 'rejected'
@@ -175,18 +179,31 @@ _RECOMPUTE = """
         FROM (SELECT m.*, m.origin_queue_id IS NOT NULL AS ndn_origin FROM messages m
               WHERE m.id IN (SELECT id FROM ids)) m
         LEFT JOIN r ON r.message_pk = m.id
-    )
+    ),
+    upd AS (
     UPDATE messages m SET
         recipient_count = c.n,
         first_recipient = coalesce(c.first_recipient, m.first_recipient),
         final_status = c.final_status,
         direction = c.direction,
         is_complete = c.final_status NOT IN ('queued', 'deferred') OR m.reject_class IS NOT DISTINCT FROM 'greylist',
+        counted = m.counted OR c.final_status NOT IN ('queued', 'deferred')
+                  OR m.reject_class IS NOT DISTINCT FROM 'greylist',
         search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, m.subject, m.sasl_username,
                                       coalesce(c.rcpt_text, m.first_recipient))),
         updated_at = now()
     FROM c WHERE m.id = c.id
-"""
+    RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
+              lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
+                  AS domain
+    ),
+    labelled AS (
+        SELECT id, direction, final_status,
+               CASE WHEN NOT %(domain_labels)s THEN '{}'::jsonb
+                    WHEN domain = ANY(%(local)s::text[]) THEN jsonb_build_object('domain', domain)
+                    ELSE '{"domain": "other"}'::jsonb END AS extra
+        FROM upd WHERE newly_complete
+    )"""
 
 # Candidates: unlinked messages touched now, or near new rspamd rows. A message with a Message-ID is
 # found through the message_id index, one without through (sender, time); the nearest row wins.
@@ -264,7 +281,53 @@ _NOQUEUE = """
 """
 
 
-def run_batch(conn: psycopg.Connection, local_domains: Sequence[str]) -> dict[str, Any]:
+# Events of the batch, counted exactly once: each line is in exactly one batch. Run after
+# recompute() so deliveries carry their message's current direction.
+_BATCH_EVENTS = """
+    SELECT 'deliveries', jsonb_build_object('direction', m.direction, 'status', b.status), 1
+    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+    WHERE b.kind = 'delivery' AND b.status IS NOT NULL
+    UNION ALL
+    SELECT CASE b.status WHEN 'deferred' THEN 'deferrals' ELSE 'bounces' END,
+           jsonb_build_object('remote', mg_remote_class(split_part(b.recipient, '@', 2), b.relay, %(local)s)), 1
+    FROM batch b WHERE b.kind = 'delivery' AND b.status IN ('deferred', 'bounced')
+    UNION ALL
+    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', m.direction, 'le', le::text), 1
+    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+    JOIN unnest(%(buckets)s::float8[]) AS le ON b.delay <= le
+    WHERE b.kind = 'delivery' AND b.status = 'delivered'
+    UNION ALL
+    SELECT 'delivery_delay_seconds_' || part, jsonb_build_object('direction', m.direction),
+           CASE part WHEN 'sum' THEN b.delay ELSE 1 END
+    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+    CROSS JOIN (VALUES ('sum'), ('count')) AS p (part)
+    WHERE b.kind = 'delivery' AND b.status = 'delivered' AND b.delay IS NOT NULL
+    UNION ALL
+    SELECT 'rejects', jsonb_build_object('reason', CASE
+               WHEN b.kind = 'postscreen_pregreet' THEN 'pregreet'
+               WHEN b.reject_class IN ('relay_denied', 'rbl', 'unknown_recipient', 'sender_rejected', 'greylist',
+                                       'spam') THEN b.reject_class
+               WHEN b.kind = 'milter_reject' THEN 'spam'
+               ELSE 'other' END), 1
+    FROM batch b WHERE b.kind IN ('noqueue_reject', 'rcpt_reject', 'milter_reject', 'postscreen_pregreet')
+    UNION ALL
+    SELECT 'sasl_auth_failures', '{}'::jsonb, 1 FROM batch WHERE kind = 'sasl_failure'
+    UNION ALL
+    SELECT 'rspamd_actions',
+           jsonb_build_object('action', action,
+                              'direction', CASE WHEN "user" IS NULL THEN 'inbound' ELSE 'outbound' END), 1
+    FROM rspamd_rows WHERE id > %(rspamd_from)s AND id <= %(rspamd_to)s
+"""
+
+_COMPLETED_ROWS = """
+    SELECT 'messages', jsonb_build_object('direction', direction, 'status', final_status) || extra, 1 FROM labelled
+    UNION ALL
+    SELECT 'recipients', jsonb_build_object('direction', d.direction, 'status', r.status) || d.extra, 1
+    FROM labelled d JOIN message_recipients r ON r.message_pk = d.id
+"""
+
+
+def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> dict[str, Any]:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
     last_postfix, last_rspamd = _watermarks(conn)
     upto = conn.execute(
@@ -298,10 +361,21 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str]) -> dict[st
         lo = (new_rspamd[1] - RSPAMD_WINDOW) if new_rspamd[1] else None
         hi = (new_rspamd[2] + RSPAMD_WINDOW) if new_rspamd[2] else None
         conn.execute(_LINK_RSPAMD, {"lo": lo, "hi": hi, "window": RSPAMD_WINDOW})
-    touched = recompute(conn, local_domains)
+    touched = recompute(conn, local_domains, domain_labels)
+    new_rspamd_to = new_rspamd[0] if new_rspamd[0] is not None else last_rspamd
+    counters.add(
+        conn,
+        _BATCH_EVENTS,
+        {
+            "local": [d.lower() for d in local_domains],
+            "buckets": list(counters.DELAY_BUCKETS),
+            "rspamd_from": last_rspamd,
+            "rspamd_to": new_rspamd_to,
+        },
+    )
     conn.execute(
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
-        (upto, new_rspamd[0] if new_rspamd[0] is not None else last_rspamd),
+        (upto, new_rspamd_to),
     )
     return {"lines": lines, "messages": touched, "more": lines >= BATCH_LINES}
 
@@ -326,8 +400,9 @@ def _link_bounces(conn: psycopg.Connection) -> None:
     )
 
 
-def recompute(conn: psycopg.Connection, local_domains: Sequence[str]) -> int:
-    """Re-derive status, direction and search text of every message in the `touched` temp table."""
+def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
+    """Re-derive status, direction and search text of every message in the `touched` temp table,
+    and count the ones that have just reached a final status."""
     conn.execute(
         """UPDATE message_recipients r SET status = 'expired'
            FROM messages m WHERE m.id = r.message_pk AND m.expired AND r.status = 'deferred'
@@ -337,10 +412,14 @@ def recompute(conn: psycopg.Connection, local_domains: Sequence[str]) -> int:
         """UPDATE messages m SET quarantined = true FROM quarantine_items q
            WHERE q.queue_id = m.queue_id AND NOT m.quarantined AND m.id IN (SELECT id FROM touched)"""
     )
-    return conn.execute(_RECOMPUTE, {"local": [d.lower() for d in local_domains]}).rowcount
+    local = [d.lower() for d in local_domains]
+    counters.add(conn, _COMPLETED_ROWS, {"local": local, "domain_labels": domain_labels}, ctes=_RECOMPUTE)
+    return conn.execute("SELECT count(*) FROM touched").fetchone()[0]
 
 
-def expire(conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence[str]) -> int:
+def expire(
+    conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence[str], domain_labels: bool = False
+) -> int:
     """Expire unfinished messages with no line for `horizon` (measured against the newest line)."""
     conn.execute("DROP TABLE IF EXISTS touched")
     conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
@@ -353,12 +432,14 @@ def expire(conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence
            INSERT INTO touched SELECT id FROM up""",
         (horizon,),
     )
-    return recompute(conn, local_domains)
+    return recompute(conn, local_domains, domain_labels)
 
 
-def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str]) -> int:
-    """Consistency sweep: re-derive every unfinished message (e.g. after the domain list changed)."""
+def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
+    """Consistency sweep: re-derive every unfinished message (e.g. after the domain list changed),
+    and count complete messages not counted yet (those stored before counting existed)."""
     conn.execute("DROP TABLE IF EXISTS touched")
     conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
     conn.execute("INSERT INTO touched SELECT id FROM messages WHERE NOT is_complete")
-    return recompute(conn, local_domains)
+    conn.execute("INSERT INTO touched SELECT id FROM messages WHERE is_complete AND NOT counted")
+    return recompute(conn, local_domains, domain_labels)

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from exporter.parsers import netfilter, rspamd
 from exporter.parsers.postfix import EVENT_FIELDS
+from exporter.store import counters
 
 POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "line_key", "occurrence", *EVENT_FIELDS)
 RSPAMD_COLUMNS = (*rspamd.ROW_FIELDS, "line_key", "occurrence")
@@ -26,11 +27,24 @@ TABLES = {
 }
 
 
+# Counters of new netfilter lines, read from the rows the INSERT returns (`ins`). Postfix and
+# rspamd lines are counted by correlation, which sees each new line exactly once.
+_COUNTED_ON_LOAD = {
+    "netfilter": """
+        SELECT CASE kind WHEN 'warning' THEN 'netfilter_warnings' WHEN 'ban' THEN 'netfilter_bans'
+                         ELSE 'netfilter_unbans' END,
+               CASE kind WHEN 'warning' THEN jsonb_build_object('rule', coalesce(rule_id::text, 'unknown'))
+                         ELSE '{}'::jsonb END,
+               1
+        FROM ins WHERE kind IN ('warning', 'ban', 'unban')""",
+}
+
+
 def load(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
     """Bulk-load rows (in log order, oldest first) into one table; return how many were new.
 
     COPY into a temporary table, then one INSERT … ON CONFLICT DO NOTHING ordered like the log,
-    so ids follow the log and loading the same rows again inserts nothing.
+    so ids follow the log and loading the same rows again inserts nothing (nor counts anything).
     """
     if not rows:
         return 0
@@ -46,11 +60,17 @@ def load(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> 
     with conn.cursor().copy(sql.SQL("COPY {} ({}, ord) FROM STDIN").format(temp, cols)) as copy:
         for ord_, row in enumerate(rows):
             copy.write_row((*row, ord_))
-    return conn.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
-            sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
-        )
-    ).rowcount
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
+        sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
+    )
+    if kind not in _COUNTED_ON_LOAD:
+        return conn.execute(insert).rowcount
+    new_rows = sql.SQL("CREATE TEMP TABLE ins ON COMMIT DROP AS WITH i AS ({} RETURNING *) SELECT * FROM i")
+    conn.execute(new_rows.format(insert))
+    counters.add(conn, _COUNTED_ON_LOAD[kind])
+    inserted = conn.execute("SELECT count(*) FROM ins").fetchone()[0]
+    conn.execute("DROP TABLE ins")
+    return inserted
 
 
 def newest_stored(conn: psycopg.Connection, source: str) -> datetime | None:

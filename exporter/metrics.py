@@ -1,0 +1,313 @@
+"""Prometheus metrics built from PostgreSQL state by a custom collector on a dedicated registry.
+
+Every web process and replica reads the same tables, so they all report the same numbers, and
+counters survive restarts and retention. Names follow Prometheus' conventions: `mailcow_…` for
+the mail server, `mailcow_grafana_…` for this service's own health; base units (seconds, bytes,
+ratios 0-1); `_total` counters; no per-mailbox or per-sender labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+from psycopg_pool import ConnectionPool
+
+from exporter import __version__
+from exporter.store import metrics as store
+from exporter.store.counters import DELAY_BUCKETS
+
+log = logging.getLogger(__name__)
+
+# stored counter name -> (metric name without _total, help, label names)
+COUNTERS = {
+    "messages": (
+        "mailcow_messages",
+        "Messages that reached a final status, by direction and status (counted once, when they complete).",
+        ("direction", "status", "domain"),
+    ),
+    "recipients": (
+        "mailcow_recipients",
+        "Recipients of messages that reached a final status, by direction and the recipient's status.",
+        ("direction", "status", "domain"),
+    ),
+    "deliveries": (
+        "mailcow_postfix_delivery_attempts",
+        "Postfix smtp/lmtp delivery attempts (status= lines), by direction and outcome.",
+        ("direction", "status"),
+    ),
+    "deferrals": (
+        "mailcow_postfix_deferrals",
+        "Deferred delivery attempts, by remote provider class (google, microsoft, ..., local, other).",
+        ("remote",),
+    ),
+    "bounces": (
+        "mailcow_postfix_bounces",
+        "Bounced recipients, by remote provider class (google, microsoft, ..., local, other).",
+        ("remote",),
+    ),
+    "rejects": (
+        "mailcow_postfix_rejects",
+        "Mail refused by Postfix or its milters, by reason class.",
+        ("reason",),
+    ),
+    "sasl_auth_failures": ("mailcow_postfix_sasl_auth_failures", "Failed SMTP AUTH attempts logged by Postfix.", ()),
+    "rspamd_actions": (
+        "mailcow_rspamd_actions",
+        "Rspamd scan results by action; outbound = sent by an authenticated user.",
+        ("action", "direction"),
+    ),
+    "netfilter_warnings": (
+        "mailcow_netfilter_warnings",
+        "Failed logins netfilter matched, by its rule id (1 UI, 3 SASL, 6-7 Dovecot, 8-9 SOGo, ...).",
+        ("rule",),
+    ),
+    "netfilter_bans": ("mailcow_netfilter_bans", "Networks netfilter banned.", ()),
+    "netfilter_unbans": ("mailcow_netfilter_unbans", "Networks netfilter unbanned.", ()),
+}
+ALWAYS_PRESENT = ("sasl_auth_failures", "netfilter_bans", "netfilter_unbans")
+QUEUES = ("incoming", "active", "deferred", "hold", "maildrop")
+_SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+
+
+class MailcowCollector(Collector):
+    """Collects everything from one short read-only transaction per scrape."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("mailcow_grafana_database_up", "Whether this service could read its PostgreSQL.")
+        try:
+            with self.pool.connection(timeout=5) as conn:
+                state = store.read(conn)
+        except Exception as exc:  # the scrape still answers, saying the database is down
+            log.warning("metrics: cannot read the database: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        info = InfoMetricFamily("mailcow_grafana_build", "This service's version.")
+        info.add_metric([], {"version": __version__})
+        yield info
+        yield from _counters(state.counters)
+        yield from _ingest(state)
+        yield from _jobs(state)
+        yield from _mailcow(state)
+
+
+def _counters(rows: list[tuple[str, dict[str, str], float]]) -> Iterator[Metric]:
+    by_name: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    for name, labels, value in rows:
+        by_name[name].append((labels, value))
+    for key, (metric, help_text, label_names) in COUNTERS.items():
+        samples = by_name.get(key, [])
+        present = [n for n in label_names if any(n in labels for labels, _ in samples)]
+        family = CounterMetricFamily(metric, help_text, labels=present)
+        for labels, value in samples:
+            family.add_metric([labels.get(n, "") for n in present], value)
+        if not samples and key in ALWAYS_PRESENT:
+            family.add_metric([], 0)
+        yield family
+    yield _delay_histogram(by_name)
+
+
+def _delay_histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> Metric:
+    family = HistogramMetricFamily(
+        "mailcow_delivery_delay_seconds",
+        "Postfix delay= of delivered recipients (receipt to delivery), by direction.",
+        labels=["direction"],
+    )
+    sums = {labels["direction"]: value for labels, value in by_name.get("delivery_delay_seconds_sum", [])}
+    counts = {labels["direction"]: value for labels, value in by_name.get("delivery_delay_seconds_count", [])}
+    buckets: dict[str, dict[float, float]] = defaultdict(dict)
+    for labels, value in by_name.get("delivery_delay_seconds_bucket", []):
+        buckets[labels["direction"]][float(labels["le"])] = value
+    for direction, count in sorted(counts.items()):
+        seen = buckets[direction]
+        family.add_metric(
+            [direction],
+            [(floatToGoString(le), seen.get(float(le), 0)) for le in DELAY_BUCKETS] + [("+Inf", count)],
+            sums.get(direction, 0),
+        )
+    return family
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value else None
+
+
+def _ingest(state: store.MetricsState) -> Iterator[Metric]:
+    lines = CounterMetricFamily(
+        "mailcow_grafana_lines_ingested", "Log lines stored, by mailcow log source.", labels=["source"]
+    )
+    gaps = CounterMetricFamily(
+        "mailcow_grafana_ingest_gaps",
+        "Times mailcow's capped log list rotated lines away before they were read.",
+        labels=["source"],
+    )
+    lag = GaugeMetricFamily(
+        "mailcow_grafana_ingest_lag_seconds", "Now minus the time of the newest stored line.", labels=["source"]
+    )
+    last = GaugeMetricFamily(
+        "mailcow_grafana_ingest_last_success_timestamp_seconds",
+        "When a fetch of this source last succeeded (Unix time).",
+        labels=["source"],
+    )
+    for row in state.ingest:
+        source = [row["source"]]
+        lines.add_metric(source, row["lines_total"])
+        gaps.add_metric(source, row["gaps_total"])
+        if row["newest_line_at"]:
+            lag.add_metric(source, max(0.0, (state.now - row["newest_line_at"]).total_seconds()))
+        if row["last_success_at"]:
+            last.add_metric(source, row["last_success_at"].timestamp())
+    yield from (lines, gaps, lag, last)
+
+
+def _jobs(state: store.MetricsState) -> Iterator[Metric]:
+    runs = CounterMetricFamily("mailcow_grafana_job_runs", "Background job runs.", labels=["job"])
+    failures = CounterMetricFamily("mailcow_grafana_job_failures", "Background job runs that failed.", labels=["job"])
+    duration = GaugeMetricFamily(
+        "mailcow_grafana_job_last_duration_seconds", "How long the last run of the job took.", labels=["job"]
+    )
+    success = GaugeMetricFamily(
+        "mailcow_grafana_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time).", labels=["job"]
+    )
+    for row in state.jobs:
+        job = [row["name"]]
+        runs.add_metric(job, row["runs"])
+        failures.add_metric(job, row["failures"])
+        if row["last_duration_seconds"] is not None:
+            duration.add_metric(job, row["last_duration_seconds"])
+        if row["last_success_at"]:
+            success.add_metric(job, row["last_success_at"].timestamp())
+    yield from (runs, failures, duration, success)
+
+
+def _mailcow(state: store.MetricsState) -> Iterator[Metric]:
+    snapshots = state.snapshots
+    yield from _queue(snapshots.get("queue"), state.now)
+    quarantine = GaugeMetricFamily("mailcow_quarantine_messages", "Messages in mailcow's quarantine.")
+    quarantine.add_metric([], state.quarantined)
+    yield quarantine
+    yield from _containers(snapshots.get("containers"))
+    yield from _vmail(snapshots.get("vmail"))
+    yield from _bans(snapshots.get("fail2ban"))
+    if "version" in snapshots:
+        version = InfoMetricFamily("mailcow_version", "The mailcow release (git tag or commit).")
+        version.add_metric([], {"version": str(snapshots["version"][0].get("version", ""))})
+        yield version
+    fetched = GaugeMetricFamily(
+        "mailcow_status_last_fetch_timestamp_seconds",
+        "When each mailcow status endpoint was last read successfully (Unix time).",
+        labels=["kind"],
+    )
+    for kind, (_, at) in sorted(snapshots.items()):
+        fetched.add_metric([kind], at.timestamp())
+    yield fetched
+    api_up = GaugeMetricFamily(
+        "mailcow_api_up", "Whether the group of mailcow API endpoints answered when last used.", labels=["endpoint"]
+    )
+    api_ok = GaugeMetricFamily(
+        "mailcow_api_last_success_timestamp_seconds",
+        "When the group of mailcow API endpoints last answered (Unix time).",
+        labels=["endpoint"],
+    )
+    for row in state.api:
+        api_up.add_metric([row["endpoint_group"]], 1 if row["up"] else 0)
+        if row["last_success_at"]:
+            api_ok.add_metric([row["endpoint_group"]], row["last_success_at"].timestamp())
+    yield from (api_up, api_ok)
+
+
+def _queue(snapshot: tuple[list, datetime] | None, now: datetime) -> Iterator[Metric]:
+    size = GaugeMetricFamily("mailcow_queue_messages", "Messages in the Postfix queue, by queue.", labels=["queue"])
+    oldest = GaugeMetricFamily(
+        "mailcow_queue_oldest_message_age_seconds",
+        "Age of the oldest message in each Postfix queue (0 when empty).",
+        labels=["queue"],
+    )
+    if snapshot is None:
+        return
+    items = snapshot[0]
+    counts = dict.fromkeys(QUEUES, 0)
+    arrivals: dict[str, float] = {}
+    for item in items if isinstance(items, list) else []:
+        queue = str(item.get("queue_name", "unknown"))
+        counts[queue] = counts.get(queue, 0) + 1
+        try:
+            arrival = float(item["arrival_time"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        arrivals[queue] = min(arrivals.get(queue, arrival), arrival)
+    for queue, count in counts.items():
+        size.add_metric([queue], count)
+        oldest.add_metric([queue], max(0.0, now.timestamp() - arrivals[queue]) if queue in arrivals else 0)
+    yield from (size, oldest)
+
+
+def _containers(snapshot: tuple[dict, datetime] | None) -> Iterator[Metric]:
+    if snapshot is None:
+        return
+    up = GaugeMetricFamily(
+        "mailcow_container_up", "Whether each mailcow container is running (Docker state).", labels=["container"]
+    )
+    data = snapshot[0] if isinstance(snapshot[0], dict) else {}
+    for service, info in sorted(data.items()):
+        state = info.get("state") if isinstance(info, dict) else None
+        up.add_metric([service], 1 if state == "running" else 0)
+    yield up
+
+
+def _si_bytes(text: object) -> float | None:
+    """`df -H` sizes such as "22G" (powers of 1000) in bytes."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGTP]?)B?\s*", str(text), re.IGNORECASE)
+    return float(match.group(1)) * _SI[match.group(2).upper()] if match else None
+
+
+def _vmail(snapshot: tuple[dict, datetime] | None) -> Iterator[Metric]:
+    if snapshot is None or not isinstance(snapshot[0], dict):
+        return
+    data = snapshot[0]
+    used, total = _si_bytes(data.get("used")), _si_bytes(data.get("total"))
+    if used is None or not total:  # df failed: mailcow reports all fields "0"
+        return
+    ratio = GaugeMetricFamily("mailcow_vmail_used_ratio", "Used share of the mail storage volume (0-1).")
+    ratio.add_metric([], used / total)
+    size = GaugeMetricFamily("mailcow_vmail_size_bytes", "Size of the mail storage volume.")
+    size.add_metric([], total)
+    used_bytes = GaugeMetricFamily("mailcow_vmail_used_bytes", "Used space on the mail storage volume.")
+    used_bytes.add_metric([], used)
+    yield from (ratio, size, used_bytes)
+
+
+def _bans(snapshot: tuple[dict, datetime] | None) -> Iterator[Metric]:
+    if snapshot is None or not isinstance(snapshot[0], dict):
+        return
+    bans = GaugeMetricFamily(
+        "mailcow_netfilter_active_bans", "Networks netfilter currently bans, by kind.", labels=["kind"]
+    )
+    bans.add_metric(["temporary"], len(snapshot[0].get("active_bans") or []))
+    bans.add_metric(["permanent"], len(snapshot[0].get("perm_bans") or []))
+    yield bans
+
+
+def registry(pool: ConnectionPool) -> CollectorRegistry:
+    """A dedicated registry (no process or Python metrics: they differ between replicas)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(MailcowCollector(pool))
+    return reg
