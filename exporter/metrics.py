@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -89,6 +90,7 @@ class MailcowCollector(Collector):
         self.pool = pool
 
     def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
         up = GaugeMetricFamily("mailcow_grafana_database_up", "Whether this service could read its PostgreSQL.")
         try:
             with self.pool.connection(timeout=5) as conn:
@@ -107,6 +109,11 @@ class MailcowCollector(Collector):
         yield from _ingest(state)
         yield from _jobs(state)
         yield from _mailcow(state)
+        took = GaugeMetricFamily(
+            "mailcow_grafana_scrape_duration_seconds", "Time this scrape spent reading the database."
+        )
+        took.add_metric([], time.perf_counter() - started)
+        yield took
 
 
 def _counters(rows: list[tuple[str, dict[str, str], float]]) -> Iterator[Metric]:
@@ -179,13 +186,18 @@ def _ingest(state: store.MetricsState) -> Iterator[Metric]:
 
 
 def _jobs(state: store.MetricsState) -> Iterator[Metric]:
-    runs = CounterMetricFamily("mailcow_grafana_job_runs", "Background job runs.", labels=["job"])
-    failures = CounterMetricFamily("mailcow_grafana_job_failures", "Background job runs that failed.", labels=["job"])
+    # `job_name`, not `job`: Prometheus sets `job` on every scraped series itself.
+    runs = CounterMetricFamily("mailcow_grafana_job_runs", "Background job runs.", labels=["job_name"])
+    failures = CounterMetricFamily(
+        "mailcow_grafana_job_failures", "Background job runs that failed.", labels=["job_name"]
+    )
     duration = GaugeMetricFamily(
-        "mailcow_grafana_job_last_duration_seconds", "How long the last run of the job took.", labels=["job"]
+        "mailcow_grafana_job_last_duration_seconds", "How long the last run of the job took.", labels=["job_name"]
     )
     success = GaugeMetricFamily(
-        "mailcow_grafana_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time).", labels=["job"]
+        "mailcow_grafana_job_last_success_timestamp_seconds",
+        "When the job last succeeded (Unix time).",
+        labels=["job_name"],
     )
     for row in state.jobs:
         job = [row["name"]]

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Run the whole test suite on a fresh machine: makes .venv, installs the project with its
-# test extra, lints, then runs pytest (which fails on no tests collected, exit 5).
+# Run the whole test suite on a fresh machine: installs the Debian tools the tests use, makes
+# .venv, installs the project with its test extra, lints, then runs pytest (which fails on no
+# tests collected, exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian packages the tests run for real: prometheus (promtool and the server).
+missing=()
+command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # only the tools are needed: the tests start their own Prometheus on a free loopback port
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
