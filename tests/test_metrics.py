@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import correlation
@@ -17,6 +22,7 @@ from exporter.web.app import create_app
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
 
+RULES = Path(__file__).parent.parent / "provisioning" / "prometheus" / "rules" / "mailcow-alerts.yml"
 Samples = dict[tuple[str, frozenset], float]
 
 
@@ -220,3 +226,64 @@ def test_metrics_require_credentials_when_auth_is_on(flow):
     app = create_app(make_config(url, auth_enabled=True, auth_password="s3cret-pass"), pool).test_client()
     assert app.get("/metrics").status_code == 401
     assert app.get("/metrics", auth=("admin", "s3cret-pass")).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_real_prometheus_scrapes_the_service_and_sees_the_rest_counts(flow, live_app, tmp_path):
+    _, pool, url, _ = flow
+    app = create_app(make_config(url), pool)
+    service = live_app(app)
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {
+                "job_name": "mailcow-grafana",
+                "static_configs": [{"targets": [service.url.removeprefix("http://")]}],
+            }
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        result: list = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not result:
+            time.sleep(0.5)
+            try:
+                body = httpx.get(f"{api}/query", params={"query": "mailcow_messages_total"}, timeout=5).json()
+            except httpx.TransportError:
+                continue
+            result = body.get("data", {}).get("result", [])
+        assert result, "Prometheus never scraped mailcow_messages_total"
+        rest = app.test_client()
+        for series in result:
+            labels = series["metric"]
+            assert labels["job"] == "mailcow-grafana"
+            if labels["status"] == "deferred":
+                continue
+            query = f"/api/messages?direction={labels['direction']}&status={labels['status']}&limit=1"
+            assert float(series["value"][1]) == rest.get(query).get_json()["total"], labels
+        rules = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+        loaded = {rule["name"] for group in rules for rule in group["rules"]}
+        assert {"MailcowQueueGrowing", "MailcowOutboundSpam", "MailcowGrafanaIngestStalled"} <= loaded
+        assert all(rule["health"] != "err" for group in rules for rule in group["rules"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
