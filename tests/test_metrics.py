@@ -287,3 +287,9 @@ def test_real_prometheus_scrapes_the_service_and_sees_the_rest_counts(flow, live
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_landing_page_links_the_metrics(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.content_type.startswith("text/html")
+    assert '<a href="/metrics">' in response.get_data(as_text=True)

@@ -10,7 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
 from exporter.database import create_pool
-from exporter.web import api, export, logs, messages, metrics, settings, stats
+from exporter.web import api, export, index, logs, messages, metrics, settings, stats
 from exporter.web.auth import install_auth
 from exporter.web.errors import register_error_handlers
 
@@ -28,7 +28,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     app.json.sort_keys = False
     install_auth(app, config)
     register_error_handlers(app)
-    for blueprint in (api.bp, messages.bp, logs.bp, stats.bp, export.bp, settings.bp, metrics.bp):
+    for blueprint in (index.bp, api.bp, messages.bp, logs.bp, stats.bp, export.bp, settings.bp, metrics.bp):
         app.register_blueprint(blueprint)
     _install_request_log(app)
     return app
