@@ -180,19 +180,20 @@ def test_refetching_and_recorrelating_counts_nothing_twice(flow, client):
     assert after == before
 
 
-def test_counters_survive_restart_and_retention_and_keep_rising(flow):
-    rig, pool, url, _ = flow
-    before = counters_of(samples(scrape(create_app(make_config(url), pool).test_client())))
-    deleted = ingest_store.delete_before(pool, datetime.now(UTC) + timedelta(days=1))  # everything goes
-    assert deleted["postfix_lines"] > 0 and deleted["messages"] > 0
-    fresh_pool = create_pool(url, 2)  # a restarted service: new process, new pool, new registry
-    try:
-        restarted = counters_of(samples(scrape(create_app(make_config(url), fresh_pool).test_client())))
-        assert restarted == before
-        rig.run(300, 30)
-        later = counters_of(samples(scrape(create_app(make_config(url), fresh_pool).test_client())))
-    finally:
-        fresh_pool.close()
+def test_counters_survive_restart_and_retention_and_keep_rising(databases):
+    with scenario(databases, start=SIM_START, rate=150, seed=5) as (rig, pool, url):
+        rig.run(600, 30)
+        before = counters_of(samples(scrape(create_app(make_config(url), pool).test_client())))
+        deleted = ingest_store.delete_before(pool, datetime.now(UTC) + timedelta(days=1))  # everything goes
+        assert deleted["postfix_lines"] > 0 and deleted["messages"] > 0
+        fresh_pool = create_pool(url, 2)  # a restarted service: new process, new pool, new registry
+        try:
+            restarted = counters_of(samples(scrape(create_app(make_config(url), fresh_pool).test_client())))
+            assert restarted == before
+            rig.run(300, 30)
+            later = counters_of(samples(scrape(create_app(make_config(url), fresh_pool).test_client())))
+        finally:
+            fresh_pool.close()
     assert all(later.get(key, 0) >= v for key, v in before.items()), "a counter went down"
     key = ("mailcow_messages_total", frozenset({"direction": "inbound", "status": "delivered"}.items()))
     assert later[key] > before[key]
