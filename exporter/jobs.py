@@ -125,6 +125,7 @@ class Worker:
     def sync_quarantine(self) -> int:
         listed = self._from_mailcow("quarantine", self.client.quarantine)
         items = [(int(q["id"]), str(q["qid"])) for q in listed if "id" in q and "qid" in q]
+        status_store.save_snapshot(self.pool, "quarantine", listed, datetime.now(UTC))  # for Grafana's table
         return mailcow_store.replace_quarantine(self.pool, items)
 
     def sync_status(self) -> int:

@@ -96,6 +96,13 @@ def message_where(filters: Mapping[str, Any]) -> Where:
         where.add("lower(m.sasl_username) = lower(%s)", filters["user"])
     if filters.get("ip"):
         where.add("m.client_ip = %s", filters["ip"])
+    if filters.get("domain"):
+        where.add(
+            "(lower(split_part(m.sender, '@', 2)) = lower(%s)"
+            " OR lower(split_part(m.first_recipient, '@', 2)) = lower(%s))",
+            filters["domain"],
+            filters["domain"],
+        )
     _dates(where, "m.first_seen", filters)
     return where
 

@@ -8,6 +8,7 @@ import time
 from flask import Flask, Response, g, request
 from psycopg_pool import ConnectionPool
 
+from datasource import infinity, jsonds
 from exporter.config import Config
 from exporter.database import create_pool
 from exporter.web import api, export, index, logs, messages, metrics, settings, stats
@@ -28,7 +29,18 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     app.json.sort_keys = False
     install_auth(app, config)
     register_error_handlers(app)
-    for blueprint in (index.bp, api.bp, messages.bp, logs.bp, stats.bp, export.bp, settings.bp, metrics.bp):
+    for blueprint in (
+        index.bp,
+        api.bp,
+        messages.bp,
+        logs.bp,
+        stats.bp,
+        export.bp,
+        settings.bp,
+        metrics.bp,
+        infinity.bp,
+        jsonds.bp,
+    ):
         app.register_blueprint(blueprint)
     _install_request_log(app)
     return app

@@ -1,0 +1,435 @@
+"""Named Grafana queries: each turns request arguments into flat rows with stable snake_case keys.
+
+Both Grafana paths use this one catalog: Infinity reads `GET /grafana/infinity/<name>` as a JSON
+array, the JSON datasource gets the same rows as frames from `POST /grafana/json/query`. Times are
+epoch milliseconds; time series are zero-filled at a step derived from the range, so a panel shows
+quiet periods as 0 instead of interpolating across them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from psycopg_pool import ConnectionPool
+
+from exporter.store import grafana as store
+from exporter.store import ingest as ingest_store
+from exporter.store import jobs as job_store
+from exporter.store import queries
+
+Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
+MAX_POINTS = 1500
+MIN_STEP = 60
+
+
+@dataclass
+class Args:
+    """What a panel asks for: range, step, filters, and query-specific options."""
+
+    start: datetime
+    end: datetime
+    step: int = MIN_STEP
+    limit: int = 100
+    direction: str | None = None
+    domain: str | None = None
+    search: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> store.Scope:
+        return store.Scope(self.start, self.end, self.direction, self.domain, self.search)
+
+
+def step_for(start: datetime, end: datetime, interval_ms: int | None, max_points: int | None = None) -> int:
+    """Seconds per bucket: Grafana's interval, but never under a minute or over MAX_POINTS buckets."""
+    span = max(1.0, (end - start).total_seconds())
+    points = min(max_points or MAX_POINTS, MAX_POINTS)
+    step = max(MIN_STEP, math.ceil(span / points), math.ceil((interval_ms or 0) / 1000))
+    for nice in (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400):
+        if step <= nice:
+            return nice
+    return math.ceil(step / 86400) * 86400
+
+
+def ms(value: datetime | None) -> int | None:
+    return int(value.timestamp() * 1000) if value else None
+
+
+def _fill(rows: list[dict[str, Any]], args: Args, columns: tuple[str, ...], zero: float | None = 0) -> list[dict]:
+    """One row per bucket from the range's first to last bucket; missing buckets get `zero`."""
+    by_time = {row["time"]: row for row in rows}
+    step = timedelta(seconds=args.step)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    bucket = epoch + step * ((args.start - epoch) // step)
+    out = []
+    while bucket <= args.end:
+        row = by_time.get(bucket, {})
+        out.append({"time": ms(bucket), **{c: _number(row.get(c, zero)) for c in columns}})
+        bucket += step
+    return out
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return round(float(value), 3)
+
+
+def _rows(rows: list[dict[str, Any]], time_keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {k: (ms(v) if k in time_keys else _number(v) if isinstance(v, float) else v) for k, v in r.items()}
+        for r in rows
+    ]
+
+
+# --- mail flow -------------------------------------------------------------------------------
+
+
+def message_flow(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _fill(store.status_series(pool, args.scope, args.step), args, (*store.STATUSES, "spam", "total"))
+
+
+def direction_flow(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _fill(store.direction_series(pool, args.scope, args.step), args, store.DIRECTIONS)
+
+
+def delivery_delay(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _fill(store.delay_series(pool, args.scope, args.step), args, ("p50", "p90", "p99"), zero=None)
+
+
+def summary(pool: ConnectionPool, args: Args) -> list[dict]:
+    row = store.summary(pool, args.scope)
+    finished = sum(row[s] for s in ("delivered", "bounced", "expired", "rejected"))
+    return [
+        {
+            **row,
+            "delivery_success_ratio": round(row["delivered"] / finished, 4) if finished else None,
+            "spam_ratio": round(row["spam"] / row["total"], 4) if row["total"] else None,
+        }
+    ]
+
+
+def messages(pool: ConnectionPool, args: Args) -> list[dict]:
+    filters = {
+        "start_date": args.start,
+        "end_date": args.end,
+        "direction": args.direction,
+        "domain": args.domain,
+        "search": args.search,
+        **{k: v for k, v in args.options.items() if k in ("sender", "recipient", "status", "ip", "user") and v},
+    }
+    return [
+        {
+            "time": ms(m["first_seen"]),
+            "sender": m["sender"],
+            "recipient": m["first_recipient"],
+            "recipient_count": m["recipient_count"],
+            "subject": m["subject"],
+            "status": m["final_status"],
+            "direction": m["direction"],
+            "spam_score": _number(m["spam_score"]),
+            "rspamd_action": m["rspamd_action"],
+            "client_ip": m["client_ip"],
+            "user": m["sasl_username"],
+            "queue_id": m["queue_id"],
+            "correlation_key": m["correlation_key"],
+            "details_url": f"/api/message/{m['correlation_key']}/details",
+        }
+        for m in queries.export_messages(pool, filters, args.limit)
+    ]
+
+
+def _top(what: str) -> Callable[[ConnectionPool, Args], list[dict]]:
+    def run(pool: ConnectionPool, args: Args) -> list[dict]:
+        return store.top_messages(pool, args.scope, what, args.limit)
+
+    return run
+
+
+def _reasons(status: str) -> Callable[[ConnectionPool, Args], list[dict]]:
+    def run(pool: ConnectionPool, args: Args) -> list[dict]:
+        return store.top_delivery_reasons(pool, args.scope, status, args.limit)
+
+    return run
+
+
+# --- spam and security -------------------------------------------------------------------------
+
+
+def rspamd_actions(pool: ConnectionPool, args: Args) -> list[dict]:
+    columns = tuple(a.replace(" ", "_") for a in store.RSPAMD_ACTIONS)
+    rows = _fill(store.rspamd_series(pool, args.start, args.end, args.step), args, (*columns, "avg_score"))
+    return rows
+
+
+def rspamd_scores(pool: ConnectionPool, args: Args) -> list[dict]:
+    return store.score_histogram(pool, args.start, args.end)
+
+
+def top_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _rows(store.top_symbols(pool, args.start, args.end, args.limit))
+
+
+def netfilter_events(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _fill(store.netfilter_series(pool, args.start, args.end, args.step), args, ("warnings", "bans", "unbans"))
+
+
+def top_blocked_ips(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _rows(store.top_blocked_ips(pool, args.start, args.end, args.limit), ("last_seen",))
+
+
+def auth_failures(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _rows(store.auth_failures(pool, args.start, args.end, args.limit), ("last_seen",))
+
+
+# --- logs (timestamp, body, level first: Infinity's logs format) --------------------------------
+
+_LEVELS = {"warning": "warning", "warn": "warning", "err": "error", "error": "error", "crit": "critical"}
+
+
+def _level(priority: str | None, default: str = "info") -> str:
+    return _LEVELS.get((priority or "").lower(), default)
+
+
+def _log_filters(args: Args) -> dict[str, Any]:
+    return {"start_date": args.start, "end_date": args.end, "search": args.search}
+
+
+def postfix_logs(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "timestamp": ms(r["logged_at"]),
+            "body": r["message"],
+            "level": "warning"
+            if r["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
+            else _level(r["priority"]),
+            "program": r["program"],
+            "queue_id": r["queue_id"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "correlation_key": r["correlation_key"],
+        }
+        for r in queries.export_postfix(pool, _log_filters(args), args.limit)
+    ]
+
+
+def rspamd_logs(pool: ConnectionPool, args: Args, local: list[str]) -> list[dict]:
+    return [
+        {
+            "timestamp": ms(r["logged_at"]),
+            "body": f"{r['action']} score={r['score']:.2f} from=<{r['sender_smtp'] or ''}> "
+            f"to=<{','.join(r['rcpt_smtp'] or [])}> ip={r['ip'] or ''} subject={r['subject'] or ''}",
+            "level": "error" if r["action"] == "reject" else "warning" if r["is_spam"] else "info",
+            "action": r["action"],
+            "score": _number(r["score"]),
+            "direction": r["direction"],
+            "message_id": r["message_id"],
+            "correlation_key": r["correlation_key"],
+        }
+        for r in queries.export_rspamd(pool, _log_filters(args), local, args.limit)
+    ]
+
+
+def netfilter_logs(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "timestamp": ms(r["logged_at"]),
+            "body": r["message"],
+            "level": "warning" if r["kind"] in ("warning", "ban") else _level(r["priority"]),
+            "kind": r["kind"],
+            "ip": r["ip"],
+            "username": r["username"],
+        }
+        for r in queries.export_netfilter(pool, _log_filters(args), args.limit)
+    ]
+
+
+# --- annotations, queue and quarantine, service health ---------------------------------------
+
+
+def annotations(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "time": ms(r["time"]),
+            "time_end": ms(r["time_end"]),
+            "title": r["title"],
+            "text": r["text"],
+            "tags": r["tags"],
+        }
+        for r in store.annotations(pool, args.start, args.end)
+    ]
+
+
+def _age(now: datetime, epoch: Any) -> int | None:
+    try:
+        return max(0, int(now.timestamp() - float(epoch)))
+    except (TypeError, ValueError):
+        return None
+
+
+def queue(pool: ConnectionPool, args: Args) -> list[dict]:
+    """mailcow's Postfix queue as of the last sync, oldest first, defer reasons split out."""
+    snap = store.snapshot(pool, "queue")
+    if snap is None:
+        return []
+    items, fetched = snap
+    rows = []
+    for item in items if isinstance(items, list) else []:
+        recipients = [str(r) for r in item.get("recipients") or []]
+        rows.append(
+            {
+                "queue_id": item.get("queue_id"),
+                "queue_name": item.get("queue_name"),
+                "arrival": int(float(item.get("arrival_time") or 0) * 1000),
+                "age_seconds": _age(datetime.now(UTC), item.get("arrival_time")),
+                "size_bytes": item.get("message_size"),
+                "sender": item.get("sender") or "<>",
+                "recipients": ", ".join(r.split(" (", 1)[0] for r in recipients),
+                "reasons": "; ".join(r.split(" (", 1)[1].rstrip(")") for r in recipients if " (" in r),
+                "synced_at": ms(fetched),
+            }
+        )
+    rows.sort(key=lambda r: r["arrival"])
+    return rows[: args.limit]
+
+
+def quarantine(pool: ConnectionPool, args: Args) -> list[dict]:
+    snap = store.snapshot(pool, "quarantine")
+    if snap is None:
+        return []
+    items, fetched = snap
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": item.get("id"),
+            "qid": item.get("qid"),
+            "created": int(float(item.get("created") or 0) * 1000),
+            "age_seconds": _age(now, item.get("created")),
+            "score": _number(item.get("score")),
+            "action": item.get("action"),
+            "recipient": item.get("rcpt"),
+            "sender": item.get("sender"),
+            "subject": item.get("subject"),
+            "virus": bool(item.get("virus_flag")),
+            "synced_at": ms(fetched),
+        }
+        for item in (items if isinstance(items, list) else [])
+    ]
+    rows.sort(key=lambda r: -r["created"])
+    return rows[: args.limit]
+
+
+def jobs(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _rows(job_store.job_statuses(pool), ("last_run_at", "last_success_at"))
+
+
+def ingest(pool: ConnectionPool, args: Args) -> list[dict]:
+    now = datetime.now(UTC)
+    return [
+        {
+            "source": r["source"],
+            "lines_total": r["lines_total"],
+            "gaps_total": r["gaps_total"],
+            "newest_line": ms(r["newest_line_at"]),
+            "lag_seconds": int((now - r["newest_line_at"]).total_seconds()) if r["newest_line_at"] else None,
+            "last_success": ms(r["last_success_at"]),
+            "interval_seconds": _number(r["interval_seconds"]),
+            "lines_per_second": _number(r["lines_per_second"]),
+            "last_error": r["last_error"],
+        }
+        for r in ingest_store.ingest_statuses(pool)
+    ]
+
+
+def gaps(pool: ConnectionPool, args: Args) -> list[dict]:
+    return _rows(ingest_store.gaps(pool, args.limit), ("gap_start", "gap_end", "detected_at"))
+
+
+def api_health(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "endpoint": r["endpoint_group"],
+            "up": 1 if r["up"] else 0,
+            "checked": ms(r["checked_at"]),
+            "last_success": ms(r["last_success_at"]),
+            "last_error": r["last_error"],
+        }
+        for r in store.api_health(pool)
+    ]
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    kind: Kind
+    description: str
+    run: Callable[..., list[dict]]
+    needs_local: bool = False  # run(pool, args, local_domains)
+
+
+QUERIES = {
+    q.name: q
+    for q in (
+        Query("message_flow", "timeseries", "Messages per bucket by final status, plus spam and total", message_flow),
+        Query("direction_flow", "timeseries", "Messages per bucket by direction", direction_flow),
+        Query("delivery_delay", "timeseries", "Delivery delay p50/p90/p99 in seconds", delivery_delay),
+        Query("summary", "table", "Totals by direction and status for the range", summary),
+        Query("messages", "table", "Messages, newest first (filters: sender, recipient, status, ip, user)", messages),
+        Query("top_senders", "table", "Most frequent senders", _top("senders")),
+        Query("top_recipients", "table", "Most frequent recipients", _top("recipients")),
+        Query("top_sender_domains", "table", "Most frequent sender domains", _top("sender_domains")),
+        Query("top_recipient_domains", "table", "Most frequent recipient domains", _top("recipient_domains")),
+        Query("top_users", "table", "Most active authenticated users", _top("users")),
+        Query("top_reject_reasons", "table", "Rejected mail by reason class", _top("reject_reasons")),
+        Query("top_defer_reasons", "table", "Most frequent deferral replies", _reasons("deferred")),
+        Query("top_bounce_reasons", "table", "Most frequent bounce replies", _reasons("bounced")),
+        Query("rspamd_actions", "timeseries", "Rspamd results per bucket by action, and average score", rspamd_actions),
+        Query("rspamd_scores", "table", "Rspamd score distribution (whole points)", rspamd_scores),
+        Query("top_symbols", "table", "Rspamd symbols that scored most often", top_symbols),
+        Query("netfilter_events", "timeseries", "Netfilter warnings, bans and unbans per bucket", netfilter_events),
+        Query("top_blocked_ips", "table", "IPs with the most netfilter warnings and bans", top_blocked_ips),
+        Query("auth_failures", "table", "Failed logins by user, IP and service", auth_failures),
+        Query("postfix_logs", "logs", "Postfix log lines", postfix_logs),
+        Query("rspamd_logs", "logs", "Rspamd results as log lines", rspamd_logs, needs_local=True),
+        Query("netfilter_logs", "logs", "Netfilter log lines", netfilter_logs),
+        Query("annotations", "annotations", "Bans, ingestion gaps, container starts", annotations),
+        Query("queue", "table", "mailcow's Postfix queue (last sync), oldest first", queue),
+        Query("quarantine", "table", "mailcow's quarantine (last sync), newest first", quarantine),
+        Query("jobs", "table", "Background jobs of this service", jobs),
+        Query("ingest", "table", "Log ingestion per source", ingest),
+        Query("gaps", "table", "Recorded ingestion gaps", gaps),
+        Query("api_health", "table", "mailcow API reachability per endpoint group", api_health),
+    )
+}
+
+
+def run(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> list[dict]:
+    query = QUERIES[name]
+    return query.run(pool, args, local) if query.needs_local else query.run(pool, args)
+
+
+# --- template variables ---------------------------------------------------------------------------
+
+LOG_SOURCES = ("postfix", "rspamd", "netfilter")
+
+
+def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> Iterator[str]:
+    if name == "domains":
+        yield from store.domains(pool, local)
+    elif name == "mailboxes":
+        yield from store.mailboxes(pool, args.start, args.end)
+    elif name == "directions":
+        yield from store.DIRECTIONS
+    elif name == "statuses":
+        yield from (*store.STATUSES, "spam")
+    elif name == "services":
+        yield from LOG_SOURCES
+    else:
+        raise KeyError(name)
+
+
+VARIABLES = ("domains", "mailboxes", "directions", "statuses", "services")
