@@ -157,6 +157,66 @@ def _reasons(status: str) -> Callable[[ConnectionPool, Args], list[dict]]:
     return run
 
 
+# --- one message (the details dashboard; option `key` = correlation key) -------------------------
+
+
+def _message(pool: ConnectionPool, args: Args) -> dict[str, Any] | None:
+    key = args.options.get("key")
+    return queries.message_by_key(pool, key) if key else None
+
+
+def message_recipients(pool: ConnectionPool, args: Args) -> list[dict]:
+    found = _message(pool, args)
+    return [
+        {
+            "last_update": ms(r["last_at"]),
+            "recipient": r["recipient"],
+            "orig_to": r["orig_to"],
+            "status": r["status"],
+            "dsn": r["dsn"],
+            "relay": r["relay"],
+            "delay": _number(r["delay"]),
+            "attempts": r["attempts"],
+            "reply": r["reply"],
+        }
+        for r in (found["recipient_rows"] if found else [])
+    ]
+
+
+def message_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
+    found = _message(pool, args)
+    row = found["rspamd_row"] if found else None
+    symbols = row["symbols"] if row and isinstance(row["symbols"], dict) else {}
+    out = [
+        {
+            "symbol": name,
+            "score": _number(value.get("score") if isinstance(value, dict) else None),
+            "description": value.get("description") if isinstance(value, dict) else None,
+            "options": ", ".join(map(str, value.get("options") or [])) if isinstance(value, dict) else None,
+        }
+        for name, value in symbols.items()
+    ]
+    return sorted(out, key=lambda r: -(r["score"] or 0))
+
+
+def message_lines(pool: ConnectionPool, args: Args) -> list[dict]:
+    found = _message(pool, args)
+    return [
+        {
+            "timestamp": ms(r["logged_at"]),
+            "body": r["message"],
+            "level": "warning"
+            if r["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
+            else _level(r["priority"]),
+            "program": r["program"],
+            "kind": r["kind"],
+            "recipient": r["recipient"],
+            "status": r["status"],
+        }
+        for r in (found["postfix_rows"] if found else [])
+    ]
+
+
 # --- spam and security -------------------------------------------------------------------------
 
 
@@ -379,6 +439,11 @@ QUERIES = {
         Query("delivery_delay", "timeseries", "Delivery delay p50/p90/p99 in seconds", delivery_delay),
         Query("summary", "table", "Totals by direction and status for the range", summary),
         Query("messages", "table", "Messages, newest first (filters: sender, recipient, status, ip, user)", messages),
+        Query(
+            "message_recipients", "table", "One message's recipients with their status (option key)", message_recipients
+        ),
+        Query("message_symbols", "table", "One message's rspamd symbols (option key)", message_symbols),
+        Query("message_lines", "logs", "One message's Postfix lines (option key)", message_lines),
         Query("top_senders", "table", "Most frequent senders", _top("senders")),
         Query("top_recipients", "table", "Most frequent recipients", _top("recipients")),
         Query("top_sender_domains", "table", "Most frequent sender domains", _top("sender_domains")),

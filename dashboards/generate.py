@@ -1,0 +1,899 @@
+"""Build the provisioned Grafana dashboards from code and write them as JSON.
+
+Usage: .venv/bin/python -m dashboards.generate [--check]
+Plain Python dicts keep shared pieces (datasources, variables, links, Infinity targets) in one
+place; `--check` exits 1 when a committed file differs from what this code builds (the test
+suite runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+SCHEMA_VERSION = 41
+PROM = {"type": "prometheus", "uid": "prometheus"}
+INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "mailcow-infinity"}
+TAG = "mailcow"
+TIME_COLUMNS = frozenset(
+    {
+        "time",
+        "timestamp",
+        "created",
+        "arrival",
+        "last_seen",
+        "newest_line",
+        "last_success",
+        "checked",
+        "synced_at",
+        "gap_start",
+        "gap_end",
+        "detected_at",
+        "last_run_at",
+        "last_success_at",
+        "last_update",
+        "time_end",
+    }
+)
+FILTERS = (("direction", "${direction}"), ("domain", "${domain}"), ("search", "${search}"))
+RANGE = (("from", "${__timeFrom}"), ("to", "${__timeTo}"), ("interval_ms", "${__interval_ms}"))
+Panel = dict[str, Any]
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+def infinity(
+    query: str,
+    columns: dict[str, str],
+    fmt: str = "table",
+    params: tuple[tuple[str, str], ...] = FILTERS,
+    ref: str = "A",
+) -> dict[str, Any]:
+    """An Infinity target on /grafana/infinity/<query>; `columns` maps selector -> number|string."""
+
+    def col_type(name: str, kind: str) -> str:
+        return "timestamp_epoch" if name in TIME_COLUMNS else kind
+
+    return {
+        "refId": ref,
+        "datasource": INFINITY,
+        "type": "json",
+        "source": "url",
+        "parser": "backend",
+        "format": fmt,
+        "url": f"/grafana/infinity/{query}",
+        "url_options": {
+            "method": "GET",
+            "data": "",
+            "params": [{"key": k, "value": v} for k, v in (*RANGE, *params)],
+        },
+        "root_selector": "",
+        "columns": [{"selector": c, "text": c, "type": col_type(c, kind)} for c, kind in columns.items()],
+        "filters": [],
+    }
+
+
+def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> dict[str, Any]:
+    return {
+        "refId": ref,
+        "datasource": PROM,
+        "expr": expr,
+        "legendFormat": legend,
+        "range": not instant,
+        "instant": instant,
+        "editorMode": "code",
+    }
+
+
+def cols(spec: str) -> dict[str, str]:
+    """ "time, sender:s, count" -> {time: number, sender: string, count: number} (":s" = string)."""
+    out = {}
+    for item in spec.split(","):
+        name, _, kind = item.strip().partition(":")
+        out[name] = "string" if kind == "s" else "number"
+    return out
+
+
+# --- panels ------------------------------------------------------------------------------------
+
+
+def panel(
+    kind: str, title: str, description: str, targets: list, unit: str | None, w: int, h: int, **extra: Any
+) -> Panel:
+    defaults: dict[str, Any] = {"links": []}
+    if unit:
+        defaults["unit"] = unit
+    if kind == "timeseries":
+        defaults["custom"] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "spanNulls": False}
+    result: Panel = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": targets[0]["datasource"],
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": extra.pop("overrides", [])},
+        "options": extra.pop("options", {}),
+        "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
+    }
+    result.update(extra)
+    return result
+
+
+def stat(title: str, description: str, target: dict, unit: str, w: int = 4, h: int = 4) -> Panel:
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "none",
+        "textMode": "auto",
+    }
+    return panel("stat", title, description, [target], unit, w, h, options=options)
+
+
+def series(title: str, description: str, targets: list, unit: str, w: int = 12, h: int = 8) -> Panel:
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return panel("timeseries", title, description, targets, unit, w, h, options=options)
+
+
+def table(title: str, description: str, target: dict, w: int = 12, h: int = 8, **extra: Any) -> Panel:
+    options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+    return panel("table", title, description, [target], "none", w, h, options=options, **extra)
+
+
+def logs(title: str, description: str, target: dict, w: int = 24, h: int = 12) -> Panel:
+    options = {
+        "showTime": True,
+        "wrapLogMessage": True,
+        "sortOrder": "Descending",
+        "enableLogDetails": True,
+        "dedupStrategy": "none",
+        "prettifyLogMessage": False,
+        "showLabels": False,
+        "showCommonLabels": False,
+    }
+    return panel("logs", title, description, [target], None, w, h, options=options)
+
+
+def bars(title: str, description: str, target: dict, unit: str = "short", w: int = 12, h: int = 8) -> Panel:
+    options = {
+        "orientation": "horizontal",
+        "displayMode": "gradient",
+        "showUnfilled": True,
+        "reduceOptions": {"calcs": [], "fields": "/^count$/", "values": True},
+    }
+    return panel("bargauge", title, description, [target], unit, w, h, options=options)
+
+
+def link_column(column: str, title: str, url: str) -> dict[str, Any]:
+    return {
+        "matcher": {"id": "byName", "options": column},
+        "properties": [{"id": "links", "value": [{"title": title, "url": url, "targetBlank": False}]}],
+    }
+
+
+def layout(panels: list[Panel]) -> list[Panel]:
+    """Flow panels left to right in 24-column rows; number them."""
+    x = y = row_h = 0
+    for number, p in enumerate(panels, start=1):
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        p["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        p["id"] = number
+        x += w
+        row_h = max(row_h, h)
+    return panels
+
+
+# --- dashboards --------------------------------------------------------------------------------
+
+DIRECTION_VAR = {
+    "type": "custom",
+    "name": "direction",
+    "label": "Direction",
+    "query": "inbound,outbound,internal",
+    "includeAll": True,
+    "allValue": ".*",
+    "multi": False,
+    "hide": 0,
+    "current": {"text": "All", "value": "$__all"},
+    "options": [],
+}
+SEARCH_VAR = {
+    "type": "textbox",
+    "name": "search",
+    "label": "Search",
+    "query": "",
+    "hide": 0,
+    "current": {"text": "", "value": ""},
+    "options": [],
+}
+
+
+def domain_var() -> dict[str, Any]:
+    target = infinity("domains", {}, params=())
+    target["url"] = "/grafana/infinity/variables/domains"
+    target["refId"] = "variable"
+    return {
+        "type": "query",
+        "name": "domain",
+        "label": "Domain",
+        "datasource": INFINITY,
+        "query": {"queryType": "infinity", "query": "", "infinityQuery": target},
+        "refresh": 1,
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": False,
+        "sort": 1,
+        "hide": 0,
+        "current": {"text": "All", "value": "$__all"},
+        "options": [],
+        "regex": "",
+    }
+
+
+def textbox(name: str, label: str) -> dict[str, Any]:
+    return {**SEARCH_VAR, "name": name, "label": label}
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[Panel], variables: list[dict], **extra: Any) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "time": {"from": "now-24h", "to": "now"},
+        "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m", "1h"]},
+        "refresh": extra.pop("refresh", "1m"),
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "links": [
+            {
+                "title": "mailcow dashboards",
+                "type": "dashboards",
+                "tags": [TAG],
+                "asDropdown": False,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "tooltip": "",
+                "targetBlank": False,
+                "url": "",
+            },
+        ],
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                },
+                {
+                    "datasource": INFINITY,
+                    "enable": True,
+                    "hide": False,
+                    "iconColor": "orange",
+                    "name": "mailcow events (bans, gaps, container starts)",
+                    "target": infinity("annotations", cols("time, time_end, title:s, text:s, tags:s"), params=()),
+                },
+            ]
+        },
+        "templating": {"list": variables},
+        "panels": layout(panels),
+    }
+
+
+MAIL_VARS = [DIRECTION_VAR, domain_var(), SEARCH_VAR]
+STATUS_COLS = cols("time, delivered, deferred, bounced, rejected, expired, discarded, queued, spam, total")
+DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
+
+
+def overview() -> dict:
+    d = '{direction=~"${direction:regex}"}'
+    summary = cols(
+        "total, inbound, outbound, internal, delivered, deferred, bounced, rejected, spam, "
+        "delivery_success_ratio, spam_ratio"
+    )
+
+    def from_summary(field: str) -> dict:
+        target = infinity("summary", summary)
+        target["columns"] = [c for c in target["columns"] if c["selector"] == field]
+        return target
+
+    panels = [
+        stat(
+            "Inbound messages",
+            "Messages received from outside in the range (Prometheus counter).",
+            prom('sum(increase(mailcow_messages_total{direction="inbound"}[$__range]))', instant=True),
+            "short",
+        ),
+        stat(
+            "Outbound messages",
+            "Messages sent by authenticated users to other servers.",
+            prom('sum(increase(mailcow_messages_total{direction="outbound"}[$__range]))', instant=True),
+            "short",
+        ),
+        stat(
+            "Internal messages",
+            "Messages between mailcow's own domains.",
+            prom('sum(increase(mailcow_messages_total{direction="internal"}[$__range]))', instant=True),
+            "short",
+        ),
+        stat(
+            "Delivery success",
+            "Delivered share of finished messages (delivered, bounced, expired, rejected).",
+            from_summary("delivery_success_ratio"),
+            "percentunit",
+        ),
+        stat(
+            "Spam rate",
+            "Share of messages rspamd or a reject marked as spam.",
+            from_summary("spam_ratio"),
+            "percentunit",
+        ),
+        stat(
+            "Deferred",
+            "Messages still waiting for a retry (or greylisted) in the range.",
+            from_summary("deferred"),
+            "short",
+        ),
+        stat("Bounced", "Messages with a permanently refused recipient.", from_summary("bounced"), "short"),
+        stat("Rejected", "Mail refused at our door (NOQUEUE, RBL, milter).", from_summary("rejected"), "short"),
+        stat(
+            "Mail queue",
+            "Messages in Postfix's queues now.",
+            prom("sum(mailcow_queue_messages)", instant=True),
+            "short",
+        ),
+        stat(
+            "Quarantine",
+            "Messages held in mailcow's quarantine now.",
+            prom("sum(mailcow_quarantine_messages)", instant=True),
+            "short",
+        ),
+        stat(
+            "Containers down",
+            "mailcow containers not running.",
+            prom("count(mailcow_container_up == 0) or vector(0)", instant=True),
+            "short",
+        ),
+        stat(
+            "Ingest lag",
+            "Age of the newest stored Postfix line.",
+            prom('max(mailcow_grafana_ingest_lag_seconds{source="postfix"})', instant=True),
+            "s",
+        ),
+        series(
+            "Mail flow by status",
+            "Messages per interval by final status.",
+            [infinity("message_flow", STATUS_COLS, "timeseries")],
+            "short",
+            w=16,
+        ),
+        series(
+            "Auth failures and bans",
+            "Failed logins and netfilter bans per minute.",
+            [
+                prom("sum(rate(mailcow_postfix_sasl_auth_failures_total[$__rate_interval])) * 60", "SASL failures"),
+                prom("sum(rate(mailcow_netfilter_warnings_total[$__rate_interval])) * 60", "netfilter warnings", "B"),
+                prom("sum(rate(mailcow_netfilter_bans_total[$__rate_interval])) * 60", "bans", "C"),
+            ],
+            "short",
+            w=8,
+        ),
+        series(
+            "Messages by direction (Prometheus)",
+            "Completed messages per minute by direction.",
+            [prom(f"sum by (direction) (rate(mailcow_messages_total{d}[$__rate_interval])) * 60", "{{direction}}")],
+            "short",
+            w=12,
+        ),
+        table(
+            "Ingestion",
+            "Per log source: lines stored, lag, gaps, last error.",
+            infinity(
+                "ingest", cols("source:s, lines_total, lag_seconds, gaps_total, last_success, last_error:s"), params=()
+            ),
+        ),
+    ]
+    return dashboard(
+        "mailcow-overview",
+        "mailcow / Overview",
+        "What happened to the mail: volume, outcomes, queue, quarantine, security and ingest health at a glance.",
+        panels,
+        MAIL_VARS,
+    )
+
+
+def messages() -> dict:
+    params = (
+        *FILTERS,
+        ("sender", "${sender}"),
+        ("recipient", "${recipient}"),
+        ("status", "${status}"),
+        ("ip", "${ip}"),
+        ("user", "${user}"),
+        ("limit", "500"),
+    )
+    columns = cols(
+        "time, sender:s, recipient:s, recipient_count, subject:s, status:s, direction:s, spam_score, "
+        "rspamd_action:s, client_ip:s, user:s, queue_id:s, correlation_key:s"
+    )
+    status_var = {
+        **DIRECTION_VAR,
+        "name": "status",
+        "label": "Status",
+        "query": "delivered,deferred,bounced,rejected,expired,discarded,queued,spam",
+    }
+    panels = [
+        table(
+            "Messages",
+            "Newest first; click a sender or the key for the message's details.",
+            infinity("messages", columns, params=params),
+            w=24,
+            h=20,
+            overrides=[
+                link_column("correlation_key", "Message details", DETAILS_URL),
+                link_column("sender", "Message details", DETAILS_URL),
+            ],
+        ),
+    ]
+    variables = [
+        *MAIL_VARS,
+        status_var,
+        textbox("sender", "Sender"),
+        textbox("recipient", "Recipient"),
+        textbox("ip", "Client IP"),
+        textbox("user", "User"),
+    ]
+    return dashboard("mailcow-messages", "mailcow / Messages", "Search and filter every message.", panels, variables)
+
+
+def message_details() -> dict:
+    key = (("key", "${key}"),)
+    panels = [
+        table(
+            "Recipients",
+            "Every recipient with its own status, relay, delay and the remote reply.",
+            infinity(
+                "message_recipients",
+                cols("last_update, recipient:s, orig_to:s, status:s, dsn:s, relay:s, delay, attempts, reply:s"),
+                params=key,
+            ),
+            w=24,
+            h=8,
+        ),
+        table(
+            "Rspamd symbols",
+            "The symbols rspamd matched, highest score first.",
+            infinity("message_symbols", cols("symbol:s, score, description:s, options:s"), params=key),
+            w=24,
+            h=8,
+        ),
+        logs(
+            "Postfix lines",
+            "Every Postfix line of this queue id.",
+            infinity(
+                "message_lines",
+                cols("timestamp, body:s, level:s, program:s, kind:s, recipient:s, status:s"),
+                "logs",
+                params=key,
+            ),
+            h=10,
+        ),
+    ]
+    return dashboard(
+        "mailcow-message",
+        "mailcow / Message details",
+        "One message: recipients, rspamd, Postfix.",
+        panels,
+        [textbox("key", "Correlation key")],
+        refresh="",
+    )
+
+
+def delivery() -> dict:
+    top = cols("name:s, count, delivered, failed, spam")
+    panels = [
+        series(
+            "Messages by status",
+            "Messages per interval by final status.",
+            [infinity("message_flow", STATUS_COLS, "timeseries")],
+            "short",
+        ),
+        series(
+            "Messages by direction",
+            "Messages per interval by direction.",
+            [infinity("direction_flow", cols("time, inbound, outbound, internal"), "timeseries")],
+            "short",
+        ),
+        series(
+            "Delivery delay percentiles",
+            "Postfix delay= of delivered recipients: p50, p90, p99.",
+            [infinity("delivery_delay", cols("time, p50, p90, p99"), "timeseries")],
+            "s",
+        ),
+        series(
+            "Delivery delay p95 (Prometheus)",
+            "95th percentile of delivery delay by direction.",
+            [
+                prom(
+                    "histogram_quantile(0.95, sum by (le, direction) "
+                    "(rate(mailcow_delivery_delay_seconds_bucket[$__rate_interval])))",
+                    "{{direction}}",
+                )
+            ],
+            "s",
+        ),
+        table(
+            "Top defer reasons",
+            "Most frequent replies of deferred attempts (numbers masked).",
+            infinity("top_defer_reasons", cols("reason:s, count, domains")),
+        ),
+        table(
+            "Top bounce reasons",
+            "Most frequent replies of bounced recipients (numbers masked).",
+            infinity("top_bounce_reasons", cols("reason:s, count, domains")),
+        ),
+        bars("Top senders", "Senders with the most messages.", infinity("top_senders", top), w=6),
+        bars("Top recipients", "Recipients with the most messages.", infinity("top_recipients", top), w=6),
+        bars("Top sender domains", "Sender domains with the most messages.", infinity("top_sender_domains", top), w=6),
+        bars(
+            "Top recipient domains",
+            "Recipient domains with the most messages.",
+            infinity("top_recipient_domains", top),
+            w=6,
+        ),
+        table("Rejects by reason", "Mail refused at our door, by reason class.", infinity("top_reject_reasons", top)),
+        series(
+            "Deferrals and bounces by provider",
+            "Per minute, by remote provider class.",
+            [
+                prom(
+                    "sum by (remote) (rate(mailcow_postfix_deferrals_total[$__rate_interval])) * 60",
+                    "deferred {{remote}}",
+                ),
+                prom(
+                    "sum by (remote) (rate(mailcow_postfix_bounces_total[$__rate_interval])) * 60",
+                    "bounced {{remote}}",
+                    "B",
+                ),
+            ],
+            "short",
+        ),
+    ]
+    return dashboard(
+        "mailcow-delivery",
+        "mailcow / Delivery",
+        "Delivery outcomes over time, delays, reasons and top senders, recipients and domains.",
+        panels,
+        MAIL_VARS,
+    )
+
+
+def security() -> dict:
+    actions = cols("time, no_action, greylist, add_header, rewrite_subject, soft_reject, reject")
+    panels = [
+        series(
+            "Rspamd actions",
+            "Scanned messages per interval by rspamd action.",
+            [infinity("rspamd_actions", actions, "timeseries", params=())],
+            "short",
+        ),
+        series(
+            "Rspamd actions by direction (Prometheus)",
+            "Per minute; outbound = authenticated senders.",
+            [
+                prom(
+                    "sum by (action, direction) (rate(mailcow_rspamd_actions_total[$__rate_interval])) * 60",
+                    "{{direction}} {{action}}",
+                )
+            ],
+            "short",
+        ),
+        panel(
+            "barchart",
+            "Rspamd score distribution",
+            "Messages per whole score point.",
+            [infinity("rspamd_scores", cols("score:s, count, spam"), params=())],
+            "short",
+            12,
+            8,
+            options={
+                "orientation": "vertical",
+                "xField": "score",
+                "showValue": "never",
+                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            },
+        ),
+        table(
+            "Top rspamd symbols",
+            "Symbols that scored most often.",
+            infinity("top_symbols", cols("symbol:s, count, avg_score"), params=()),
+        ),
+        series(
+            "Netfilter events",
+            "Failed-login warnings, bans and unbans per interval.",
+            [infinity("netfilter_events", cols("time, warnings, bans, unbans"), "timeseries", params=())],
+            "short",
+        ),
+        table(
+            "Top blocked IPs",
+            "Sources with the most netfilter warnings and bans.",
+            infinity("top_blocked_ips", cols("ip:s, warnings, bans, last_seen"), params=()),
+        ),
+        table(
+            "Auth failures by user and IP",
+            "Failed logins (SMTP AUTH, IMAP/POP3, SOGo, UI).",
+            infinity("auth_failures", cols("username:s, ip:s, service:s, count, last_seen"), params=()),
+            w=16,
+        ),
+        stat(
+            "Active bans",
+            "Networks netfilter bans now.",
+            prom("sum(mailcow_netfilter_active_bans)", instant=True),
+            "short",
+            w=8,
+            h=8,
+        ),
+    ]
+    return dashboard(
+        "mailcow-security",
+        "mailcow / Spam & security",
+        "Rspamd verdicts and scores, symbols, netfilter bans and failed logins.",
+        panels,
+        [SEARCH_VAR],
+    )
+
+
+def log_views() -> dict:
+    search = (("search", "${search}"), ("limit", "1000"))
+    panels = [
+        logs(
+            "Postfix",
+            "Postfix lines, newest first (search matches words and prefixes).",
+            infinity(
+                "postfix_logs",
+                cols("timestamp, body:s, level:s, program:s, queue_id:s, kind:s, status:s, correlation_key:s"),
+                "logs",
+                params=search,
+            ),
+        ),
+        logs(
+            "Rspamd",
+            "Rspamd results as log lines.",
+            infinity(
+                "rspamd_logs",
+                cols("timestamp, body:s, level:s, action:s, score, direction:s, message_id:s"),
+                "logs",
+                params=search,
+            ),
+        ),
+        logs(
+            "Netfilter",
+            "Netfilter (fail2ban-like) lines.",
+            infinity(
+                "netfilter_logs", cols("timestamp, body:s, level:s, kind:s, ip:s, username:s"), "logs", params=search
+            ),
+        ),
+    ]
+    return dashboard(
+        "mailcow-logs", "mailcow / Logs", "Postfix, rspamd and netfilter logs with search.", panels, [SEARCH_VAR]
+    )
+
+
+def queue_quarantine() -> dict:
+    panels = [
+        stat(
+            "Queued",
+            "Messages in Postfix's queues now.",
+            prom("sum(mailcow_queue_messages)", instant=True),
+            "short",
+            w=6,
+        ),
+        stat(
+            "Oldest queued",
+            "Age of the oldest message outside the hold queue.",
+            prom('max(mailcow_queue_oldest_message_age_seconds{queue!="hold"})', instant=True),
+            "s",
+            w=6,
+        ),
+        stat(
+            "Quarantined",
+            "Messages in mailcow's quarantine.",
+            prom("sum(mailcow_quarantine_messages)", instant=True),
+            "short",
+            w=6,
+        ),
+        stat(
+            "Deferred queue",
+            "Messages waiting for a retry.",
+            prom('sum(mailcow_queue_messages{queue="deferred"})', instant=True),
+            "short",
+            w=6,
+        ),
+        series(
+            "Queue size by queue",
+            "Postfix queue sizes over time.",
+            [prom("sum by (queue) (mailcow_queue_messages)", "{{queue}}")],
+            "short",
+            w=24,
+            h=6,
+        ),
+        table(
+            "Mail queue",
+            "Oldest first, with each recipient's defer reason (as of the last sync).",
+            infinity(
+                "queue",
+                cols("arrival, queue_name:s, queue_id:s, age_seconds, size_bytes, sender:s, recipients:s, reasons:s"),
+                params=(("limit", "1000"),),
+            ),
+            w=24,
+            h=10,
+        ),
+        table(
+            "Quarantine",
+            "Newest first: score, rspamd action, recipient, sender, subject.",
+            infinity(
+                "quarantine",
+                cols("created, id, qid:s, score, action:s, recipient:s, sender:s, subject:s, age_seconds"),
+                params=(("limit", "1000"),),
+            ),
+            w=24,
+            h=10,
+        ),
+    ]
+    return dashboard(
+        "mailcow-queue",
+        "mailcow / Queue & quarantine",
+        "Postfix queue and quarantine (actions are wired from these tables).",
+        panels,
+        [],
+        refresh="30s",
+    )
+
+
+def service_health() -> dict:
+    panels = [
+        stat(
+            "Database",
+            "1 when the service can read its PostgreSQL.",
+            prom("min(mailcow_grafana_database_up)", instant=True),
+            "bool",
+            w=6,
+        ),
+        stat(
+            "Gaps (range)",
+            "Times mailcow rotated lines away before they were read.",
+            prom("sum(increase(mailcow_grafana_ingest_gaps_total[$__range]))", instant=True),
+            "short",
+            w=6,
+        ),
+        stat(
+            "Job failures (range)",
+            "Failed background job runs.",
+            prom("sum(increase(mailcow_grafana_job_failures_total[$__range]))", instant=True),
+            "short",
+            w=6,
+        ),
+        stat(
+            "mailcow API down",
+            "Endpoint groups whose last call failed.",
+            prom("count(mailcow_api_up == 0) or vector(0)", instant=True),
+            "short",
+            w=6,
+        ),
+        series(
+            "Ingest lag",
+            "Now minus the newest stored line, per source.",
+            [prom("max by (source) (mailcow_grafana_ingest_lag_seconds)", "{{source}}")],
+            "s",
+        ),
+        series(
+            "Lines ingested",
+            "Lines stored per second, per source.",
+            [prom("sum by (source) (rate(mailcow_grafana_lines_ingested_total[$__rate_interval]))", "{{source}}")],
+            "short",
+        ),
+        table(
+            "Background jobs",
+            "Last run, outcome, duration and error of every job.",
+            infinity(
+                "jobs",
+                cols(
+                    "name:s, status:s, last_run_at, last_success_at, last_duration_seconds, runs, "
+                    "failures, last_error:s"
+                ),
+                params=(),
+            ),
+            w=24,
+        ),
+        table(
+            "Ingestion",
+            "Per log source: lines, lag, gaps, fetch interval.",
+            infinity(
+                "ingest",
+                cols(
+                    "source:s, lines_total, lag_seconds, gaps_total, interval_seconds, "
+                    "lines_per_second, last_success, last_error:s"
+                ),
+                params=(),
+            ),
+        ),
+        table(
+            "mailcow API",
+            "Reachability per endpoint group.",
+            infinity("api_health", cols("endpoint:s, up, checked, last_success, last_error:s"), params=()),
+        ),
+        table(
+            "Ingestion gaps",
+            "Spans of log lines lost before they were read.",
+            infinity("gaps", cols("source:s, gap_start, gap_end, detected_at"), params=()),
+            w=24,
+        ),
+    ]
+    return dashboard(
+        "mailcow-health",
+        "mailcow / Service health",
+        "This service: jobs, ingestion, gaps and mailcow API reachability.",
+        panels,
+        [],
+    )
+
+
+BUILDERS = {
+    "mailcow-overview.json": overview,
+    "mailcow-messages.json": messages,
+    "mailcow-message-details.json": message_details,
+    "mailcow-delivery.json": delivery,
+    "mailcow-security.json": security,
+    "mailcow-logs.json": log_views,
+    "mailcow-queue.json": queue_quarantine,
+    "mailcow-health.json": service_health,
+}
+
+
+def build_all() -> dict[str, dict]:
+    return {name: build() for name, build in BUILDERS.items()}
+
+
+def render(board: dict) -> str:
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs")
+    args = parser.parse_args()
+    stale = []
+    for name, board in build_all().items():
+        path = HERE / name
+        text = render(board)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python -m dashboards.generate):", ", ".join(stale))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
