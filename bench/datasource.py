@@ -1,0 +1,127 @@
+"""Grafana datasource latency: a 30-day range over a large database (default 1,000,000 messages).
+
+Usage: .venv/bin/python bench/datasource.py [--server URL] [--messages N] [--runs N]
+Fills a scratch database on the server (default 127.0.0.1:5432; dropped afterwards) with N
+messages spread over 30 days (recipients with delays, rejects, spam), then times the Infinity
+endpoints the dashboards use, over real HTTP, at Grafana's default ~1,000-point resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+# Run as `python bench/datasource.py`, this file's folder comes first on sys.path and its name
+# would shadow the project's `datasource` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from exporter.config import Config  # noqa: E402
+from exporter.database import create_pool, migrate  # noqa: E402
+from exporter.web.app import create_app  # noqa: E402
+
+FILL = """
+INSERT INTO messages (correlation_key, queue_id, sender, first_recipient, recipient_count, direction, final_status,
+                      is_complete, counted, is_spam, reject_class, sasl_username, first_seen, last_seen, search_text)
+SELECT md5(i::text), upper(to_hex(i)), 'user' || (i % 5000) || '@example' || (i % 7) || '.org',
+       'rcpt' || (i % 20000) || '@example' || (i % 5) || '.net', 1,
+       (ARRAY['inbound', 'inbound', 'outbound', 'internal'])[1 + i % 4],
+       (ARRAY['delivered', 'delivered', 'delivered', 'delivered', 'bounced', 'rejected', 'deferred'])[1 + i % 7],
+       i % 7 <> 6, i % 7 <> 6, i % 11 = 0, CASE WHEN i % 7 = 5 THEN 'rbl' END,
+       CASE WHEN i % 4 = 2 THEN 'user' || (i % 300) || '@example.org' END,
+       now() - make_interval(secs => i * 2592000.0 / {n}), now() - make_interval(secs => i * 2592000.0 / {n}),
+       'user' || (i % 5000) || ' invoice ' || i
+FROM generate_series(1, {n}) AS i;
+
+INSERT INTO message_recipients (message_pk, recipient, status, delay, reply, last_at)
+SELECT id, first_recipient, final_status, (id % 600) / 10.0,
+       CASE final_status WHEN 'deferred' THEN '451 4.7.1 Try again later'
+                         WHEN 'bounced' THEN '550 5.1.1 User unknown' END,
+       last_seen
+FROM messages;
+"""
+
+QUERIES = {
+    "message_flow": "",
+    "direction_flow": "",
+    "summary": "",
+    "delivery_delay": "",
+    "top_senders": "",
+    "top_recipient_domains": "",
+    "top_defer_reasons": "",
+    "messages": "&limit=500",
+    "messages (search)": "&limit=500&search=invoice",
+    "message_flow (inbound)": "&direction=inbound",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("mailcow_grafana.http").setLevel(logging.WARNING)
+
+    name = f"mg_bench_ds_{secrets.token_hex(4)}"
+    with psycopg.connect(args.server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
+    try:
+        migrate(url)
+        t0 = time.perf_counter()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(FILL.format(n=int(args.messages)))
+            conn.execute("VACUUM ANALYZE")
+            stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        print(f"stored {stored:,} messages over 30 days in {time.perf_counter() - t0:.1f} s")
+
+        pool = create_pool(url, 4)
+        pool.wait()
+        app = create_app(Config(mailcow_url="http://127.0.0.1:9", mailcow_api_key="x", database_url=url), pool)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}/grafana/infinity"
+        now_ms = int(time.time() * 1000)
+        window = f"from={now_ms - 30 * 86400 * 1000}&to={now_ms}&max_points=1000"
+        print(f"30-day range, {args.runs} runs each, over HTTP:")
+        worst = 0.0
+        with httpx.Client(timeout=60) as client:
+            for label, extra in QUERIES.items():
+                query = label.split(" ")[0]
+                url_ = f"{base}/{query}?{window}{extra}"
+                client.get(url_).raise_for_status()  # warm-up
+                times = []
+                for _ in range(args.runs):
+                    t = time.perf_counter()
+                    response = client.get(url_)
+                    times.append((time.perf_counter() - t) * 1000)
+                    response.raise_for_status()
+                times.sort()
+                p95 = times[max(0, int(len(times) * 0.95) - 1)]
+                worst = max(worst, p95)
+                print(
+                    f"  {label:24s} p50 {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   "
+                    f"({len(response.json()):,} rows)"
+                )
+        print(f"worst p95: {worst:.1f} ms")
+        server.shutdown()
+        pool.close()
+    finally:
+        with psycopg.connect(args.server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
