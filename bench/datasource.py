@@ -28,6 +28,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from exporter.config import Config  # noqa: E402
 from exporter.database import create_pool, migrate  # noqa: E402
+from exporter.store.correlation import DELAY_ROLLUP_BOUNDS  # noqa: E402
 from exporter.web.app import create_app  # noqa: E402
 
 FILL = """
@@ -49,6 +50,20 @@ SELECT id, first_recipient, final_status, (id % 600) / 10.0,
                          WHEN 'bounced' THEN '550 5.1.1 User unknown' END,
        last_seen
 FROM messages;
+
+-- the hourly rollups correlation keeps for these messages (as migration 0004 builds them)
+UPDATE messages SET rolled_bucket = date_trunc('hour', first_seen), rolled_direction = direction,
+                    rolled_status = final_status, rolled_spam = is_spam,
+                    rolled_domains = mg_rollup_domains(sender, first_recipient, ARRAY['example0.org', 'example1.net']);
+INSERT INTO message_rollup (bucket, domain, direction, status, spam, messages)
+SELECT rolled_bucket, d, rolled_direction, rolled_status, rolled_spam, count(*)
+FROM messages, unnest(rolled_domains) d GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO delay_rollup (bucket, direction, le, count)
+SELECT date_trunc('hour', r.last_at), m.direction,
+       coalesce((SELECT min(le) FROM unnest(ARRAY{bounds}::float8[]) le WHERE r.delay <= le), 'Infinity'), count(*)
+FROM message_recipients r JOIN messages m ON m.id = r.message_pk WHERE r.status = 'delivered'
+GROUP BY 1, 2, 3;
+INSERT INTO mailcow_domains (domain) VALUES ('example0.org'), ('example1.net');
 """
 
 QUERIES = {
@@ -62,6 +77,7 @@ QUERIES = {
     "messages": "&limit=500",
     "messages (search)": "&limit=500&search=invoice",
     "message_flow (inbound)": "&direction=inbound",
+    "message_flow (domain)": "&domain=example0.org",
 }
 
 
@@ -82,7 +98,7 @@ def main() -> None:
         migrate(url)
         t0 = time.perf_counter()
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(FILL.format(n=int(args.messages)))
+            conn.execute(FILL.format(n=int(args.messages), bounds=list(DELAY_ROLLUP_BOUNDS)))
             conn.execute("VACUUM ANALYZE")
             stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         print(f"stored {stored:,} messages over 30 days in {time.perf_counter() - t0:.1f} s")

@@ -38,10 +38,11 @@ class Args:
     domain: str | None = None
     search: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+    local: tuple[str, ...] = ()
 
     @property
     def scope(self) -> store.Scope:
-        return store.Scope(self.start, self.end, self.direction, self.domain, self.search)
+        return store.Scope(self.start, self.end, self.direction, self.domain, self.search, self.local)
 
 
 def step_for(start: datetime, end: datetime, interval_ms: int | None, max_points: int | None = None) -> int:
@@ -98,7 +99,35 @@ def direction_flow(pool: ConnectionPool, args: Args) -> list[dict]:
 
 
 def delivery_delay(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _fill(store.delay_series(pool, args.scope, args.step), args, ("p50", "p90", "p99"), zero=None)
+    """p50/p90/p99 from the hourly histogram when buckets are whole hours and only direction filters;
+    exact from the recipients otherwise (short ranges, domain or search filters)."""
+    if args.step % 3600 or args.domain or args.search:
+        return _fill(store.delay_series(pool, args.scope, args.step), args, ("p50", "p90", "p99"), zero=None)
+    histograms: dict[datetime, list[tuple[float, int]]] = {}
+    for row in store.delay_histogram(pool, args.scope, args.step):
+        histograms.setdefault(row["time"], []).append((row["le"], row["count"]))
+    rows = [
+        {"time": t, **{f"p{int(q * 100)}": quantile(q, buckets) for q in (0.5, 0.9, 0.99)}}
+        for t, buckets in histograms.items()
+    ]
+    return _fill(rows, args, ("p50", "p90", "p99"), zero=None)
+
+
+def quantile(q: float, buckets: list[tuple[float, int]]) -> float | None:
+    """The q-quantile of a histogram (upper bound, count) by linear interpolation within the bucket,
+    as Prometheus' histogram_quantile does; the open last bucket answers its lower bound."""
+    total = sum(count for _, count in buckets)
+    if not total:
+        return None
+    rank, seen, lower = q * total, 0, 0.0
+    for upper, count in sorted(buckets):
+        if seen + count >= rank:
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * ((rank - seen) / count if count else 0)
+        seen += count
+        lower = upper
+    return lower
 
 
 def summary(pool: ConnectionPool, args: Args) -> list[dict]:
@@ -473,6 +502,7 @@ QUERIES = {
 
 
 def run(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> list[dict]:
+    args.local = tuple(d.lower() for d in local)
     query = QUERIES[name]
     return query.run(pool, args, local) if query.needs_local else query.run(pool, args)
 

@@ -22,6 +22,37 @@ import psycopg
 from exporter.store import counters
 
 BATCH_LINES = 200_000
+# Histogram bounds (seconds) of delay_rollup: fine enough for percentiles from seconds to days.
+DELAY_ROLLUP_BOUNDS = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    86400.0,
+    172800.0,
+    432000.0,
+)
 RSPAMD_WINDOW = timedelta(minutes=10)
 
 
@@ -153,6 +184,10 @@ _RECOMPUTE = """
     ),
     c AS (
         SELECT m.id, m.counted AS was_counted,
+               m.rolled_bucket AS old_bucket, m.rolled_direction AS old_direction, m.rolled_status AS old_status,
+               m.rolled_spam AS old_spam, m.rolled_domains AS old_domains,
+               mg_rollup_domains(m.sender, coalesce(r.first_recipient, m.first_recipient), %(local)s::text[])
+                   AS domains,
                coalesce(r.n, 0) AS n, r.first_recipient, r.rcpt_text,
                CASE
                    WHEN m.rejected AND coalesce(r.delivered, 0) = 0 THEN 'rejected'
@@ -191,11 +226,31 @@ _RECOMPUTE = """
                   OR m.reject_class IS NOT DISTINCT FROM 'greylist',
         search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, m.subject, m.sasl_username,
                                       coalesce(c.rcpt_text, m.first_recipient))),
+        rolled_bucket = date_trunc('hour', m.first_seen),
+        rolled_direction = c.direction,
+        rolled_status = c.final_status,
+        rolled_spam = m.is_spam,
+        rolled_domains = c.domains,
         updated_at = now()
     FROM c WHERE m.id = c.id
     RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
               lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
-                  AS domain
+                  AS domain,
+              c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains,
+              m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains
+    ),
+    -- move each message's hourly count from what it last added to what it is now
+    rolled AS (
+        INSERT INTO message_rollup AS r (bucket, domain, direction, status, spam, messages)
+        SELECT bucket, domain, direction, status, spam, sum(n) FROM (
+            SELECT old_bucket, d, old_direction, old_status, old_spam, -1
+            FROM upd, unnest(old_domains) d WHERE old_bucket IS NOT NULL
+            UNION ALL
+            SELECT rolled_bucket, d, rolled_direction, rolled_status, rolled_spam, 1
+            FROM upd, unnest(rolled_domains) d
+        ) AS x (bucket, domain, direction, status, spam, n)
+        GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (bucket, domain, direction, status, spam) DO UPDATE SET messages = r.messages + EXCLUDED.messages
     ),
     labelled AS (
         SELECT id, direction, final_status,
@@ -327,6 +382,18 @@ _COMPLETED_ROWS = """
 """
 
 
+# Delivered recipients' delays into hourly histogram buckets (non-cumulative; the smallest bound that fits).
+_DELAY_ROLLUP = """
+    INSERT INTO delay_rollup AS d (bucket, direction, le, count)
+    SELECT date_trunc('hour', b.logged_at), m.direction,
+           coalesce((SELECT min(le) FROM unnest(%(bounds)s::float8[]) le WHERE b.delay <= le), 'Infinity'), count(*)
+    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+    WHERE b.kind = 'delivery' AND b.status = 'delivered' AND b.delay IS NOT NULL
+    GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, direction, le) DO UPDATE SET count = d.count + EXCLUDED.count
+"""
+
+
 def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> dict[str, Any]:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
     last_postfix, last_rspamd = _watermarks(conn)
@@ -373,6 +440,8 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
             "rspamd_to": new_rspamd_to,
         },
     )
+    if lines:
+        conn.execute(_DELAY_ROLLUP, {"bounds": list(DELAY_ROLLUP_BOUNDS)})
     conn.execute(
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
         (upto, new_rspamd_to),

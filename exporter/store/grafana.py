@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -29,10 +29,13 @@ class Scope:
     direction: str | None = None
     domain: str | None = None
     search: str | None = None
+    local: tuple[str, ...] = ()  # mailcow's domains: the ones message_rollup keeps per-domain counts for
 
-    def message_filter(self, alias: str = "m") -> tuple[sql.Composable, list[Any]]:
-        parts = [f"{alias}.first_seen >= %s AND {alias}.first_seen <= %s"]
-        params: list[Any] = [self.start, self.end]
+    def message_filter(
+        self, alias: str = "m", start: datetime | None = None, end: datetime | None = None, end_open: bool = False
+    ) -> tuple[sql.Composable, list[Any]]:
+        parts = [f"{alias}.first_seen >= %s AND {alias}.first_seen {'<' if end_open else '<='} %s"]
+        params: list[Any] = [start or self.start, end or self.end]
         if self.direction:
             parts.append(f"{alias}.direction = %s")
             params.append(self.direction)
@@ -60,37 +63,107 @@ def _step(seconds: int) -> str:
     return f"{max(1, seconds)} seconds"
 
 
-def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
-    """Messages per bucket by final status (and spam), zero-filled by the caller's bucket list."""
-    where, params = scope.message_filter()
-    columns = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE m.final_status = {}) AS {}").format(sql.Literal(s), sql.Identifier(s))
-        for s in STATUSES
-    )
+def _hour_ceil(value: datetime) -> datetime:
+    floor = value.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == value else floor + timedelta(hours=1)
+
+
+def _message_rows(scope: Scope) -> tuple[sql.Composable, list[Any]]:
+    """(t, direction, status, spam, n) for the scope: whole hours from message_rollup, the partial
+    hours at both ends (and anything the rollup cannot filter: search, non-local domains) from messages."""
+    domain = (scope.domain or "").lower()
+    full_start, full_end = _hour_ceil(scope.start), scope.end.replace(minute=0, second=0, microsecond=0)
+    rollup = not scope.search and (not domain or domain in scope.local) and full_end > full_start
+    if not rollup:
+        where, params = scope.message_filter()
+        return (
+            sql.SQL(
+                "SELECT m.first_seen AS t, m.direction, m.final_status AS status, m.is_spam AS spam, 1 AS n "
+                "FROM messages m WHERE "
+            )
+            + where,
+            params,
+        )
+    head, head_params = scope.message_filter(end=full_start, end_open=True)
+    tail, tail_params = scope.message_filter(start=full_end)
+    raw = sql.SQL("SELECT m.first_seen, m.direction, m.final_status, m.is_spam, 1 FROM messages m WHERE ")
+    direction = sql.SQL(" AND r.direction = %s") if scope.direction else sql.SQL("")
     query = (
-        sql.SQL("SELECT date_bin(%s, m.first_seen, 'epoch') AS time, count(*) AS total, ")
-        + columns
-        + sql.SQL(", count(*) FILTER (WHERE m.is_spam) AS spam FROM messages m WHERE ")
-        + where
-        + sql.SQL(" GROUP BY 1 ORDER BY 1")
+        raw
+        + sql.SQL("(")
+        + head
+        + sql.SQL(") UNION ALL ")
+        + raw
+        + sql.SQL("(")
+        + tail
+        + sql.SQL(") UNION ALL ")
+        + sql.SQL(
+            "SELECT r.bucket, r.direction, r.status, r.spam, r.messages FROM message_rollup r "
+            "WHERE r.domain = %s AND r.bucket >= %s AND r.bucket < %s AND r.messages <> 0"
+        )
+        + direction
+    )
+    params = [*head_params, *tail_params, domain, full_start, full_end, *([scope.direction] if scope.direction else [])]
+    return sql.SQL("SELECT * FROM (") + query + sql.SQL(") AS x (t, direction, status, spam, n)"), params
+
+
+def _counts(columns: dict[str, str]) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.SQL("coalesce(sum(n) FILTER (WHERE {}), 0)::bigint AS {}").format(sql.SQL(cond), sql.Identifier(name))
+        for name, cond in columns.items()
+    )
+
+
+_BY_STATUS = {
+    "total": "true",
+    **{s: f"status = '{s}'" for s in STATUSES},
+    "spam": "spam",
+}
+_BY_DIRECTION = {d: f"direction = '{d}'" for d in DIRECTIONS}
+
+
+def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
+    """Messages per bucket by final status (and spam); the caller zero-fills empty buckets."""
+    rows, params = _message_rows(scope)
+    query = (
+        sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
+        + _counts(_BY_STATUS)
+        + sql.SQL(" FROM (")
+        + rows
+        + sql.SQL(") q GROUP BY 1 ORDER BY 1")
     )
     return _rows(pool, query, [_step(step), *params])
 
 
 def direction_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
-    where, params = scope.message_filter()
-    columns = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE m.direction = {}) AS {}").format(sql.Literal(d), sql.Identifier(d))
-        for d in DIRECTIONS
-    )
+    rows, params = _message_rows(scope)
     query = (
-        sql.SQL("SELECT date_bin(%s, m.first_seen, 'epoch') AS time, ")
-        + columns
-        + sql.SQL(" FROM messages m WHERE ")
-        + where
-        + sql.SQL(" GROUP BY 1 ORDER BY 1")
+        sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
+        + _counts(_BY_DIRECTION)
+        + sql.SQL(" FROM (")
+        + rows
+        + sql.SQL(") q GROUP BY 1 ORDER BY 1")
     )
     return _rows(pool, query, [_step(step), *params])
+
+
+def delay_histogram(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
+    """Delivered-recipient delay histogram (non-cumulative `count` per upper bound `le`) per bucket,
+    from the hourly delay_rollup: hours overlapping the range count whole."""
+    direction = "AND direction = %s" if scope.direction else ""
+    return _rows(
+        pool,
+        f"""SELECT date_bin(%s, bucket, 'epoch') AS time, le, sum(count)::bigint AS count FROM delay_rollup
+            WHERE bucket >= date_trunc('hour', %s::timestamptz) AND bucket <= %s {direction}
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        [_step(step), scope.start, scope.end, *([scope.direction] if scope.direction else [])],
+    )
+
+
+def summary(pool: ConnectionPool, scope: Scope) -> dict[str, Any]:
+    rows, params = _message_rows(scope)
+    columns = {**_BY_DIRECTION, **_BY_STATUS}
+    return _rows(pool, sql.SQL("SELECT ") + _counts(columns) + sql.SQL(" FROM (") + rows + sql.SQL(") q"), params)[0]
 
 
 def delay_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
@@ -109,29 +182,6 @@ def delay_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str
         + sql.SQL(" GROUP BY 1 ORDER BY 1")
     )
     return _rows(pool, query, [_step(step), *params])
-
-
-def summary(pool: ConnectionPool, scope: Scope) -> dict[str, Any]:
-    where, params = scope.message_filter()
-    columns = sql.SQL(", ").join(
-        [
-            *(
-                sql.SQL("count(*) FILTER (WHERE m.direction = {}) AS {}").format(sql.Literal(d), sql.Identifier(d))
-                for d in DIRECTIONS
-            ),
-            *(
-                sql.SQL("count(*) FILTER (WHERE m.final_status = {}) AS {}").format(sql.Literal(s), sql.Identifier(s))
-                for s in STATUSES
-            ),
-        ]
-    )
-    query = (
-        sql.SQL("SELECT count(*) AS total, ")
-        + columns
-        + sql.SQL(", count(*) FILTER (WHERE m.is_spam) AS spam FROM messages m WHERE ")
-        + where
-    )
-    return _rows(pool, query, params)[0]
 
 
 # top lists: name -> (expression grouped on, extra condition)

@@ -1,0 +1,107 @@
+"""The hourly rollups behind long Grafana ranges give exactly what a scan of the messages gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from datasource import catalog
+from datasource.catalog import Args, quantile
+from exporter.simulator.state import LOCAL_DOMAINS
+from exporter.store import grafana as store
+from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
+from tests.conftest import SIM_START
+from tests.mailflow import scenario
+
+
+def scanned(pool, start, end, direction=None, domain=None) -> dict[str, int]:
+    """Independent count straight from the messages table."""
+    where, params = "first_seen >= %s AND first_seen <= %s", [start, end]
+    if direction:
+        where += " AND direction = %s"
+        params.append(direction)
+    if domain:
+        where += " AND (lower(split_part(sender, '@', 2)) = %s OR lower(split_part(first_recipient, '@', 2)) = %s)"
+        params += [domain, domain]
+    with pool.connection() as conn:
+        rows = conn.execute(f"SELECT final_status, count(*) FROM messages WHERE {where} GROUP BY 1", params).fetchall()
+        spam = conn.execute(f"SELECT count(*) FROM messages WHERE is_spam AND {where}", params).fetchone()[0]
+    return {**dict(rows), "spam": spam, "total": sum(n for _, n in rows)}
+
+
+@pytest.fixture(scope="module")
+def flow(databases):
+    with scenario(databases, start=SIM_START, rate=80, seed=9) as (rig, pool, _):
+        rig.run(4 * 3600, 300)  # four hours: whole rollup hours plus partial ones at the range's ends
+        yield rig, pool
+
+
+@pytest.mark.parametrize(
+    ("direction", "domain"),
+    [(None, None), ("inbound", None), ("outbound", None), (None, "example.org"), (None, "example.net")],
+)
+def test_summary_from_rollups_equals_a_scan(flow, direction, domain):
+    rig, pool = flow
+    start = datetime.fromtimestamp(SIM_START + 1234, UTC)  # not on an hour
+    end = datetime.fromtimestamp(rig.clock.now - 777, UTC)
+    args = Args(start=start, end=end, direction=direction, domain=domain, local=tuple(LOCAL_DOMAINS))
+    got = catalog.summary(pool, args)[0]
+    expected = scanned(pool, start, end, direction, domain)
+    assert expected["total"] > 100
+    for key in ("total", "spam", *store.STATUSES):
+        assert got[key] == expected.get(key, 0), key
+
+
+def test_hourly_series_from_rollups_equals_a_scan(flow):
+    rig, pool = flow
+    start = datetime.fromtimestamp(SIM_START, UTC)
+    end = datetime.fromtimestamp(rig.clock.now, UTC)
+    args = Args(start=start, end=end, step=3600, local=tuple(LOCAL_DOMAINS))
+    for row in catalog.message_flow(pool, args):
+        bucket = datetime.fromtimestamp(row["time"] / 1000, UTC)
+        expected = scanned(pool, max(bucket, start), min(bucket + timedelta(hours=1) - timedelta(microseconds=1), end))
+        assert row["total"] == expected["total"] and row["delivered"] == expected.get("delivered", 0), bucket
+
+
+def test_rollup_follows_status_changes_and_never_goes_negative(flow):
+    rig, pool = flow
+    with pool.connection() as conn:
+        before = dict(conn.execute("SELECT status, sum(messages) FROM message_rollup WHERE domain = '' GROUP BY 1"))
+    rig.run(3600, 300)  # deferred mail gets delivered, queued mail completes
+    with pool.connection() as conn:
+        after = dict(conn.execute("SELECT status, sum(messages) FROM message_rollup WHERE domain = '' GROUP BY 1"))
+        negative = conn.execute("SELECT count(*) FROM message_rollup WHERE messages < 0").fetchone()[0]
+        actual = dict(conn.execute("SELECT final_status, count(*) FROM messages GROUP BY 1"))
+    assert negative == 0
+    assert {k: v for k, v in after.items() if v} == actual
+    assert after != before
+
+
+def test_delay_percentiles_from_the_histogram_land_in_the_exact_ones_bucket(flow):
+    rig, pool = flow
+    start = datetime.fromtimestamp(SIM_START, UTC)
+    end = datetime.fromtimestamp(rig.clock.now, UTC)
+    assert start.date() == end.date()  # one daily bucket holds the whole run
+    day = Args(start=start, end=end, step=86400, local=tuple(LOCAL_DOMAINS))
+    [row] = [r for r in catalog.delivery_delay(pool, day) if r["p50"] is not None]
+    with pool.connection() as conn:
+        exact = conn.execute(
+            "SELECT percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY delay)"
+            " FROM message_recipients WHERE status = 'delivered' AND delay IS NOT NULL"
+        ).fetchone()[0]
+    bounds = (0.0, *DELAY_ROLLUP_BOUNDS)
+    for name, value in zip(("p50", "p90", "p99"), exact, strict=True):
+        upper = min(b for b in bounds if b >= value)
+        lower = max(b for b in bounds if b < upper) if upper > 0 else 0.0
+        assert lower <= row[name] <= upper, (name, row[name], value)
+    scan = Args(start=start, end=end, step=86400, search="com", local=tuple(LOCAL_DOMAINS))  # forces the exact path
+    assert any(r["p50"] is not None for r in catalog.delivery_delay(pool, scan))
+
+
+def test_quantile_interpolates_like_histogram_quantile():
+    buckets = [(1.0, 10), (2.0, 10), (float("inf"), 0)]
+    assert quantile(0.5, buckets) == 1.0
+    assert quantile(0.75, buckets) == 1.5
+    assert quantile(0.5, [(1.0, 0), (float("inf"), 4)]) == 1.0
+    assert quantile(0.5, []) is None
