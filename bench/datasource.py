@@ -54,7 +54,17 @@ FROM messages;
 -- the hourly rollups correlation keeps for these messages (as migration 0004 builds them)
 UPDATE messages SET rolled_bucket = date_trunc('hour', first_seen), rolled_direction = direction,
                     rolled_status = final_status, rolled_spam = is_spam,
-                    rolled_domains = mg_rollup_domains(sender, first_recipient, ARRAY['example0.org', 'example1.net']);
+                    rolled_domains = mg_rollup_domains(sender, first_recipient, ARRAY['example0.org', 'example1.net']),
+                    rolled_facets = mg_message_facets(sender, first_recipient, sasl_username, reject_class,
+                                                      final_status);
+INSERT INTO message_facets (bucket, facet, name, messages, delivered, failed, spam)
+SELECT date_trunc('day', rolled_bucket), split_part(f, chr(31), 1), split_part(f, chr(31), 2), count(*),
+       count(*) FILTER (WHERE rolled_status = 'delivered'),
+       count(*) FILTER (WHERE rolled_status IN ('bounced', 'expired', 'rejected')), count(*) FILTER (WHERE rolled_spam)
+FROM messages, unnest(rolled_facets) f GROUP BY 1, 2, 3;
+INSERT INTO reason_rollup (bucket, status, reason, count)
+SELECT date_trunc('day', last_at), status, left(regexp_replace(reply, '[0-9]+', 'N', 'g'), 200), count(*)
+FROM message_recipients WHERE status IN ('deferred', 'bounced') GROUP BY 1, 2, 3;
 INSERT INTO message_rollup (bucket, domain, direction, status, spam, messages)
 SELECT rolled_bucket, d, rolled_direction, rolled_status, rolled_spam, count(*)
 FROM messages, unnest(rolled_domains) d GROUP BY 1, 2, 3, 4, 5;

@@ -543,13 +543,13 @@ def delivery() -> dict:
         ),
         table(
             "Top defer reasons",
-            "Most frequent replies of deferred attempts (numbers masked).",
-            infinity("top_defer_reasons", cols("reason:s, count, domains")),
+            "Most frequent replies of deferred attempts, all directions (numbers masked).",
+            infinity("top_defer_reasons", cols("reason:s, count"), params=()),
         ),
         table(
             "Top bounce reasons",
-            "Most frequent replies of bounced recipients (numbers masked).",
-            infinity("top_bounce_reasons", cols("reason:s, count, domains")),
+            "Most frequent replies of bounced attempts, all directions (numbers masked).",
+            infinity("top_bounce_reasons", cols("reason:s, count"), params=()),
         ),
         bars("Top senders", "Senders with the most messages.", infinity("top_senders", top), w=6),
         bars("Top recipients", "Recipients with the most messages.", infinity("top_recipients", top), w=6),

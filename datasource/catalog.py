@@ -181,7 +181,7 @@ def _top(what: str) -> Callable[[ConnectionPool, Args], list[dict]]:
 
 def _reasons(status: str) -> Callable[[ConnectionPool, Args], list[dict]]:
     def run(pool: ConnectionPool, args: Args) -> list[dict]:
-        return store.top_delivery_reasons(pool, args.scope, status, args.limit)
+        return store.top_delivery_reasons(pool, args.start, args.end, status, args.limit)
 
     return run
 
@@ -479,8 +479,8 @@ QUERIES = {
         Query("top_recipient_domains", "table", "Most frequent recipient domains", _top("recipient_domains")),
         Query("top_users", "table", "Most active authenticated users", _top("users")),
         Query("top_reject_reasons", "table", "Rejected mail by reason class", _top("reject_reasons")),
-        Query("top_defer_reasons", "table", "Most frequent deferral replies", _reasons("deferred")),
-        Query("top_bounce_reasons", "table", "Most frequent bounce replies", _reasons("bounced")),
+        Query("top_defer_reasons", "table", "Most frequent replies of deferred attempts", _reasons("deferred")),
+        Query("top_bounce_reasons", "table", "Most frequent replies of bounced attempts", _reasons("bounced")),
         Query("rspamd_actions", "timeseries", "Rspamd results per bucket by action, and average score", rspamd_actions),
         Query("rspamd_scores", "table", "Rspamd score distribution (whole points)", rspamd_scores),
         Query("top_symbols", "table", "Rspamd symbols that scored most often", top_symbols),

@@ -105,3 +105,26 @@ def test_quantile_interpolates_like_histogram_quantile():
     assert quantile(0.75, buckets) == 1.5
     assert quantile(0.5, [(1.0, 0), (float("inf"), 4)]) == 1.0
     assert quantile(0.5, []) is None
+
+
+def test_top_lists_over_long_ranges_come_from_the_daily_rollup_and_match_a_scan(flow):
+    rig, pool = flow
+    end = datetime.fromtimestamp(rig.clock.now, UTC)
+    args = Args(start=end - timedelta(days=7), end=end, limit=5, local=tuple(LOCAL_DOMAINS))
+    got = catalog.QUERIES["top_senders"].run(pool, args)
+    with pool.connection() as conn:
+        expected = conn.execute(
+            """SELECT lower(sender), count(*), count(*) FILTER (WHERE final_status = 'delivered'),
+                      count(*) FILTER (WHERE final_status IN ('bounced', 'expired', 'rejected')),
+                      count(*) FILTER (WHERE is_spam)
+               FROM messages WHERE sender <> '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5"""
+        ).fetchall()
+        attempts = conn.execute(
+            "SELECT count(*) FROM postfix_lines WHERE kind = 'delivery' AND status = 'deferred'"
+        ).fetchone()[0]
+    assert [(r["name"], r["count"], r["delivered"], r["failed"], r["spam"]) for r in got] == [
+        tuple(e) for e in expected
+    ]
+    reasons = catalog.QUERIES["top_defer_reasons"].run(pool, Args(start=args.start, end=end, limit=1000))
+    short = catalog.QUERIES["top_defer_reasons"].run(pool, Args(start=end - timedelta(days=2), end=end, limit=1000))
+    assert sum(r["count"] for r in reasons) == sum(r["count"] for r in short) == attempts > 0

@@ -185,7 +185,7 @@ _RECOMPUTE = """
     c AS (
         SELECT m.id, m.counted AS was_counted,
                m.rolled_bucket AS old_bucket, m.rolled_direction AS old_direction, m.rolled_status AS old_status,
-               m.rolled_spam AS old_spam, m.rolled_domains AS old_domains,
+               m.rolled_spam AS old_spam, m.rolled_domains AS old_domains, m.rolled_facets AS old_facets,
                mg_rollup_domains(m.sender, coalesce(r.first_recipient, m.first_recipient), %(local)s::text[])
                    AS domains,
                coalesce(r.n, 0) AS n, r.first_recipient, r.rcpt_text,
@@ -231,13 +231,33 @@ _RECOMPUTE = """
         rolled_status = c.final_status,
         rolled_spam = m.is_spam,
         rolled_domains = c.domains,
+        rolled_facets = mg_message_facets(m.sender, coalesce(c.first_recipient, m.first_recipient), m.sasl_username,
+                                          m.reject_class, c.final_status),
         updated_at = now()
     FROM c WHERE m.id = c.id
     RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
               lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
                   AS domain,
-              c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains,
-              m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains
+              c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains, c.old_facets,
+              m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains, m.rolled_facets
+    ),
+    -- the same move for the daily top-list counts
+    faceted AS (
+        INSERT INTO message_facets AS f (bucket, facet, name, messages, delivered, failed, spam)
+        SELECT bucket, split_part(entry, chr(31), 1), split_part(entry, chr(31), 2), sum(n),
+               sum(n * (status = 'delivered')::int), sum(n * (status IN ('bounced', 'expired', 'rejected'))::int),
+               sum(n * spam::int)
+        FROM (
+            SELECT date_trunc('day', old_bucket), e, old_status, old_spam, -1
+            FROM upd, unnest(old_facets) e WHERE old_bucket IS NOT NULL
+            UNION ALL
+            SELECT date_trunc('day', rolled_bucket), e, rolled_status, rolled_spam, 1
+            FROM upd, unnest(rolled_facets) e
+        ) AS x (bucket, entry, status, spam, n)
+        GROUP BY 1, 2, 3
+        ON CONFLICT (facet, bucket, name) DO UPDATE SET
+            messages = f.messages + EXCLUDED.messages, delivered = f.delivered + EXCLUDED.delivered,
+            failed = f.failed + EXCLUDED.failed, spam = f.spam + EXCLUDED.spam
     ),
     -- move each message's hourly count from what it last added to what it is now
     rolled AS (
@@ -394,6 +414,17 @@ _DELAY_ROLLUP = """
 """
 
 
+# Deferral and bounce replies per day, numbers masked so the same reply from different hosts groups.
+REASON_MASK = "left(regexp_replace(coalesce({reply}, {dsn}, 'unknown'), '[0-9]+', 'N', 'g'), 200)"
+_REASON_ROLLUP = f"""
+    INSERT INTO reason_rollup AS r (bucket, status, reason, count)
+    SELECT date_trunc('day', logged_at), status, {REASON_MASK.format(reply="reply", dsn="dsn")}, count(*)
+    FROM batch WHERE kind = 'delivery' AND status IN ('deferred', 'bounced')
+    GROUP BY 1, 2, 3
+    ON CONFLICT (status, bucket, reason) DO UPDATE SET count = r.count + EXCLUDED.count
+"""
+
+
 def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> dict[str, Any]:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
     last_postfix, last_rspamd = _watermarks(conn)
@@ -442,6 +473,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     )
     if lines:
         conn.execute(_DELAY_ROLLUP, {"bounds": list(DELAY_ROLLUP_BOUNDS)})
+        conn.execute(_REASON_ROLLUP)
     conn.execute(
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
         (upto, new_rspamd_to),

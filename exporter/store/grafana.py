@@ -15,6 +15,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from exporter.store.correlation import REASON_MASK
+
 STATUSES = ("delivered", "deferred", "bounced", "rejected", "expired", "discarded", "queued")
 DIRECTIONS = ("inbound", "outbound", "internal")
 RSPAMD_ACTIONS = ("no action", "greylist", "add header", "rewrite subject", "soft reject", "reject")
@@ -195,8 +197,22 @@ _TOP_MESSAGES = {
 }
 
 
+# Top lists read whole UTC days from the daily rollups when the range spans at least this long and
+# no filter narrows it; shorter or filtered ranges scan the messages in range.
+FACET_MIN_RANGE = timedelta(days=3)
+
+
 def top_messages(pool: ConnectionPool, scope: Scope, what: str, limit: int) -> list[dict[str, Any]]:
-    """Most frequent senders, recipients, domains... with delivered/failed counts."""
+    """Most frequent senders, recipients, domains... with delivered/failed/spam counts."""
+    if scope.end - scope.start >= FACET_MIN_RANGE and not (scope.direction or scope.domain or scope.search):
+        return _rows(
+            pool,
+            """SELECT name, sum(messages)::bigint AS count, sum(delivered)::bigint AS delivered,
+                      sum(failed)::bigint AS failed, sum(spam)::bigint AS spam
+               FROM message_facets WHERE facet = %s AND bucket >= date_trunc('day', %s::timestamptz) AND bucket <= %s
+               GROUP BY name HAVING sum(messages) > 0 ORDER BY count DESC, name LIMIT %s""",
+            (what, scope.start, scope.end, limit),
+        )
     expression, condition = _TOP_MESSAGES[what]
     where, params = scope.message_filter()
     query = (
@@ -213,20 +229,24 @@ def top_messages(pool: ConnectionPool, scope: Scope, what: str, limit: int) -> l
     return _rows(pool, query, [*params, limit])
 
 
-def top_delivery_reasons(pool: ConnectionPool, scope: Scope, status: str, limit: int) -> list[dict[str, Any]]:
-    """Most frequent remote replies of deferred or bounced recipients (numbers masked so they group)."""
-    where, params = scope.message_filter()
-    query = (
-        sql.SQL(
-            """SELECT left(regexp_replace(coalesce(r.reply, r.dsn, 'unknown'), '[0-9]+', 'N', 'g'), 200) AS reason,
-                  count(*) AS count, count(DISTINCT lower(split_part(r.recipient, '@', 2))) AS domains
-           FROM messages m JOIN message_recipients r ON r.message_pk = m.id
-           WHERE r.status = %s AND """
+def top_delivery_reasons(pool: ConnectionPool, start: datetime, end: datetime, status: str, limit: int) -> list[dict]:
+    """Most frequent remote replies of deferred or bounced delivery attempts (all directions)."""
+    if end - start >= FACET_MIN_RANGE:
+        return _rows(
+            pool,
+            """SELECT reason, sum(count)::bigint AS count FROM reason_rollup
+               WHERE status = %s AND bucket >= date_trunc('day', %s::timestamptz) AND bucket <= %s
+               GROUP BY reason ORDER BY count DESC, reason LIMIT %s""",
+            (status, start, end, limit),
         )
-        + where
-        + sql.SQL(" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s")
+    mask = REASON_MASK.format(reply="reply", dsn="dsn")
+    return _rows(
+        pool,
+        f"""SELECT {mask} AS reason, count(*) AS count FROM postfix_lines
+            WHERE status = %s AND kind = 'delivery' AND logged_at >= %s AND logged_at <= %s
+            GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s""",
+        (status, start, end, limit),
     )
-    return _rows(pool, query, [status, *params, limit])
 
 
 def rspamd_series(pool: ConnectionPool, start: datetime, end: datetime, step: int) -> list[dict[str, Any]]:

@@ -196,7 +196,7 @@ def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -
                 break
         deleted[table] = total
     with pool.connection() as conn:  # the hourly rollups: a few rows per hour, one statement each
-        for table in ("message_rollup", "delay_rollup"):
+        for table in ("message_rollup", "delay_rollup", "message_facets", "reason_rollup"):
             deleted[table] = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(table)), (cutoff,)
             ).rowcount
