@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from exporter.store import queries
 from exporter.store.correlation import REASON_MASK
 
 STATUSES = ("delivered", "deferred", "bounced", "rejected", "expired", "discarded", "queued")
@@ -34,8 +35,14 @@ class Scope:
     local: tuple[str, ...] = ()  # mailcow's domains: the ones message_rollup keeps per-domain counts for
 
     def message_filter(
-        self, alias: str = "m", start: datetime | None = None, end: datetime | None = None, end_open: bool = False
+        self,
+        pool: ConnectionPool | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        end_open: bool = False,
     ) -> tuple[sql.Composable, list[Any]]:
+        """Conditions on `messages m`; a search needs the pool to pick its plan (queries.message_search)."""
+        alias = "m"
         parts = [f"{alias}.first_seen >= %s AND {alias}.first_seen {'<' if end_open else '<='} %s"]
         params: list[Any] = [start or self.start, end or self.end]
         if self.direction:
@@ -48,11 +55,11 @@ class Scope:
             )
             params += [self.domain.lower(), self.domain.lower()]
         if self.search:
-            parts.append(
-                f"{alias}.id = ANY(ARRAY(SELECT id FROM messages WHERE mg_search_vector(search_text)"
-                " @@ mg_search_query(%s)))"
-            )
-            params.append(self.search)
+            if pool is None:
+                raise ValueError("a search filter needs the pool")
+            condition, search_params = queries.message_search(pool, self.search)
+            parts.append(condition)
+            params += search_params
         return sql.SQL(" AND ".join(parts)), params
 
 
@@ -70,14 +77,14 @@ def _hour_ceil(value: datetime) -> datetime:
     return floor if floor == value else floor + timedelta(hours=1)
 
 
-def _message_rows(scope: Scope) -> tuple[sql.Composable, list[Any]]:
+def _message_rows(pool: ConnectionPool, scope: Scope) -> tuple[sql.Composable, list[Any]]:
     """(t, direction, status, spam, n) for the scope: whole hours from message_rollup, the partial
     hours at both ends (and anything the rollup cannot filter: search, non-local domains) from messages."""
     domain = (scope.domain or "").lower()
     full_start, full_end = _hour_ceil(scope.start), scope.end.replace(minute=0, second=0, microsecond=0)
     rollup = not scope.search and (not domain or domain in scope.local) and full_end > full_start
     if not rollup:
-        where, params = scope.message_filter()
+        where, params = scope.message_filter(pool)
         return (
             sql.SQL(
                 "SELECT m.first_seen AS t, m.direction, m.final_status AS status, m.is_spam AS spam, 1 AS n "
@@ -126,7 +133,7 @@ _BY_DIRECTION = {d: f"direction = '{d}'" for d in DIRECTIONS}
 
 def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
     """Messages per bucket by final status (and spam); the caller zero-fills empty buckets."""
-    rows, params = _message_rows(scope)
+    rows, params = _message_rows(pool, scope)
     query = (
         sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
         + _counts(_BY_STATUS)
@@ -138,7 +145,7 @@ def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[st
 
 
 def direction_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
-    rows, params = _message_rows(scope)
+    rows, params = _message_rows(pool, scope)
     query = (
         sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
         + _counts(_BY_DIRECTION)
@@ -163,14 +170,14 @@ def delay_histogram(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[
 
 
 def summary(pool: ConnectionPool, scope: Scope) -> dict[str, Any]:
-    rows, params = _message_rows(scope)
+    rows, params = _message_rows(pool, scope)
     columns = {**_BY_DIRECTION, **_BY_STATUS}
     return _rows(pool, sql.SQL("SELECT ") + _counts(columns) + sql.SQL(" FROM (") + rows + sql.SQL(") q"), params)[0]
 
 
 def delay_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
     """Delivery delay percentiles (seconds) of delivered recipients per bucket."""
-    where, params = scope.message_filter()
+    where, params = scope.message_filter(pool)
     query = (
         sql.SQL(
             """SELECT date_bin(%s, r.last_at, 'epoch') AS time,
@@ -214,7 +221,7 @@ def top_messages(pool: ConnectionPool, scope: Scope, what: str, limit: int) -> l
             (what, scope.start, scope.end, limit),
         )
     expression, condition = _TOP_MESSAGES[what]
-    where, params = scope.message_filter()
+    where, params = scope.message_filter(pool)
     query = (
         sql.SQL(
             f"""SELECT {expression} AS name, count(*) AS count,
