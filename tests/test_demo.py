@@ -47,6 +47,14 @@ def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
         assert info["background_jobs"]["fetch_logs"]["status"] in ("success", "running")
         assert info["read_write"] is True
         assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists(), "embedded PostgreSQL lives in DATA_DIR"
+        scrape = ""
+        wanted = ("mailcow_messages_total{", "mailcow_container_up{")  # correlation and sync_status have run
+        while time.monotonic() < deadline + 60 and not all(w in scrape for w in wanted):
+            time.sleep(1)
+            scrape = httpx.get(f"{base}/metrics", timeout=5).text
+        assert all(w in scrape for w in wanted)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
+        assert (lint.returncode, lint.stdout + lint.stderr) == (0, ""), "promtool check metrics on the demo"
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0]
