@@ -12,24 +12,19 @@ import argparse
 import logging
 import secrets
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-# Run as `python bench/datasource.py`, this file's folder comes first on sys.path and its name
-# would shadow the project's `datasource` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
+import httpx
+import psycopg
+from psycopg import sql
+from werkzeug.serving import make_server
 
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from exporter.config import Config  # noqa: E402
-from exporter.database import create_pool, migrate  # noqa: E402
-from exporter.store.correlation import DELAY_ROLLUP_BOUNDS  # noqa: E402
-from exporter.web.app import create_app  # noqa: E402
+from exporter.config import Config
+from exporter.database import create_pool, migrate
+from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
+from exporter.web.app import create_app
 
 FILL = """
 INSERT INTO messages (correlation_key, queue_id, sender, first_recipient, recipient_count, direction, final_status,

@@ -14,6 +14,7 @@ import statistics
 import time
 from collections import deque
 
+import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import psycopg
 from psycopg import sql
 

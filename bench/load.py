@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import secrets
 
+import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import psycopg
 from psycopg import sql
 

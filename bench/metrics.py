@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 
+import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import httpx
 import psycopg
 from psycopg import sql
