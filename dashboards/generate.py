@@ -14,31 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from datasource.catalog import TIME_KEYS
+
 HERE = Path(__file__).parent
 SCHEMA_VERSION = 41
 PROM = {"type": "prometheus", "uid": "prometheus"}
 INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "mailcow-infinity"}
 TAG = "mailcow"
-TIME_COLUMNS = frozenset(
-    {
-        "time",
-        "timestamp",
-        "created",
-        "arrival",
-        "last_seen",
-        "newest_line",
-        "last_success",
-        "checked",
-        "synced_at",
-        "gap_start",
-        "gap_end",
-        "detected_at",
-        "last_run_at",
-        "last_success_at",
-        "last_update",
-        "time_end",
-    }
-)
 FILTERS = (("direction", "${direction}"), ("domain", "${domain}"), ("search", "${search}"))
 RANGE = (("from", "${__timeFrom}"), ("to", "${__timeTo}"), ("interval_ms", "${__interval_ms}"))
 Panel = dict[str, Any]
@@ -57,7 +39,7 @@ def infinity(
     """An Infinity target on /grafana/infinity/<query>; `columns` maps selector -> number|string."""
 
     def col_type(name: str, kind: str) -> str:
-        return "timestamp_epoch" if name in TIME_COLUMNS else kind
+        return "timestamp_epoch" if name in TIME_KEYS else kind
 
     return {
         "refId": ref,

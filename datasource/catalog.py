@@ -22,6 +22,27 @@ from exporter.store import jobs as job_store
 from exporter.store import queries
 
 Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
+# Row keys that hold epoch-millisecond times (typed as time by the JSON datasource and the dashboards).
+TIME_KEYS = frozenset(
+    {
+        "time",
+        "timestamp",
+        "time_end",
+        "created",
+        "arrival",
+        "last_seen",
+        "newest_line",
+        "last_success",
+        "checked",
+        "synced_at",
+        "gap_start",
+        "gap_end",
+        "detected_at",
+        "last_run_at",
+        "last_success_at",
+        "last_update",
+    }
+)
 MAX_POINTS = 1500
 MIN_STEP = 60
 
@@ -231,17 +252,7 @@ def message_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
 def message_lines(pool: ConnectionPool, args: Args) -> list[dict]:
     found = _message(pool, args)
     return [
-        {
-            "timestamp": ms(r["logged_at"]),
-            "body": r["message"],
-            "level": "warning"
-            if r["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
-            else _level(r["priority"]),
-            "program": r["program"],
-            "kind": r["kind"],
-            "recipient": r["recipient"],
-            "status": r["status"],
-        }
+        _postfix_log_row(r, ("program", "kind", "recipient", "status"))
         for r in (found["postfix_rows"] if found else [])
     ]
 
@@ -288,20 +299,20 @@ def _log_filters(args: Args) -> dict[str, Any]:
     return {"start_date": args.start, "end_date": args.end, "search": args.search}
 
 
+def _postfix_log_row(row: dict[str, Any], labels: tuple[str, ...]) -> dict[str, Any]:
+    """A Postfix line as a log row; rejects show as warnings whatever their syslog priority."""
+    rejected = row["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
+    return {
+        "timestamp": ms(row["logged_at"]),
+        "body": row["message"],
+        "level": "warning" if rejected else _level(row["priority"]),
+        **{label: row[label] for label in labels},
+    }
+
+
 def postfix_logs(pool: ConnectionPool, args: Args) -> list[dict]:
     return [
-        {
-            "timestamp": ms(r["logged_at"]),
-            "body": r["message"],
-            "level": "warning"
-            if r["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
-            else _level(r["priority"]),
-            "program": r["program"],
-            "queue_id": r["queue_id"],
-            "kind": r["kind"],
-            "status": r["status"],
-            "correlation_key": r["correlation_key"],
-        }
+        _postfix_log_row(r, ("program", "queue_id", "kind", "status", "correlation_key"))
         for r in queries.export_postfix(pool, _log_filters(args), args.limit)
     ]
 

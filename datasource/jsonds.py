@@ -19,25 +19,6 @@ from exporter.web.errors import ApiError
 
 bp = Blueprint("jsonds", __name__, url_prefix="/grafana/json")
 
-TIME_KEYS = frozenset(
-    {
-        "time",
-        "timestamp",
-        "time_end",
-        "created",
-        "arrival",
-        "last_seen",
-        "newest_line",
-        "last_success",
-        "checked",
-        "synced_at",
-        "gap_start",
-        "gap_end",
-        "detected_at",
-        "last_run_at",
-        "last_success_at",
-    }
-)
 FILTER_KEYS = ("direction", "domain", "search", "status", "sender", "recipient", "ip", "user")
 
 
@@ -117,7 +98,7 @@ def payload_options() -> Response:
 
 
 def _column_type(key: str, values: list[Any]) -> str:
-    if key in TIME_KEYS:
+    if key in catalog.TIME_KEYS:
         return "time"
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, bool):

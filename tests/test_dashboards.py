@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from exporter.jobs import Worker, tracked
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.mailflow import scenario
+from tests.prometheus import running_prometheus
 
 ROOT = Path(__file__).parent.parent
 BOARDS = {name: json.loads((ROOT / "dashboards" / name).read_text()) for name in BUILDERS}
@@ -303,41 +302,12 @@ def test_infinity_rejects_bad_parameters_clearly(demo):
     assert httpx.get(demo["server"].url + "/grafana/infinity/nope", auth=auth).json()["code"] == "UNKNOWN_QUERY"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def promql(expr: str) -> str:
     return expr.replace("$__rate_interval", "1m").replace("$__range", "1h").replace("${direction:regex}", ".*")
 
 
 def test_every_promql_target_evaluates_in_real_prometheus(demo, tmp_path):
-    port = _free_port()
-    config = {
-        "global": {"scrape_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "mailcow-grafana",
-                "basic_auth": {"username": "admin", "password": PASSWORD},
-                "static_configs": [{"targets": [demo["server"].url.removeprefix("http://")]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    with running_prometheus(tmp_path, demo["server"].url, password=PASSWORD) as api:
         names: list[str] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -361,9 +331,6 @@ def test_every_promql_target_evaluates_in_real_prometheus(demo, tmp_path):
             assert result["status"] == "success", (where, result)
             evaluated += 1
         assert evaluated >= 20
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_contract_suite_covers_every_panel():

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.prometheus import free_port
 
 
 def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILCOW_", "DATABASE_", "AUTH_"))}
     env.update({"DATA_DIR": str(tmp_path / "data"), "FETCH_INTERVAL": "5"})
     proc = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import correlation
@@ -21,6 +19,7 @@ from exporter.store import ingest as ingest_store
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
+from tests.prometheus import running_prometheus
 
 RULES = Path(__file__).parent.parent / "provisioning" / "prometheus" / "rules" / "mailcow-alerts.yml"
 Samples = dict[tuple[str, frozenset], float]
@@ -229,40 +228,11 @@ def test_metrics_require_credentials_when_auth_is_on(flow):
     assert app.get("/metrics", auth=("admin", "s3cret-pass")).status_code == 200
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_real_prometheus_scrapes_the_service_and_sees_the_rest_counts(flow, live_app, tmp_path):
     _, pool, url, _ = flow
     app = create_app(make_config(url), pool)
     service = live_app(app)
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {
-                "job_name": "mailcow-grafana",
-                "static_configs": [{"targets": [service.url.removeprefix("http://")]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    with running_prometheus(tmp_path, service.url, rule_files=[RULES]) as api:
         result: list = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not result:
@@ -285,9 +255,6 @@ def test_real_prometheus_scrapes_the_service_and_sees_the_rest_counts(flow, live
         loaded = {rule["name"] for group in rules for rule in group["rules"]}
         assert {"MailcowQueueGrowing", "MailcowOutboundSpam", "MailcowGrafanaIngestStalled"} <= loaded
         assert all(rule["health"] != "err" for group in rules for rule in group["rules"])
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_landing_page_links_the_metrics(client):

@@ -131,29 +131,26 @@ _BY_STATUS = {
 _BY_DIRECTION = {d: f"direction = '{d}'" for d in DIRECTIONS}
 
 
-def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
-    """Messages per bucket by final status (and spam); the caller zero-fills empty buckets."""
+def _series(pool: ConnectionPool, scope: Scope, step: int, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Messages per bucket counted by `columns`; the caller zero-fills empty buckets."""
     rows, params = _message_rows(pool, scope)
     query = (
         sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
-        + _counts(_BY_STATUS)
+        + _counts(columns)
         + sql.SQL(" FROM (")
         + rows
         + sql.SQL(") q GROUP BY 1 ORDER BY 1")
     )
     return _rows(pool, query, [_step(step), *params])
+
+
+def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
+    """Messages per bucket by final status (and spam)."""
+    return _series(pool, scope, step, _BY_STATUS)
 
 
 def direction_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
-    rows, params = _message_rows(pool, scope)
-    query = (
-        sql.SQL("SELECT date_bin(%s, t, 'epoch') AS time, ")
-        + _counts(_BY_DIRECTION)
-        + sql.SQL(" FROM (")
-        + rows
-        + sql.SQL(") q GROUP BY 1 ORDER BY 1")
-    )
-    return _rows(pool, query, [_step(step), *params])
+    return _series(pool, scope, step, _BY_DIRECTION)
 
 
 def delay_histogram(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
