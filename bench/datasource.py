@@ -52,11 +52,16 @@ UPDATE messages SET rolled_bucket = date_trunc('hour', first_seen), rolled_direc
                     rolled_domains = mg_rollup_domains(sender, first_recipient, ARRAY['example0.org', 'example1.net']),
                     rolled_facets = mg_message_facets(sender, first_recipient, sasl_username, reject_class,
                                                       final_status);
-INSERT INTO message_facets (bucket, facet, name, messages, delivered, failed, spam)
-SELECT date_trunc('day', rolled_bucket), split_part(f, chr(31), 1), split_part(f, chr(31), 2), count(*),
-       count(*) FILTER (WHERE rolled_status = 'delivered'),
-       count(*) FILTER (WHERE rolled_status IN ('bounced', 'expired', 'rejected')), count(*) FILTER (WHERE rolled_spam)
-FROM messages, unnest(rolled_facets) f GROUP BY 1, 2, 3;
+INSERT INTO message_facets (facet, month, name, first_day, messages, delivered, failed, spam)
+SELECT split_part(entry, chr(31), 1), month, split_part(entry, chr(31), 2), min(day),
+       mg_prefix(array_agg(day), array_agg(messages)), mg_prefix(array_agg(day), array_agg(delivered)),
+       mg_prefix(array_agg(day), array_agg(failed)), mg_prefix(array_agg(day), array_agg(spam))
+FROM (SELECT date_trunc('month', rolled_bucket) AS month, extract(day FROM rolled_bucket)::int AS day, entry,
+             count(*) AS messages, count(*) FILTER (WHERE rolled_status = 'delivered') AS delivered,
+             count(*) FILTER (WHERE rolled_status IN ('bounced', 'expired', 'rejected')) AS failed,
+             count(*) FILTER (WHERE rolled_spam) AS spam
+      FROM messages, unnest(rolled_facets) entry GROUP BY 1, 2, 3) AS daily
+GROUP BY entry, month;
 INSERT INTO reason_rollup (bucket, status, reason, count)
 SELECT date_trunc('day', last_at), status, left(regexp_replace(reply, '[0-9]+', 'N', 'g'), 200), count(*)
 FROM message_recipients WHERE status IN ('deferred', 'bounced') GROUP BY 1, 2, 3;
@@ -77,6 +82,10 @@ QUERIES = {
     "summary": "",
     "delivery_delay": "",
     "top_senders": "",
+    "top_recipients": "",
+    "top_users": "",
+    "top_reject_reasons": "",
+    "top_bounce_reasons": "",
     "top_recipient_domains": "",
     "top_defer_reasons": "",
     "messages": "&limit=500",
@@ -102,7 +111,7 @@ def main() -> None:
     try:
         migrate(url)
         t0 = time.perf_counter()
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC") as conn:
             conn.execute(FILL.format(n=int(args.messages), bounds=list(DELAY_ROLLUP_BOUNDS)))
             conn.execute("VACUUM ANALYZE")
             stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]

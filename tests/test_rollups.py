@@ -10,6 +10,7 @@ from datasource import catalog
 from datasource.catalog import Args, quantile
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import grafana as store
+from exporter.store import ingest as ingest_store
 from exporter.store import queries
 from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
 from tests.conftest import SIM_START
@@ -129,6 +130,66 @@ def test_top_lists_over_long_ranges_come_from_the_daily_rollup_and_match_a_scan(
     reasons = catalog.QUERIES["top_defer_reasons"].run(pool, Args(start=args.start, end=end, limit=1000))
     short = catalog.QUERIES["top_defer_reasons"].run(pool, Args(start=end - timedelta(days=2), end=end, limit=1000))
     assert sum(r["count"] for r in reasons) == sum(r["count"] for r in short) == attempts > 0
+
+
+MONTH_END = int(datetime(2026, 9, 29, 12, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture(scope="module")
+def month_end(databases):
+    """Four days of light traffic across the end of September: top-list rows of two months."""
+    with scenario(databases, start=MONTH_END, rate=0.5, seed=5) as (rig, pool, _):
+        rig.run(4 * 86400, 3600)
+        yield rig, pool
+
+
+def scanned_top(pool, what: str, first_day: datetime, last_day: datetime) -> list[tuple]:
+    """Independent top list straight from the messages first seen on the whole UTC days given."""
+    expression = {"senders": "lower(sender)", "recipient_domains": "lower(split_part(first_recipient, '@', 2))"}[what]
+    with pool.connection() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                f"""SELECT {expression}, count(*), count(*) FILTER (WHERE final_status = 'delivered'),
+                           count(*) FILTER (WHERE final_status IN ('bounced', 'expired', 'rejected')),
+                           count(*) FILTER (WHERE is_spam)
+                    FROM messages WHERE {expression} <> '' AND first_seen >= %s AND first_seen < %s
+                    GROUP BY 1 ORDER BY 2 DESC, 1""",
+                (first_day, last_day + timedelta(days=1)),
+            )
+        ]
+
+
+def top(pool, what: str, start: datetime, end: datetime) -> list[tuple]:
+    rows = catalog.QUERIES[f"top_{what}"].run(pool, Args(start=start, end=end, limit=100_000))
+    return [(r["name"], r["count"], r["delivered"], r["failed"], r["spam"]) for r in rows]
+
+
+def day_of(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.mark.parametrize("what", ["senders", "recipient_domains"])
+@pytest.mark.parametrize(("from_day", "to_day"), [(0, 4), (0.6, 3.7), (-20, 40), (1.6, 4.7)])
+def test_top_lists_across_a_month_boundary_count_the_whole_days_of_the_range(month_end, what, from_day, to_day):
+    _, pool = month_end
+    start = datetime.fromtimestamp(MONTH_END + from_day * 86400, UTC)
+    end = datetime.fromtimestamp(MONTH_END + to_day * 86400, UTC)
+    expected = scanned_top(pool, what, day_of(start), day_of(end))
+    assert len(expected) > 3 and sum(row[1] for row in expected) > 500
+    assert top(pool, what, start, end) == expected
+
+
+def test_retention_drops_the_top_list_days_before_the_cutoff(month_end):
+    rig, pool = month_end
+    start, end = datetime.fromtimestamp(MONTH_END, UTC), datetime.fromtimestamp(rig.clock.now, UTC)
+    cutoff = datetime(2026, 10, 2, 9, tzinfo=UTC)
+    expected = scanned_top(pool, "senders", day_of(cutoff), day_of(end))  # before retention deletes messages
+    assert top(pool, "senders", start, end) != expected
+    ingest_store.delete_before(pool, cutoff)
+    assert top(pool, "senders", start, end) == expected
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM message_facets WHERE month < '2026-10-01'").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("term", ["example", "alice@example", "invoice", "no-such-word-anywhere"])

@@ -241,23 +241,32 @@ _RECOMPUTE = """
               c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains, c.old_facets,
               m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains, m.rolled_facets
     ),
-    -- the same move for the daily top-list counts
+    -- the same move for the top-list counts: per-day deltas as running totals per month
     faceted AS (
-        INSERT INTO message_facets AS f (bucket, facet, name, messages, delivered, failed, spam)
-        SELECT bucket, split_part(entry, chr(31), 1), split_part(entry, chr(31), 2), sum(n),
-               sum(n * (status = 'delivered')::int), sum(n * (status IN ('bounced', 'expired', 'rejected'))::int),
-               sum(n * spam::int)
+        INSERT INTO message_facets AS f (facet, month, name, first_day, messages, delivered, failed, spam)
+        SELECT split_part(entry, chr(31), 1), month, split_part(entry, chr(31), 2), min(day),
+               mg_prefix(array_agg(day), array_agg(messages)), mg_prefix(array_agg(day), array_agg(delivered)),
+               mg_prefix(array_agg(day), array_agg(failed)), mg_prefix(array_agg(day), array_agg(spam))
         FROM (
-            SELECT date_trunc('day', old_bucket), e, old_status, old_spam, -1
-            FROM upd, unnest(old_facets) e WHERE old_bucket IS NOT NULL
-            UNION ALL
-            SELECT date_trunc('day', rolled_bucket), e, rolled_status, rolled_spam, 1
-            FROM upd, unnest(rolled_facets) e
-        ) AS x (bucket, entry, status, spam, n)
-        GROUP BY 1, 2, 3
-        ON CONFLICT (facet, bucket, name) DO UPDATE SET
-            messages = f.messages + EXCLUDED.messages, delivered = f.delivered + EXCLUDED.delivered,
-            failed = f.failed + EXCLUDED.failed, spam = f.spam + EXCLUDED.spam
+            SELECT date_trunc('month', bucket), extract(day FROM bucket)::int, entry, sum(n),
+                   sum(n * (status = 'delivered')::int), sum(n * (status IN ('bounced', 'expired', 'rejected'))::int),
+                   sum(n * spam::int)
+            FROM (
+                SELECT old_bucket, e, old_status, old_spam, -1
+                FROM upd, unnest(old_facets) e WHERE old_bucket IS NOT NULL
+                UNION ALL
+                SELECT rolled_bucket, e, rolled_status, rolled_spam, 1
+                FROM upd, unnest(rolled_facets) e
+            ) AS x (bucket, entry, status, spam, n)
+            GROUP BY 1, 2, 3
+        ) AS daily (month, day, entry, messages, delivered, failed, spam)
+        GROUP BY entry, month
+        ON CONFLICT (facet, month, name) DO UPDATE SET
+            first_day = least(f.first_day, EXCLUDED.first_day),
+            messages = mg_prefix_add(f.messages, f.first_day, EXCLUDED.messages, EXCLUDED.first_day),
+            delivered = mg_prefix_add(f.delivered, f.first_day, EXCLUDED.delivered, EXCLUDED.first_day),
+            failed = mg_prefix_add(f.failed, f.first_day, EXCLUDED.failed, EXCLUDED.first_day),
+            spam = mg_prefix_add(f.spam, f.first_day, EXCLUDED.spam, EXCLUDED.first_day)
     ),
     -- move each message's hourly count from what it last added to what it is now
     rolled AS (

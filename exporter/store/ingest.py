@@ -196,8 +196,22 @@ def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -
                 break
         deleted[table] = total
     with pool.connection() as conn:  # the hourly rollups: a few rows per hour, one statement each
-        for table in ("message_rollup", "delay_rollup", "message_facets", "reason_rollup"):
+        for table in ("message_rollup", "delay_rollup", "reason_rollup"):
             deleted[table] = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(table)), (cutoff,)
             ).rowcount
+        # top lists: whole months before the cutoff's, then the days before its day in that month
+        deleted["message_facets"] = conn.execute(
+            "DELETE FROM message_facets WHERE month < date_trunc('month', %s::timestamptz)", (cutoff,)
+        ).rowcount
+        conn.execute(
+            """UPDATE message_facets SET first_day = d.day,
+                   messages = mg_prefix_from(messages, first_day, d.day),
+                   delivered = mg_prefix_from(delivered, first_day, d.day),
+                   failed = mg_prefix_from(failed, first_day, d.day), spam = mg_prefix_from(spam, first_day, d.day)
+               FROM (SELECT date_trunc('month', t) AS month, extract(day FROM t)::int AS day
+                     FROM (SELECT %s::timestamptz AS t) c) d
+               WHERE message_facets.month = d.month AND first_day < d.day""",
+            (cutoff,),
+        )
     return deleted
