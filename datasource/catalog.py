@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from psycopg_pool import ConnectionPool
 
+from exporter import live_views
+from exporter.live import LiveMailcow
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
@@ -364,62 +366,23 @@ def annotations(pool: ConnectionPool, args: Args) -> list[dict]:
     ]
 
 
-def _age(now: datetime, epoch: Any) -> int | None:
-    try:
-        return max(0, int(now.timestamp() - float(epoch)))
-    except (TypeError, ValueError):
-        return None
-
-
-def queue(pool: ConnectionPool, args: Args) -> list[dict]:
-    """mailcow's Postfix queue as of the last sync, oldest first, defer reasons split out."""
-    snap = store.snapshot(pool, "queue")
-    if snap is None:
-        return []
-    items, fetched = snap
-    rows = []
-    for item in items if isinstance(items, list) else []:
-        recipients = [str(r) for r in item.get("recipients") or []]
-        rows.append(
-            {
-                "queue_id": item.get("queue_id"),
-                "queue_name": item.get("queue_name"),
-                "arrival": int(float(item.get("arrival_time") or 0) * 1000),
-                "age_seconds": _age(datetime.now(UTC), item.get("arrival_time")),
-                "size_bytes": item.get("message_size"),
-                "sender": item.get("sender") or "<>",
-                "recipients": ", ".join(r.split(" (", 1)[0] for r in recipients),
-                "reasons": "; ".join(r.split(" (", 1)[1].rstrip(")") for r in recipients if " (" in r),
-                "synced_at": ms(fetched),
-            }
-        )
-    rows.sort(key=lambda r: r["arrival"])
+def queue(live: LiveMailcow, args: Args) -> list[dict]:
+    """mailcow's Postfix queue now (cached a few seconds), oldest first, defer reasons split out."""
+    items, fetched = live.queue()
+    rows = live_views.queue_rows(items, fetched)
+    if args.search:
+        term = args.search.lower()
+        rows = [r for r in rows if term in f"{r['queue_id']} {r['sender']} {r['recipients']}".lower()]
     return rows[: args.limit]
 
 
-def quarantine(pool: ConnectionPool, args: Args) -> list[dict]:
-    snap = store.snapshot(pool, "quarantine")
-    if snap is None:
-        return []
-    items, fetched = snap
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "id": item.get("id"),
-            "qid": item.get("qid"),
-            "created": int(float(item.get("created") or 0) * 1000),
-            "age_seconds": _age(now, item.get("created")),
-            "score": _number(item.get("score")),
-            "action": item.get("action"),
-            "recipient": item.get("rcpt"),
-            "sender": item.get("sender"),
-            "subject": item.get("subject"),
-            "virus": bool(item.get("virus_flag")),
-            "synced_at": ms(fetched),
-        }
-        for item in (items if isinstance(items, list) else [])
-    ]
-    rows.sort(key=lambda r: -r["created"])
+def quarantine(live: LiveMailcow, args: Args) -> list[dict]:
+    """mailcow's quarantine now (cached a few seconds), newest first."""
+    items, fetched = live.quarantine()
+    rows = live_views.quarantine_rows(items, fetched)
+    if args.search:
+        term = args.search.lower()
+        rows = [r for r in rows if term in f"{r['sender']} {r['recipient']} {r['subject']}".lower()]
     return rows[: args.limit]
 
 
@@ -469,6 +432,7 @@ class Query:
     description: str
     run: Callable[..., list[dict]]
     needs_local: bool = False  # run(pool, args, local_domains)
+    live: bool = False  # run(live mailcow, args): answered from mailcow, not the database
 
 
 QUERIES = {
@@ -502,8 +466,8 @@ QUERIES = {
         Query("rspamd_logs", "logs", "Rspamd results as log lines", rspamd_logs, needs_local=True),
         Query("netfilter_logs", "logs", "Netfilter log lines", netfilter_logs),
         Query("annotations", "annotations", "Bans, ingestion gaps, container starts", annotations),
-        Query("queue", "table", "mailcow's Postfix queue (last sync), oldest first", queue),
-        Query("quarantine", "table", "mailcow's quarantine (last sync), newest first", quarantine),
+        Query("queue", "table", "mailcow's Postfix queue now, oldest first", queue, live=True),
+        Query("quarantine", "table", "mailcow's quarantine now, newest first", quarantine, live=True),
         Query("jobs", "table", "Background jobs of this service", jobs),
         Query("ingest", "table", "Log ingestion per source", ingest),
         Query("gaps", "table", "Recorded ingestion gaps", gaps),
@@ -512,9 +476,13 @@ QUERIES = {
 }
 
 
-def run(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> list[dict]:
+def run(name: str, pool: ConnectionPool, args: Args, local: list[str], live: LiveMailcow | None = None) -> list[dict]:
     args.local = tuple(d.lower() for d in local)
     query = QUERIES[name]
+    if query.live:
+        if live is None:
+            raise ValueError(f"{name} reads mailcow live; pass the live source")
+        return query.run(live, args)
     return query.run(pool, args, local) if query.needs_local else query.run(pool, args)
 
 

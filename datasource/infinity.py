@@ -36,7 +36,7 @@ def query(name: str) -> Response:
     if name not in catalog.QUERIES:
         raise ApiError(404, "Not Found", f"no query named {name!r}; GET /grafana/infinity lists them", "UNKNOWN_QUERY")
     args = params.parse(request.args)
-    return jsonify(catalog.run(name, context.pool(), args, context.local_domains()))
+    return jsonify(catalog.run(name, context.pool(), args, context.local_domains(), context.live()))
 
 
 @bp.get("/variables/<name>")

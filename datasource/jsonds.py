@@ -161,7 +161,7 @@ def query() -> Response:
         if name not in catalog.QUERIES:
             raise ApiError(400, "Bad Request", f"unknown target {name!r}; POST /metrics lists them", "UNKNOWN_QUERY")
         args = params.parse({**shared, **_payload(target)})
-        rows = catalog.run(name, context.pool(), args, context.local_domains())
+        rows = catalog.run(name, context.pool(), args, context.local_domains(), context.live())
         frames.extend(_frames(name, str(target.get("refId", "A")), rows))
     return jsonify(frames)
 

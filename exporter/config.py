@@ -20,7 +20,7 @@ import psycopg
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 from psycopg.conninfo import conninfo_to_dict
 
-SECRET_KEYS = frozenset({"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url"})
+SECRET_KEYS = frozenset({"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key"})
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -30,6 +30,14 @@ class ConfigError(Exception):
 
 def _default_data_dir() -> str:
     return platformdirs.user_data_dir("mailcow-grafana", appauthor=False)
+
+
+def _check_http_url(value: str | None) -> None:
+    if not value:
+        return
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {value!r}")
 
 
 class _CommaList(fields.Field):
@@ -91,12 +99,24 @@ class _EnvSchema(Schema):
     STATUS_SYNC_INTERVAL = fields.Integer(
         load_default=30, attribute="status_sync_interval", validate=validate.Range(min=5, max=3600)
     )
+    LIVE_CACHE_SECONDS = fields.Float(
+        load_default=5.0, attribute="live_cache_seconds", validate=validate.Range(min=0, max=300)
+    )
+    GRAFANA_URL = fields.String(load_default=None, attribute="grafana_url")
+    PUBLIC_URL = fields.String(load_default=None, attribute="public_url")
+    SECRET_KEY = fields.String(load_default=None, attribute="secret_key", validate=validate.Length(min=16))
+
+    @validates("GRAFANA_URL")
+    def _check_grafana_url(self, value: str | None, **_: Any) -> None:
+        _check_http_url(value)
+
+    @validates("PUBLIC_URL")
+    def _check_public_url(self, value: str | None, **_: Any) -> None:
+        _check_http_url(value)
 
     @validates("MAILCOW_URL")
     def _check_url(self, value: str, **_: Any) -> None:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {value!r}")
+        _check_http_url(value)
 
     @validates("DATABASE_URL")
     def _check_db(self, value: str | None, **_: Any) -> None:
@@ -126,8 +146,9 @@ class _EnvSchema(Schema):
             data["auth_enabled"] = bool(data["auth_password"])
         if data["auth_enabled"] and not data["auth_password"]:
             raise ValidationError("AUTH_ENABLED is true but AUTH_PASSWORD is empty", field_name="AUTH_PASSWORD")
-        if "mailcow_url" in data:
-            data["mailcow_url"] = data["mailcow_url"].rstrip("/")
+        for key in ("mailcow_url", "grafana_url", "public_url"):
+            if data.get(key):
+                data[key] = data[key].rstrip("/")
         return Config(**data)
 
 
@@ -159,6 +180,10 @@ class Config:
     csv_export_limit: int = 100_000
     metrics_domain_labels: bool = False
     status_sync_interval: int = 30
+    live_cache_seconds: float = 5.0
+    grafana_url: str | None = None  # Grafana's origin: CORS for panel actions, links back to dashboards
+    public_url: str | None = None  # this service as browsers reach it: the action links in dashboards
+    secret_key: str | None = None  # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
 
     @property
     def embedded_db_dir(self) -> Path:

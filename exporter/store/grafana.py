@@ -408,10 +408,5 @@ def mailboxes(pool: ConnectionPool, start: datetime, end: datetime, limit: int =
     return [r["name"] for r in rows]
 
 
-def snapshot(pool: ConnectionPool, kind: str) -> tuple[Any, datetime] | None:
-    rows = _rows(pool, "SELECT data, fetched_at FROM mailcow_snapshots WHERE kind = %s", (kind,))
-    return (rows[0]["data"], rows[0]["fetched_at"]) if rows else None
-
-
 def api_health(pool: ConnectionPool) -> list[dict[str, Any]]:
     return _rows(pool, "SELECT * FROM mailcow_api_health ORDER BY endpoint_group", ())

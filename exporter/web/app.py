@@ -11,11 +11,26 @@ from psycopg_pool import ConnectionPool
 from datasource import infinity, jsonds
 from exporter.config import Config
 from exporter.database import create_pool
-from exporter.web import api, export, index, logs, messages, metrics, settings, stats
+from exporter.live import LiveMailcow
+from exporter.mailcow_client import MailcowClient
+from exporter.web import (
+    action_pages,
+    actions,
+    api,
+    export,
+    index,
+    logs,
+    mailcow_state,
+    messages,
+    metrics,
+    settings,
+    stats,
+)
 from exporter.web.auth import install_auth
 from exporter.web.errors import register_error_handlers
 
 log = logging.getLogger("mailcow_grafana.http")
+LIVE_TIMEOUT = 8.0  # seconds: longer than mailcow needs for a queue listing, shorter than Grafana's patience
 
 
 def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
@@ -25,7 +40,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
             raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
         pool = create_pool(config.database_url, config.db_pool_size)
     app = Flask("mailcow_grafana")
-    app.config.update(MG_CONFIG=config, MG_POOL=pool, JSON_SORT_KEYS=False)
+    app.config.update(MG_CONFIG=config, MG_POOL=pool, MG_LIVE=_live(config), JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     install_auth(app, config)
     register_error_handlers(app)
@@ -38,12 +53,28 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
         export.bp,
         settings.bp,
         metrics.bp,
+        mailcow_state.bp,
+        actions.bp,
+        action_pages.bp,
         infinity.bp,
         jsonds.bp,
     ):
         app.register_blueprint(blueprint)
     _install_request_log(app)
     return app
+
+
+def _live(config: Config) -> LiveMailcow:
+    """mailcow for requests: one attempt, a short timeout (a request must not hang on mailcow)."""
+    client = MailcowClient(
+        config.mailcow_url or "http://mailcow.invalid",
+        config.mailcow_api_key,
+        config.mailcow_api_key_rw,
+        verify_tls=config.mailcow_verify_tls,
+        timeout=min(config.mailcow_timeout, LIVE_TIMEOUT),
+        retries=1,
+    )
+    return LiveMailcow(client, config.live_cache_seconds)
 
 
 def _install_request_log(app: Flask) -> None:

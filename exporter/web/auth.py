@@ -38,8 +38,15 @@ def install_auth(app: Flask, config: Config) -> None:
     def _require_auth() -> Response | None:
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
+        if request.method == "OPTIONS" and (request.endpoint or "").startswith("actions."):
+            return None  # CORS preflights never carry credentials; they answer headers only
         if _credentials_ok(config):
             return None
+        if (request.endpoint or "").startswith("action_pages."):
+            # a person followed a Grafana data link: let the browser ask for the password
+            response = error_response(401, "Unauthorized", "valid HTTP Basic credentials are required", "AUTH_REQUIRED")
+            response.headers["WWW-Authenticate"] = 'Basic realm="mailcow-grafana actions", charset="UTF-8"'
+            return response
         # No WWW-Authenticate header: Grafana and scripts send credentials up front, and a
         # browser login popup on a JSON API only invites password typing into the wrong place.
         return error_response(401, "Unauthorized", "valid HTTP Basic credentials are required", "AUTH_REQUIRED")

@@ -6,6 +6,7 @@ from flask import current_app
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
+from exporter.live import LiveMailcow
 from exporter.store import mailcow as mailcow_store
 
 
@@ -24,3 +25,7 @@ def local_domains() -> list[str]:
 def page_body(total: int, page: int, limit: int, data: list) -> dict:
     """The paginated envelope of seed 002: total, page, limit, pages, data."""
     return {"total": total, "page": page, "limit": limit, "pages": (total + limit - 1) // limit, "data": data}
+
+
+def live() -> LiveMailcow:
+    return current_app.config["MG_LIVE"]

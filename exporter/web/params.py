@@ -118,3 +118,13 @@ def parse(schema: Schema) -> dict[str, Any]:
         while isinstance(detail, (list, dict)):
             detail = detail[0] if isinstance(detail, list) else next(iter(detail.values()))
         raise ApiError(400, "Bad Request", f"{name}: {detail}", "VALIDATION_FAILED") from None
+
+
+class AuditParams(Params):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    target = fields.String(load_default=None, validate=validate.OneOf(("queue", "quarantine")))
+    action = fields.String(load_default=None, validate=validate.Length(max=40))
+    outcome = fields.String(load_default=None, validate=validate.OneOf(("success", "partial", "failed", "refused")))
+    actor = fields.String(load_default=None, validate=validate.Length(max=200))
+    start_date = Instant(load_default=None)

@@ -1,0 +1,87 @@
+"""The action audit log and the service's own generated secrets."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    via: str
+    target: str
+    action: str
+    items: list[str]
+    outcome: str
+    remote_addr: str | None = None
+    origin: str | None = None
+    grafana_user: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def record(pool: ConnectionPool, entry: AuditEntry) -> dict[str, Any]:
+    """Store one attempt; returns the stored row (with id and time)."""
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """INSERT INTO action_audit (actor, grafana_user, remote_addr, origin, via, target, action, items,
+                                         outcome, code, detail, results)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *""",
+            (
+                entry.actor,
+                entry.grafana_user,
+                entry.remote_addr,
+                entry.origin,
+                entry.via,
+                entry.target,
+                entry.action,
+                Jsonb(entry.items),
+                entry.outcome,
+                entry.code,
+                entry.detail,
+                Jsonb(entry.results),
+            ),
+        ).fetchone()
+
+
+_FILTERS = ("target", "action", "outcome", "actor")
+
+
+def page(
+    pool: ConnectionPool, filters: dict[str, str], since: datetime | None, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Newest first, filtered on equality; the total counts the filtered rows."""
+    where, params = ["true"], []
+    for name in _FILTERS:
+        if filters.get(name):
+            where.append(f"{name} = %s")
+            params.append(filters[name])
+    if since is not None:
+        where.append("at >= %s")
+        params.append(since)
+    clause = " AND ".join(where)
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        total = cur.execute(f"SELECT count(*) AS n FROM action_audit WHERE {clause}", params).fetchone()["n"]
+        rows = cur.execute(
+            f"SELECT * FROM action_audit WHERE {clause} ORDER BY at DESC, id DESC OFFSET %s LIMIT %s",
+            [*params, offset, limit],
+        ).fetchall()
+    return total, rows
+
+
+def secret(pool: ConnectionPool, name: str) -> str:
+    """A random secret created once and shared by every process using this database."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO app_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, secrets.token_urlsafe(32)),
+        )
+        return conn.execute("SELECT value FROM app_secrets WHERE name = %s", (name,)).fetchone()[0]

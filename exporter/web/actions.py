@@ -1,0 +1,194 @@
+"""Queue and quarantine actions as a JSON API (bodies as the existing viewer takes them), the
+audit log, and `run_action`, which the confirmation pages share.
+
+Cross-site defence: a JSON body is required (an HTML form cannot send one, and a cross-origin
+script must pass a CORS preflight that only GRAFANA_URL's origin gets), and a browser request
+from any other origin is refused. HTTP Basic auth applies when enabled (Grafana's Infinity
+datasource sends it server-side for Infinity actions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from exporter import actions
+from exporter.actions import ActionInputError, ActionRequest, ActionResult
+from exporter.mailcow_client import MailcowForbidden, MailcowTimeout
+from exporter.readmodels import iso
+from exporter.store import audit as audit_store
+from exporter.store.audit import AuditEntry
+from exporter.web import context, origin
+from exporter.web.errors import ApiError
+from exporter.web.params import AuditParams, parse
+
+bp = Blueprint("actions", __name__, url_prefix="/api")
+audit_log = logging.getLogger("mailcow_grafana.audit")
+
+ROUTES = {  # JSON API path -> (target, fixed action or None when the body names it)
+    "/quarantine/release": ("quarantine", "release"),
+    "/quarantine/delete": ("quarantine", "delete"),
+    "/quarantine/learnham": ("quarantine", "learnham"),
+    "/quarantine/learnspam": ("quarantine", "learnspam"),
+    "/queue/action": ("queue", None),
+    "/queue/delete": ("queue", "delete"),
+}
+
+
+def _via() -> str:
+    if request.headers.get("X-Grafana-Action"):
+        return "grafana-action"  # a panel action sent by the browser
+    if request.user_agent.string.startswith("Grafana"):
+        return "grafana-server"  # an Infinity action: Grafana's server with the datasource's credentials
+    return "api"
+
+
+def _actor() -> str:
+    if context.config().auth_enabled and request.authorization and request.authorization.username:
+        return request.authorization.username
+    return "anonymous"
+
+
+def _audit(via: str, target: str, action: str, items: list[str], outcome: str, **extra: Any) -> dict[str, Any]:
+    """Store the attempt and write it as one JSON line to the service log."""
+    entry = AuditEntry(
+        actor=_actor(),
+        via=via,
+        target=target,
+        action=action,
+        items=items,
+        outcome=outcome,
+        remote_addr=request.remote_addr,
+        origin=request.headers.get("Origin"),
+        grafana_user=request.headers.get("X-Grafana-User"),
+        **extra,
+    )
+    row = audit_store.record(context.pool(), entry)
+    audit_log.info(json.dumps(audit_row(row), separators=(",", ":")))
+    return row
+
+
+def audit_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "at": iso(row["at"])}
+
+
+def refuse(via: str, target: str, action: str, items: Any, error: ApiError) -> ApiError:
+    """Record a refused attempt; return the error to raise."""
+    shown = [str(i)[:64] for i in items[: actions.MAX_ITEMS]] if isinstance(items, list) else []
+    _audit(via, target, str(action)[:40], shown, "refused", code=error.code, detail=error.detail)
+    return error
+
+
+def run_action(request_: ActionRequest, via: str) -> tuple[ActionResult, dict[str, Any]]:
+    """Do it against mailcow (read-write key required), audit it, and drop the cached lists."""
+    if not context.config().read_write:
+        raise refuse(
+            via,
+            request_.target,
+            request_.action,
+            list(request_.items),
+            ApiError(
+                403,
+                "Read-only",
+                "actions need a read-write mailcow API key; set MAILCOW_API_KEY_RW (GET /api/rw-status)",
+                "READ_ONLY",
+            ),
+        )
+    live = context.live()
+    result = actions.perform(live.client, request_)
+    live.invalidate("queue", "quarantine")
+    error = result.error
+    row = _audit(
+        via,
+        request_.target,
+        request_.action,
+        list(request_.items),
+        result.outcome,
+        code=error.code if error else None,
+        detail=str(error) if error else None,
+        results=result.results,
+    )
+    return result, row
+
+
+def error_status(result: ActionResult) -> tuple[int, str, str] | None:
+    """HTTP status, error and code when mailcow could not be asked or refused us as a whole."""
+    error = result.error
+    if error is None:
+        return None
+    if isinstance(error, MailcowForbidden):
+        return 403, "mailcow refused the write", "MAILCOW_KEY_READ_ONLY"
+    if isinstance(error, MailcowTimeout):
+        return 504, "mailcow API timeout", error.code
+    return 502, "mailcow API error", error.code
+
+
+def _json_action(target: str, fixed: str | None) -> Response:
+    via = _via()
+    origin.require_same_site(allow_grafana=True)
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        raise refuse(
+            via,
+            target,
+            fixed or "?",
+            [],
+            ApiError(
+                415 if not request.is_json else 400,
+                "Bad Request",
+                'send a JSON object body with Content-Type: application/json, e.g. {"items": ["…"]}',
+                "JSON_BODY_REQUIRED",
+            ),
+        )
+    action = fixed or body.get("action")
+    try:
+        action_request = actions.parse(target, action, body.get("items"))
+    except ActionInputError as exc:
+        raise refuse(
+            via, target, str(action), body.get("items"), ApiError(400, "Bad Request", str(exc), exc.code)
+        ) from None
+    result, row = run_action(action_request, via)
+    status = error_status(result)
+    if status is not None:
+        code, error, error_code = status
+        body = {"error": error, "detail": str(result.error), "code": error_code, "audit_id": row["id"]}
+        response = jsonify({**body, **result.as_json()})
+        response.status_code = code
+        return response
+    return jsonify({**result.as_json(), "audit_id": row["id"]})
+
+
+def _register(path: str, target: str, fixed: str | None) -> None:
+    endpoint = path.strip("/").replace("/", "_")
+
+    def view() -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=204)  # the CORS preflight; add_cors decides what it allows
+        return _json_action(target, fixed)
+
+    bp.add_url_rule(path, endpoint, view, methods=["POST", "OPTIONS"])
+
+
+for _path, (_target, _fixed) in ROUTES.items():
+    _register(_path, _target, _fixed)
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    if request.path.removeprefix("/api") in ROUTES:
+        return origin.add_cors(response)
+    return response
+
+
+@bp.get("/audit-log")
+def audit() -> Response:
+    """Action attempts, newest first; filters target, action, outcome, actor, start_date."""
+    args = parse(AuditParams())
+    filters = {k: args[k] for k in ("target", "action", "outcome", "actor") if args.get(k)}
+    total, rows = audit_store.page(
+        context.pool(), filters, args["start_date"], (args["page"] - 1) * args["limit"], args["limit"]
+    )
+    return jsonify(context.page_body(total, args["page"], args["limit"], [audit_row(r) for r in rows]))
