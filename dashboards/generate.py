@@ -160,6 +160,95 @@ def link_column(column: str, title: str, url: str) -> dict[str, Any]:
     }
 
 
+# Actions on one queue or quarantine row: (action, button title, colour).
+QUEUE_ROW_ACTIONS = (
+    ("deliver", "Deliver now", "green"),
+    ("hold", "Hold", "orange"),
+    ("unhold", "Unhold", "blue"),
+    ("delete", "Delete", "red"),
+)
+QUARANTINE_ROW_ACTIONS = (
+    ("release", "Release", "green"),
+    ("learnham", "Learn as ham", "blue"),
+    ("learnspam", "Learn as spam", "orange"),
+    ("delete", "Delete", "red"),
+)
+
+
+def _action_call(target: str, action: str, id_field: str) -> tuple[str, str]:
+    """The JSON API path and body for one row's action (bodies as the existing viewer takes them)."""
+    items = [f"${{__data.fields.{id_field}}}"]
+    if target == "quarantine":
+        return f"/api/quarantine/{action}", json.dumps({"items": items})
+    if action == "delete":
+        return "/api/queue/delete", json.dumps({"items": items})
+    return "/api/queue/action", json.dumps({"action": action, "items": items})
+
+
+def row_actions(target: str, id_field: str, choices: tuple[tuple[str, str, str], ...]) -> list[dict[str, Any]]:
+    """All three ways to act on a row: data links to our confirmation pages on the id column (every
+    Grafana version, viewers too), browser `fetch` actions (Grafana >= 11.6, editors) and server-side
+    `infinity` actions with the datasource's credentials (Grafana >= 12.2 with vizActionsAuth)."""
+    links = [
+        {
+            "title": f"{title}…",
+            "url": f"${{service_url}}/actions/{target}/{action}?items=${{__data.fields.{id_field}}}",
+            "targetBlank": True,
+        }
+        for action, title, _ in choices
+    ]
+
+    def action_list(kind: str, base: str) -> list[dict[str, Any]]:
+        out = []
+        for action, title, colour in choices:
+            path, body = _action_call(target, action, id_field)
+            request: dict[str, Any] = {
+                "method": "POST",
+                "url": base + path,
+                "body": body,
+                "headers": [["Content-Type", "application/json"]],
+                "queryParams": [],
+            }
+            if kind == "infinity":
+                request = {"datasourceUid": INFINITY["uid"], **request}
+            out.append(
+                {
+                    "type": kind,
+                    "title": title,
+                    "confirmation": f"{title}: {target} item ${{__data.fields.{id_field}}}?",
+                    "oneClick": False,
+                    kind: request,
+                    "style": {"backgroundColor": colour},
+                }
+            )
+        return out
+
+    def host(column: str, display: str, kind: str, base: str) -> dict[str, Any]:
+        return {
+            "matcher": {"id": "byName", "options": column},
+            "properties": [
+                {"id": "displayName", "value": display},
+                {"id": "custom.cellOptions", "value": {"type": "actions"}},
+                {"id": "custom.width", "value": 320},
+                {"id": "actions", "value": action_list(kind, base)},
+            ],
+        }
+
+    return [
+        {"matcher": {"id": "byName", "options": id_field}, "properties": [{"id": "links", "value": links}]},
+        host("actions", "Actions", "fetch", "${service_url}"),
+        host("server_actions", "Actions (via Grafana server)", "infinity", "${datasource_url}"),
+    ]
+
+
+def bulk_links(target: str, links: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Panel links to confirmation pages that list every item they would touch and name the count."""
+    return [
+        {"title": title, "url": f"${{service_url}}/actions/{target}/{query}", "targetBlank": True}
+        for title, query in links
+    ]
+
+
 def layout(panels: list[Panel]) -> list[Panel]:
     """Flow panels left to right in 24-column rows; number them."""
     x = y = row_h = 0
@@ -199,26 +288,48 @@ SEARCH_VAR = {
 }
 
 
-def domain_var() -> dict[str, Any]:
-    target = infinity("domains", {}, params=())
-    target["url"] = "/grafana/infinity/variables/domains"
+def _infinity_var(source: str, label: str, **extra: Any) -> dict[str, Any]:
+    """A query variable filled from /grafana/infinity/variables/<source>."""
+    target = infinity(source, {}, params=())
+    target["url"] = f"/grafana/infinity/variables/{source}"
     target["refId"] = "variable"
     return {
         "type": "query",
-        "name": "domain",
-        "label": "Domain",
+        "name": source,
+        "label": label,
         "datasource": INFINITY,
         "query": {"queryType": "infinity", "query": "", "infinityQuery": target},
         "refresh": 1,
-        "includeAll": True,
-        "allValue": ".*",
+        "includeAll": False,
         "multi": False,
-        "sort": 1,
+        "sort": 0,
         "hide": 0,
-        "current": {"text": "All", "value": "$__all"},
+        "current": {},
         "options": [],
         "regex": "",
+        **extra,
     }
+
+
+def domain_var() -> dict[str, Any]:
+    return _infinity_var(
+        "domains",
+        "Domain",
+        name="domain",
+        includeAll=True,
+        allValue=".*",
+        sort=1,
+        current={"text": "All", "value": "$__all"},
+    )
+
+
+# This service's base URLs, as the service reports them (hidden): `service_url` as browsers reach
+# it (PUBLIC_URL) for confirmation pages and panel actions, `datasource_url` as Grafana's server
+# reaches it (the Infinity datasource URL) for Infinity actions.
+SERVICE_URL_VARS = [
+    _infinity_var("service_url", "mailcow-grafana URL", hide=2),
+    _infinity_var("datasource_url", "mailcow-grafana URL for Grafana's server", hide=2),
+]
 
 
 def textbox(name: str, label: str) -> dict[str, Any]:
@@ -720,33 +831,57 @@ def queue_quarantine() -> dict:
         ),
         table(
             "Mail queue",
-            "Oldest first, with each recipient's defer reason (as of the last sync).",
+            "Live from mailcow, oldest first, with each recipient's defer reason. Queue id links open a"
+            " confirmation page; the action buttons need Grafana 11.6+ (and edit rights).",
             infinity(
                 "queue",
-                cols("arrival, queue_name:s, queue_id:s, age_seconds, size_bytes, sender:s, recipients:s, reasons:s"),
+                cols(
+                    "arrival, queue_name:s, queue_id:s, age_seconds, size_bytes, sender:s, recipients:s, reasons:s,"
+                    " actions:s, server_actions:s"
+                ),
                 params=(("limit", "1000"),),
             ),
             w=24,
             h=10,
+            overrides=row_actions("queue", "queue_id", QUEUE_ROW_ACTIONS),
+            links=bulk_links(
+                "queue",
+                (
+                    ("Deliver all deferred now…", "deliver?all=1&queue=deferred"),
+                    ("Hold all deferred…", "hold?all=1&queue=deferred"),
+                    ("Release everything on hold…", "unhold?all=1&queue=hold"),
+                    ("Flush the whole queue…", "flush"),
+                    ("Delete the whole queue…", "super_delete"),
+                ),
+            ),
         ),
         table(
             "Quarantine",
-            "Newest first: score, rspamd action, recipient, sender, subject.",
+            "Live from mailcow, newest first: score, rspamd action, recipient, sender, subject. Id links open a"
+            " confirmation page; the action buttons need Grafana 11.6+ (and edit rights).",
             infinity(
                 "quarantine",
-                cols("created, id, qid:s, score, action:s, recipient:s, sender:s, subject:s, age_seconds"),
+                cols(
+                    "created, id, qid:s, score, action:s, recipient:s, sender:s, subject:s, age_seconds, actions:s,"
+                    " server_actions:s"
+                ),
                 params=(("limit", "1000"),),
             ),
             w=24,
             h=10,
+            overrides=row_actions("quarantine", "id", QUARANTINE_ROW_ACTIONS),
+            links=bulk_links(
+                "quarantine",
+                (("Release everything shown…", "release?all=1"), ("Delete everything shown…", "delete?all=1")),
+            ),
         ),
     ]
     return dashboard(
         "mailcow-queue",
         "mailcow / Queue & quarantine",
-        "Postfix queue and quarantine (actions are wired from these tables).",
+        "Postfix queue and quarantine, live, with release / deliver / hold / delete actions.",
         panels,
-        [],
+        SERVICE_URL_VARS,
         refresh="30s",
     )
 

@@ -62,6 +62,8 @@ class Args:
     search: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     local: tuple[str, ...] = ()
+    service_url: str = ""  # this service as the browser reaches it: confirmation pages, panel actions
+    datasource_url: str = ""  # this service as Grafana's server reaches it: Infinity actions
 
     @property
     def scope(self) -> store.Scope:
@@ -366,10 +368,14 @@ def annotations(pool: ConnectionPool, args: Args) -> list[dict]:
     ]
 
 
+# empty columns that host Grafana's action buttons (browser `fetch` and server-side `infinity` actions)
+_ACTION_CELLS = {"actions": "", "server_actions": ""}
+
+
 def queue(live: LiveMailcow, args: Args) -> list[dict]:
     """mailcow's Postfix queue now (cached a few seconds), oldest first, defer reasons split out."""
     items, fetched = live.queue()
-    rows = live_views.queue_rows(items, fetched)
+    rows = [{**row, **_ACTION_CELLS} for row in live_views.queue_rows(items, fetched)]
     if args.search:
         term = args.search.lower()
         rows = [r for r in rows if term in f"{r['queue_id']} {r['sender']} {r['recipients']}".lower()]
@@ -379,7 +385,7 @@ def queue(live: LiveMailcow, args: Args) -> list[dict]:
 def quarantine(live: LiveMailcow, args: Args) -> list[dict]:
     """mailcow's quarantine now (cached a few seconds), newest first."""
     items, fetched = live.quarantine()
-    rows = live_views.quarantine_rows(items, fetched)
+    rows = [{**row, **_ACTION_CELLS} for row in live_views.quarantine_rows(items, fetched)]
     if args.search:
         term = args.search.lower()
         rows = [r for r in rows if term in f"{r['sender']} {r['recipient']} {r['subject']}".lower()]
@@ -502,8 +508,12 @@ def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> I
         yield from (*store.STATUSES, "spam")
     elif name == "services":
         yield from LOG_SOURCES
+    elif name == "service_url":
+        yield args.service_url
+    elif name == "datasource_url":
+        yield args.datasource_url
     else:
         raise KeyError(name)
 
 
-VARIABLES = ("domains", "mailboxes", "directions", "statuses", "services")
+VARIABLES = ("domains", "mailboxes", "directions", "statuses", "services", "service_url", "datasource_url")

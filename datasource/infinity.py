@@ -35,7 +35,7 @@ def index() -> Response:
 def query(name: str) -> Response:
     if name not in catalog.QUERIES:
         raise ApiError(404, "Not Found", f"no query named {name!r}; GET /grafana/infinity lists them", "UNKNOWN_QUERY")
-    args = params.parse(request.args)
+    args = params.parse_request(request.args)
     return jsonify(catalog.run(name, context.pool(), args, context.local_domains(), context.live()))
 
 
@@ -44,6 +44,6 @@ def variable(name: str) -> Response:
     """`[{"__text", "__value"}]`, which Infinity's variable editor maps without configuration."""
     if name not in catalog.VARIABLES:
         raise ApiError(404, "Not Found", f"no variable named {name!r}", "UNKNOWN_VARIABLE")
-    args = params.parse(request.args)
+    args = params.parse_request(request.args)
     values = catalog.variable(name, context.pool(), args, context.local_domains())
     return jsonify([{"__text": v, "__value": v} for v in values])

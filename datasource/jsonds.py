@@ -87,7 +87,7 @@ def _values(name: str, body: dict[str, Any]) -> list[str]:
     source = {"direction": "directions", "domain": "domains", "status": "statuses", "service": "services"}.get(name)
     if source is None:
         return []
-    args = params.parse(_range(body))
+    args = params.parse_request(_range(body))
     return list(catalog.variable(source, context.pool(), args, context.local_domains()))
 
 
@@ -160,7 +160,7 @@ def query() -> Response:
         name = str(target["target"])
         if name not in catalog.QUERIES:
             raise ApiError(400, "Bad Request", f"unknown target {name!r}; POST /metrics lists them", "UNKNOWN_QUERY")
-        args = params.parse({**shared, **_payload(target)})
+        args = params.parse_request({**shared, **_payload(target)})
         rows = catalog.run(name, context.pool(), args, context.local_domains(), context.live())
         frames.extend(_frames(name, str(target.get("refId", "A")), rows))
     return jsonify(frames)
@@ -175,7 +175,7 @@ def variable() -> Response:
         raise ApiError(
             400, "Bad Request", f"unknown variable {name!r}; one of {', '.join(catalog.VARIABLES)}", "UNKNOWN_VARIABLE"
         )
-    values = catalog.variable(str(name), context.pool(), params.parse(_range(body)), context.local_domains())
+    values = catalog.variable(str(name), context.pool(), params.parse_request(_range(body)), context.local_domains())
     return jsonify([{"__text": v, "__value": v} for v in values])
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from datasource.catalog import Args, step_for
+from exporter.web import context
 from exporter.web.errors import ApiError
 from exporter.web.params import DIRECTIONS, Instant
 
@@ -71,3 +72,10 @@ def parse(params: Mapping[str, Any], default_limit: int = 100) -> Args:
         search=search,
         options={k: v for k, v in ((k, _filter(v)) for k, v in params.items() if k not in _COMMON) if v},
     )
+
+
+def parse_request(params: Mapping[str, Any], default_limit: int = 100) -> Args:
+    """`parse`, plus this service's URLs as the browser and as Grafana's server reach it (links, actions)."""
+    args = parse(params, default_limit)
+    args.service_url, args.datasource_url = context.service_urls()
+    return args

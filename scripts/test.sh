@@ -4,13 +4,16 @@
 # tests collected, exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian packages the tests run for real: prometheus (promtool and the server).
+# Debian packages the tests run for real: prometheus (promtool and the server), chromium and
+# chromium-driver (the browser test of the action confirmation pages).
 missing=()
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    # only the tools are needed: the tests start their own Prometheus on a free loopback port
+    # only the tools are needed: the tests start their own Prometheus and browser on loopback
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 PYTHON="${PYTHON:-python3}"

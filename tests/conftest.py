@@ -144,6 +144,5 @@ def mailcow(sim: Simulation, live_app) -> LiveServer:
 
 
 def make_config(db_url: str, mailcow_url: str = "http://127.0.0.1:9", **overrides) -> Config:
-    return Config(
-        mailcow_url=mailcow_url, mailcow_api_key=RO_KEY, mailcow_api_key_rw=RW_KEY, database_url=db_url, **overrides
-    )
+    values = {"mailcow_api_key": RO_KEY, "mailcow_api_key_rw": RW_KEY, **overrides}
+    return Config(mailcow_url=mailcow_url, database_url=db_url, **values)

@@ -26,6 +26,7 @@ class Rig:
     clock: ManualClock
     ingestor: Ingestor
     pool: Any
+    mailcow_url: str
 
     def step(self, seconds: int) -> None:
         """Let `seconds` of traffic happen, then fetch and correlate like the worker does."""
@@ -44,7 +45,7 @@ def make_rig(pool, live_app, start: int, rate: float, seed: int = 7, log_cap: in
     sim = Simulation(MailcowState(log_cap=log_cap), seed=seed, start=start, rate_per_minute=rate, clock=clock)
     server = live_app(create_simulator_app(sim, RO_KEY, RW_KEY, advance_on_request=False))
     client = MailcowClient(server.url, RO_KEY, timeout=30)
-    return Rig(sim, clock, Ingestor(client, pool, COUNTS, max_interval=60, clock=clock), pool)
+    return Rig(sim, clock, Ingestor(client, pool, COUNTS, max_interval=60, clock=clock), pool, server.url)
 
 
 def all_messages(client) -> Iterator[dict[str, Any]]:

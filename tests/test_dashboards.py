@@ -21,6 +21,8 @@ import yaml
 
 from dashboards.generate import BUILDERS, build_all, render
 from datasource import catalog
+from exporter.actions import ACTIONS
+from exporter.actions import parse as parse_action
 from exporter.jobs import Worker, tracked
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, LiveServer, make_config
@@ -148,7 +150,8 @@ def demo(databases):
             ("update_final_status", worker.update_final_status),
         ):
             tracked(pool, job, run)()
-        app = create_app(make_config(url, auth_enabled=True, auth_password=PASSWORD), pool)
+        config = make_config(url, rig.mailcow_url, auth_enabled=True, auth_password=PASSWORD)
+        app = create_app(config, pool)
         server = LiveServer(app)
         with pool.connection() as conn:
             key = conn.execute(
@@ -226,23 +229,59 @@ def test_message_panels_show_the_demo_volume(demo):
     assert sum(r["total"] for r in flow) == totals[0]["total"] > 3000
 
 
-def test_every_link_resolves(demo):
+def _on_service(url: str) -> str:
+    """A link's path on this service once Grafana filled in the URL variables and the row's fields."""
+    url = url.replace("${service_url}", "").replace("${datasource_url}", "")
+    return re.sub(r"\$\{__data\.fields\.(\w+)\}", lambda m: "1" if m.group(1) == "id" else "ABCDE12345", url)
+
+
+def test_every_link_and_action_resolves(demo):
     app = demo["app"]
     uids = {board["uid"] for board in BOARDS.values()}
     adapter = app.url_map.bind("localhost")
-    links = 0
+    counts = {"dashboard links": 0, "confirmation links": 0, "fetch": 0, "infinity": 0}
+
+    def check_link(name: str, url: str) -> None:
+        if url.startswith("/d/"):
+            assert url.split("/")[2] in uids, f"{name}: link to unknown dashboard {url}"
+            counts["dashboard links"] += 1
+            return
+        assert url.startswith("${service_url}/actions/"), f"{name}: {url} is not a page browsers can reach"
+        path = _on_service(url).partition("?")[0]
+        assert adapter.match(path, method="GET")[0] == "action_pages.confirm", url
+        assert adapter.match(path, method="POST")[0] == "action_pages.perform", url
+        target, action = path.split("/")[2:4]
+        assert action in ACTIONS[target], url
+        counts["confirmation links"] += 1
+
     for name, panel in all_panels():
+        for link in panel.get("links", []):
+            check_link(name, link["url"])
         for override in panel["fieldConfig"]["overrides"]:
             for prop in override["properties"]:
-                for link in prop["value"] if prop["id"] in ("links", "actions") else []:
-                    url = link.get("url") or link.get("fetch", {}).get("url", "")
-                    method = link.get("fetch", {}).get("method", "GET")
-                    if url.startswith("/d/"):
-                        assert url.split("/")[2] in uids, f"{name}: link to unknown dashboard {url}"
-                    else:
-                        adapter.match(url.split("?")[0], method=method)
-                    links += 1
-    assert links >= 2
+                if prop["id"] == "links":
+                    for link in prop["value"]:
+                        check_link(name, link["url"])
+                if prop["id"] != "actions":
+                    continue
+                for action in prop["value"]:
+                    kind = action["type"]
+                    request = action[kind]
+                    base = "${service_url}" if kind == "fetch" else "${datasource_url}"
+                    assert request["url"].startswith(base), f"{name}: {kind} action URL {request['url']}"
+                    if kind == "infinity":
+                        assert request["datasourceUid"] in provisioned_uids()
+                    endpoint, _ = adapter.match(_on_service(request["url"]), method=request["method"])
+                    assert endpoint.startswith("actions."), request["url"]
+                    # the body Grafana sends (row fields filled in) is one our API accepts
+                    body = json.loads(_on_service(request["body"]))
+                    target = "queue" if "/queue/" in request["url"] else "quarantine"
+                    fixed = request["url"].rsplit("/", 1)[1]
+                    parse_action(target, body.get("action") or fixed, body.get("items"))
+                    assert ["Content-Type", "application/json"] in request["headers"]
+                    counts[kind] += 1
+    assert counts["dashboard links"] >= 2 and counts["confirmation links"] >= 15, counts
+    assert counts["fetch"] == counts["infinity"] == 8, counts
 
 
 def test_json_datasource_answers_every_catalog_query(demo):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
@@ -29,3 +29,9 @@ def page_body(total: int, page: int, limit: int, data: list) -> dict:
 
 def live() -> LiveMailcow:
     return current_app.config["MG_LIVE"]
+
+
+def service_urls() -> tuple[str, str]:
+    """This service as browsers reach it (PUBLIC_URL, else this request's root) and as this request did."""
+    here = request.url_root.rstrip("/")
+    return config().public_url or here, here
