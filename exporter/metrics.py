@@ -77,6 +77,11 @@ COUNTERS = {
     ),
     "netfilter_bans": ("mailcow_netfilter_bans", "Networks netfilter banned.", ()),
     "netfilter_unbans": ("mailcow_netfilter_unbans", "Networks netfilter unbanned.", ()),
+    "actions": (
+        "mailcow_grafana_actions",
+        "Queue and quarantine action attempts by outcome (success, partial, failed, refused).",
+        ("target", "action", "outcome"),
+    ),
 }
 ALWAYS_PRESENT = ("sasl_auth_failures", "netfilter_bans", "netfilter_unbans")
 QUEUES = ("incoming", "active", "deferred", "hold", "maildrop")

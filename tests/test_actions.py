@@ -291,6 +291,12 @@ def test_with_auth_actions_without_credentials_are_401_and_leave_no_trace(db_url
 
 def test_audit_log_records_every_attempt_paginated_and_as_a_json_log_line(client, sim, audit_pool, caplog):
     caplog.set_level(logging.INFO, logger="mailcow_grafana.audit")
+    with audit_pool.connection() as conn:  # counters persist across tests: compare with before
+        before_hold = conn.execute(
+            """SELECT coalesce(sum(value), 0) FROM metric_counters
+               WHERE name = 'actions' AND labels = '{"target": "queue", "action": "hold", "outcome": "success"}'"""
+        ).fetchone()[0]
+    before_hold = float(before_hold)
     qid = deferred_ids(sim, 1)[0]
     client.post(
         "/api/queue/action",
@@ -318,6 +324,10 @@ def test_audit_log_records_every_attempt_paginated_and_as_a_json_log_line(client
     assert [line["action"] for line in lines] == ["hold", "nonsense", "learnspam"]
     dumped = json.dumps(page) + json.dumps(lines)
     assert RW_KEY not in dumped and RO_KEY not in dumped
+    metrics = client.get("/metrics").get_data(as_text=True)
+    counted = dict(re.findall(r"^mailcow_grafana_actions_total\{(.*)\} (\S+)$", metrics, re.M))
+    assert counted['action="hold",outcome="success",target="queue"'] == str(before_hold + 1)
+    assert 'action="unknown",outcome="refused",target="queue"' in counted and "nonsense" not in metrics
 
 
 # --- confirmation pages ------------------------------------------------------------------------------

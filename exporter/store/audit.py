@@ -11,6 +11,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from exporter.actions import ACTIONS
+from exporter.store import counters
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -27,10 +30,20 @@ class AuditEntry:
     detail: str | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def metric_action(self) -> str:
+        """The action as a metric label: bounded, so a refused made-up action is `unknown`."""
+        return self.action if self.action in ACTIONS.get(self.target, ()) else "unknown"
+
 
 def record(pool: ConnectionPool, entry: AuditEntry) -> dict[str, Any]:
-    """Store one attempt; returns the stored row (with id and time)."""
+    """Store one attempt and count it for /metrics; returns the stored row (with id and time)."""
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        counters.add(
+            conn,
+            "SELECT 'actions', jsonb_build_object('target', %s::text, 'action', %s::text, 'outcome', %s::text), 1",
+            (entry.target, entry.metric_action, entry.outcome),
+        )
         return cur.execute(
             """INSERT INTO action_audit (actor, grafana_user, remote_addr, origin, via, target, action, items,
                                          outcome, code, detail, results)

@@ -101,7 +101,10 @@ def confirm(target: str, action: str) -> Response:
                 403, "Read-only", "actions need a read-write mailcow API key (MAILCOW_API_KEY_RW)", "READ_ONLY"
             )
         current = _current(target)
-        parsed = actions.parse(target, action, _requested_items(target, current) or None)
+        requested = _requested_items(target, current)
+        if not requested and request.args.get("all") and not (target == "queue" and action in actions.WHOLE_QUEUE):
+            raise ApiError(409, "Nothing to do", f"mailcow's {target} holds no such items now", "NOT_FOUND")
+        parsed = actions.parse(target, action, requested or None)
         missing = [i for i in parsed.items if i not in current]
         present = tuple(i for i in parsed.items if i in current)
         if parsed.items and not present:
