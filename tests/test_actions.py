@@ -244,7 +244,7 @@ def test_mailcow_down_is_a_502_with_an_audit_entry_of_the_failure(db_url, audit_
 # --- cross-site defence ------------------------------------------------------------------------------
 
 
-def test_cross_origin_and_form_posts_change_nothing(client, sim):
+def test_cross_origin_and_form_posts_change_nothing(client, sim, audit_pool):
     ident = min(sim.state.quarantine)
     evil = client.post("/api/quarantine/delete", json={"items": [ident]}, headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403 and evil.get_json()["code"] == "ORIGIN_REFUSED"
@@ -252,6 +252,12 @@ def test_cross_origin_and_form_posts_change_nothing(client, sim):
     assert form.status_code == 415 and form.get_json()["code"] == "JSON_BODY_REQUIRED"
     assert client.get("/api/quarantine/delete").status_code == 405
     assert ident in sim.state.quarantine
+    entries = audit_entries(audit_pool)
+    assert [(e["outcome"], e["code"]) for e in entries] == [
+        ("refused", "ORIGIN_REFUSED"),
+        ("refused", "JSON_BODY_REQUIRED"),
+    ]
+    assert entries[0]["origin"] == "https://evil.example"
 
 
 def test_cors_is_granted_to_the_grafana_origin_only(client, sim):

@@ -128,7 +128,10 @@ def error_status(result: ActionResult) -> tuple[int, str, str] | None:
 
 def _json_action(target: str, fixed: str | None) -> Response:
     via = _via()
-    origin.require_same_site(allow_grafana=True)
+    try:
+        origin.require_same_site(allow_grafana=True)
+    except ApiError as exc:
+        raise refuse(via, target, fixed or "?", [], exc) from None
     body = request.get_json(silent=True) if request.is_json else None
     if not isinstance(body, dict):
         raise refuse(
@@ -137,8 +140,8 @@ def _json_action(target: str, fixed: str | None) -> Response:
             fixed or "?",
             [],
             ApiError(
-                415 if not request.is_json else 400,
-                "Bad Request",
+                400 if request.is_json else 415,
+                "Bad Request" if request.is_json else "Unsupported Media Type",
                 'send a JSON object body with Content-Type: application/json, e.g. {"items": ["…"]}',
                 "JSON_BODY_REQUIRED",
             ),
