@@ -1,0 +1,1 @@
+"""DMARC aggregate and SMTP TLS (TLS-RPT) reports: pure parsing, no database, no Flask."""

@@ -1,0 +1,43 @@
+"""Every report in a file or e-mail: containers unwrapped, each document parsed by its format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.dmarc import aggregate, failure, tlsrpt
+from exporter.dmarc.containers import Payload, kind_of, payloads
+from exporter.dmarc.errors import InvalidReport
+
+
+@dataclass
+class Parsed:
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # documents inside that were not reports
+
+
+def parse_payload(payload: Payload) -> dict[str, Any]:
+    try:
+        if payload.kind == "failure":
+            report = failure.parse(payload.data)
+        elif kind_of(payload.data) == "json":
+            report = tlsrpt.parse(payload.data)
+        else:
+            report = aggregate.parse(payload.data)
+    except InvalidReport as exc:
+        raise InvalidReport(f"{payload.origin}: {exc}") from None
+    report["source"] = payload.origin
+    return report
+
+
+def parse_file(data: bytes, origin: str = "file") -> Parsed:
+    """All reports found; raise InvalidReport (naming the reason) when there is none."""
+    parsed = Parsed()
+    for payload in payloads(data, origin):
+        try:
+            parsed.reports.append(parse_payload(payload))
+        except InvalidReport as exc:
+            parsed.problems.append(str(exc))
+    if not parsed.reports:
+        raise InvalidReport(parsed.problems[0] if parsed.problems else f"{origin}: no report found")
+    return parsed
