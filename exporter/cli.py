@@ -109,6 +109,47 @@ def cmd_import_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_dmarc(args: argparse.Namespace) -> int:
+    """DMARC / TLS-RPT report files and folders (recursively); a bad file is reported, never fatal."""
+    from tqdm import tqdm
+
+    from exporter.dmarc.errors import InvalidReport
+    from exporter.dmarc_import import import_bytes, reverse_dns
+    from exporter.geoip import GeoIP
+
+    config = _config(require_mailcow=False)
+    files: list[Path] = []
+    for path in args.paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise Fatal(f"no such file or folder: {path}")
+    url = config.database_url or start_embedded(config.embedded_db_dir)
+    migrate(url)
+    pool = create_pool(url, 2)
+    geo = GeoIP(config.geoip_city_db, config.geoip_asn_db)
+    rdns = reverse_dns if config.dmarc_reverse_dns else None
+    created = duplicates = 0
+    failed: list[str] = []
+    try:
+        for path in tqdm(files, unit="file", disable=args.quiet):
+            try:
+                result = import_bytes(pool, path.read_bytes(), path.name, geo, rdns, "file")
+            except InvalidReport as exc:
+                failed.append(f"{path}: {exc}")
+                continue
+            created += len(result.created)
+            duplicates += len(result.duplicates)
+    finally:
+        pool.close()
+    for line in failed:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"{len(files)} files: {created} reports stored, {duplicates} already there, {len(failed)} not readable")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config()
     url = _database_url(config)
@@ -302,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.add_argument("--tz", help="time zone of RFC 3164 stamps without offset (default: TZ)")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    dm = sub.add_parser("import-dmarc", help="import DMARC and TLS-RPT report files or folders")
+    dm.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    dm.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = sub.add_parser("simulate", help="serve the mailcow API simulator")
     sim.add_argument("--bind", type=_bind, default=_bind("127.0.0.1:8089"))
     sim.add_argument("--seed", type=int, default=1)
@@ -322,6 +366,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "check-config": cmd_check_config,
     "import-logs": cmd_import_logs,
+    "import-dmarc": cmd_import_dmarc,
 }
 
 

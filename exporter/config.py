@@ -20,7 +20,9 @@ import psycopg
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 from psycopg.conninfo import conninfo_to_dict
 
-SECRET_KEYS = frozenset({"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key"})
+SECRET_KEYS = frozenset(
+    {"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key", "dmarc_imap_password"}
+)
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -105,6 +107,29 @@ class _EnvSchema(Schema):
     GRAFANA_URL = fields.String(load_default=None, attribute="grafana_url")
     PUBLIC_URL = fields.String(load_default=None, attribute="public_url")
     SECRET_KEY = fields.String(load_default=None, attribute="secret_key", validate=validate.Length(min=16))
+    GEOIP_CITY_DB = fields.String(load_default=None, attribute="geoip_city_db")
+    GEOIP_ASN_DB = fields.String(load_default=None, attribute="geoip_asn_db")
+    DMARC_REVERSE_DNS = fields.Boolean(load_default=False, attribute="dmarc_reverse_dns")
+    DMARC_MANUAL_UPLOAD_ENABLED = fields.Boolean(load_default=True, attribute="dmarc_manual_upload_enabled")
+    DMARC_UPLOAD_MAX_BYTES = fields.Integer(
+        load_default=10 * 1024 * 1024, attribute="dmarc_upload_max_bytes", validate=validate.Range(min=1024)
+    )
+    DMARC_IMAP_ENABLED = fields.Boolean(load_default=False, attribute="dmarc_imap_enabled")
+    DMARC_IMAP_HOST = fields.String(load_default=None, attribute="dmarc_imap_host")
+    DMARC_IMAP_PORT = fields.Integer(load_default=993, attribute="dmarc_imap_port", validate=validate.Range(1, 65535))
+    DMARC_IMAP_USE_SSL = fields.Boolean(load_default=True, attribute="dmarc_imap_use_ssl")
+    DMARC_IMAP_USER = fields.String(load_default=None, attribute="dmarc_imap_user")
+    DMARC_IMAP_PASSWORD = fields.String(load_default=None, attribute="dmarc_imap_password")
+    DMARC_IMAP_FOLDER = fields.String(load_default="INBOX", attribute="dmarc_imap_folder")
+    DMARC_IMAP_ARCHIVE_FOLDER = fields.String(load_default="Archive/DMARC", attribute="dmarc_imap_archive_folder")
+    DMARC_IMAP_INVALID_FOLDER = fields.String(load_default="Archive/Invalid", attribute="dmarc_imap_invalid_folder")
+    DMARC_IMAP_INTERVAL = fields.Integer(
+        load_default=3600, attribute="dmarc_imap_interval", validate=validate.Range(min=60)
+    )
+    DMARC_IMAP_BATCH_SIZE = fields.Integer(
+        load_default=20, attribute="dmarc_imap_batch_size", validate=validate.Range(min=1, max=1000)
+    )
+    DMARC_IMAP_DELETE_AFTER = fields.Boolean(load_default=False, attribute="dmarc_imap_delete_after")
 
     @validates("GRAFANA_URL")
     def _check_grafana_url(self, value: str | None, **_: Any) -> None:
@@ -184,6 +209,23 @@ class Config:
     grafana_url: str | None = None  # Grafana's origin: CORS for panel actions, links back to dashboards
     public_url: str | None = None  # this service as browsers reach it: the action links in dashboards
     secret_key: str | None = None  # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
+    geoip_city_db: str | None = None
+    geoip_asn_db: str | None = None
+    dmarc_reverse_dns: bool = False
+    dmarc_manual_upload_enabled: bool = True
+    dmarc_upload_max_bytes: int = 10 * 1024 * 1024
+    dmarc_imap_enabled: bool = False
+    dmarc_imap_host: str | None = None
+    dmarc_imap_port: int = 993
+    dmarc_imap_use_ssl: bool = True
+    dmarc_imap_user: str | None = None
+    dmarc_imap_password: str | None = None
+    dmarc_imap_folder: str = "INBOX"
+    dmarc_imap_archive_folder: str = "Archive/DMARC"
+    dmarc_imap_invalid_folder: str = "Archive/Invalid"
+    dmarc_imap_interval: int = 3600
+    dmarc_imap_batch_size: int = 20
+    dmarc_imap_delete_after: bool = False
 
     @property
     def embedded_db_dir(self) -> Path:

@@ -77,6 +77,21 @@ COUNTERS = {
     ),
     "netfilter_bans": ("mailcow_netfilter_bans", "Networks netfilter banned.", ()),
     "netfilter_unbans": ("mailcow_netfilter_unbans", "Networks netfilter unbanned.", ()),
+    "dmarc_messages": (
+        "mailcow_dmarc_messages",
+        "Messages DMARC aggregate reports counted, by policy domain and result (pass, fail, quarantine, reject).",
+        ("domain", "result"),
+    ),
+    "dmarc_invalid_reports": (
+        "mailcow_dmarc_invalid_reports",
+        "Uploads, files and mails that held no readable DMARC or TLS report, by channel.",
+        ("channel",),
+    ),
+    "tls_sessions": (
+        "mailcow_tls_sessions",
+        "SMTP TLS sessions TLS-RPT reports counted, by policy domain and result (success, failure).",
+        ("policy_domain", "result"),
+    ),
     "actions": (
         "mailcow_grafana_actions",
         "Queue and quarantine action attempts by outcome (success, partial, failed, refused).",
@@ -236,6 +251,14 @@ def _mailcow(state: store.MetricsState) -> Iterator[Metric]:
     for kind, (_, at) in sorted(snapshots.items()):
         fetched.add_metric([kind], at.timestamp())
     yield fetched
+    last_report = GaugeMetricFamily(
+        "mailcow_dmarc_last_report_timestamp_seconds",
+        "End of the newest DMARC aggregate report per policy domain (Unix time).",
+        labels=["domain"],
+    )
+    for domain, at in state.dmarc_last:
+        last_report.add_metric([domain], at.timestamp())
+    yield last_report
     api_up = GaugeMetricFamily(
         "mailcow_api_up", "Whether the group of mailcow API endpoints answered when last used.", labels=["endpoint"]
     )

@@ -25,6 +25,7 @@ class MetricsState:
     snapshots: dict[str, tuple[Any, datetime]]
     api: list[dict[str, Any]]
     quarantined: int
+    dmarc_last: list[tuple[str, datetime]]
 
 
 def read(conn: psycopg.Connection) -> MetricsState:
@@ -40,4 +41,8 @@ def read(conn: psycopg.Connection) -> MetricsState:
         snapshots = {r["kind"]: (r["data"], r["fetched_at"]) for r in cur.execute("SELECT * FROM mailcow_snapshots")}
         api = cur.execute("SELECT * FROM mailcow_api_health ORDER BY endpoint_group").fetchall()
         quarantined = cur.execute("SELECT count(*) AS n FROM quarantine_items").fetchone()["n"]
-        return MetricsState(now, counters.read_all(conn), ingest, jobs, snapshots, api, quarantined)
+        dmarc_last = [
+            (r["domain"], r["last"])
+            for r in cur.execute("SELECT domain, max(end_at) AS last FROM dmarc_reports GROUP BY 1 ORDER BY 1")
+        ]
+        return MetricsState(now, counters.read_all(conn), ingest, jobs, snapshots, api, quarantined, dmarc_last)

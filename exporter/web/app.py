@@ -11,12 +11,14 @@ from psycopg_pool import ConnectionPool
 from datasource import infinity, jsonds
 from exporter.config import Config
 from exporter.database import create_pool
+from exporter.geoip import GeoIP
 from exporter.live import LiveMailcow
 from exporter.mailcow_client import MailcowClient
 from exporter.web import (
     action_pages,
     actions,
     api,
+    dmarc,
     export,
     index,
     logs,
@@ -40,7 +42,14 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
             raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
         pool = create_pool(config.database_url, config.db_pool_size)
     app = Flask("mailcow_grafana")
-    app.config.update(MG_CONFIG=config, MG_POOL=pool, MG_LIVE=_live(config), JSON_SORT_KEYS=False)
+    app.config.update(
+        MG_CONFIG=config,
+        MG_POOL=pool,
+        MG_LIVE=_live(config),
+        MG_GEOIP=GeoIP(config.geoip_city_db, config.geoip_asn_db),
+        MAX_CONTENT_LENGTH=config.dmarc_upload_max_bytes + 1024 * 1024,  # report uploads; JSON bodies are small
+        JSON_SORT_KEYS=False,
+    )
     app.json.sort_keys = False
     install_auth(app, config)
     register_error_handlers(app)
@@ -55,6 +64,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
         metrics.bp,
         mailcow_state.bp,
         actions.bp,
+        dmarc.bp,
         action_pages.bp,
         infinity.bp,
         jsonds.bp,

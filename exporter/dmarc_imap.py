@@ -1,0 +1,112 @@
+"""IMAP auto-import of report mails (imap-tools): new mail is read in batches, every report is
+committed to PostgreSQL, and only then is the batch moved (reports to the archive folder, mail
+without a report to the invalid folder; deleted instead when DMARC_IMAP_DELETE_AFTER). A crash
+between the two leaves the mail in place: the next run finds its reports already stored
+(duplicates) and moves it then. Nothing is lost, nothing is stored twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from imap_tools import AND, MailBox, MailBoxUnencrypted
+from imap_tools.message import MailMessage
+from psycopg_pool import ConnectionPool
+
+from exporter.config import Config
+from exporter.dmarc.errors import InvalidReport
+from exporter.dmarc_import import import_bytes, reverse_dns
+from exporter.geoip import GeoIP
+from exporter.store import dmarc as dmarc_store
+
+log = logging.getLogger(__name__)
+
+
+class RawMessage(MailMessage):
+    """A fetched mail that also keeps its exact bytes (parsing works on those)."""
+
+    def __init__(self, fetch_data: list) -> None:
+        super().__init__(fetch_data)
+        self.raw: bytes = self._get_message_data_parts(fetch_data)[0]
+
+
+class _MailBox(MailBox):
+    email_message_class = RawMessage
+
+
+class _PlainMailBox(MailBoxUnencrypted):
+    email_message_class = RawMessage
+
+
+def _connect(config: Config) -> MailBox:
+    cls = _MailBox if config.dmarc_imap_use_ssl else _PlainMailBox
+    box = cls(config.dmarc_imap_host, config.dmarc_imap_port, timeout=30)
+    box.login(config.dmarc_imap_user, config.dmarc_imap_password, initial_folder=config.dmarc_imap_folder)
+    return box
+
+
+def _ensure_folder(box: MailBox, name: str) -> None:
+    if not box.folder.exists(name):
+        box.folder.create(name)
+
+
+def sync(
+    config: Config,
+    pool: ConnectionPool,
+    geo: GeoIP | None,
+    sync_type: str,
+    after_store: Callable[[list[str]], None] | None = None,
+) -> dict[str, Any]:
+    """One run over the folder; returns the stored sync-history row. `after_store` runs after a
+    batch is committed and before it is moved (tests inject a crash there)."""
+    sync_id = dmarc_store.sync_started(pool, sync_type)
+    counts = dict.fromkeys(
+        ("emails_found", "emails_processed", "reports_created", "reports_duplicate", "reports_failed"), 0
+    )
+    failed: list[dict[str, Any]] = []
+    rdns = reverse_dns if config.dmarc_reverse_dns else None
+    try:
+        with _connect(config) as box:
+            for folder in (config.dmarc_imap_archive_folder, config.dmarc_imap_invalid_folder):
+                _ensure_folder(box, folder)
+            box.folder.set(config.dmarc_imap_folder)
+            uids = box.uids("ALL")
+            counts["emails_found"] = len(uids)
+            size = config.dmarc_imap_batch_size
+            for start in range(0, len(uids), size):
+                done, invalid = [], []
+                for message in box.fetch(AND(uid=uids[start : start + size]), mark_seen=False, bulk=True):
+                    origin = f"imap:{config.dmarc_imap_folder}/{message.uid}"
+                    try:
+                        result = import_bytes(pool, message.raw, origin, geo, rdns, channel="imap")
+                    except InvalidReport as exc:
+                        invalid.append(message.uid)
+                        counts["reports_failed"] += 1
+                        failed.append(
+                            {
+                                "email_id": message.uid,
+                                "message_id": message.headers.get("message-id", ("",))[0],
+                                "subject": message.subject,
+                                "error": str(exc),
+                            }
+                        )
+                        continue
+                    done.append(message.uid)
+                    counts["emails_processed"] += 1
+                    counts["reports_created"] += len(result.created)
+                    counts["reports_duplicate"] += len(result.duplicates)
+                if after_store is not None:
+                    after_store(done + invalid)
+                if done:
+                    if config.dmarc_imap_delete_after:
+                        box.delete(done)
+                    else:
+                        box.move(done, config.dmarc_imap_archive_folder)
+                if invalid:
+                    box.move(invalid, config.dmarc_imap_invalid_folder)
+    except Exception as exc:  # the run is recorded as failed; the mail stays for the next run
+        log.warning("DMARC IMAP sync failed: %s", exc)
+        return dmarc_store.sync_finished(pool, sync_id, "error", counts, str(exc) or type(exc).__name__, failed)
+    error = f"{len(failed)} emails failed to process" if failed else None
+    return dmarc_store.sync_finished(pool, sync_id, "success", counts, error, failed or None)

@@ -1,0 +1,464 @@
+"""`/api/dmarc/...` with the shapes of seed 002: domains, overview, daily reports, sources,
+upload, IMAP status/sync/history, TLS reports (list, daily, details), plus report details per day
+and failure reports. `failures_only=true` keeps records that failed DMARC or had the policy applied."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from exporter import dmarc_imap
+from exporter.dmarc.errors import InvalidReport
+from exporter.dmarc_import import import_bytes, reverse_dns
+from exporter.geoip import GeoIP, flag
+from exporter.readmodels import iso
+from exporter.store import dmarc as store
+from exporter.web import context
+from exporter.web.errors import ApiError
+
+bp = Blueprint("dmarc", __name__, url_prefix="/api/dmarc")
+_DOMAIN = "<string:domain>"
+
+
+def geoip() -> GeoIP:
+    return current_app.config["MG_GEOIP"]
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "Bad Request", f"{name}: must be an integer", "VALIDATION_FAILED") from None
+    if not low <= value <= high:
+        raise ApiError(400, "Bad Request", f"{name}: must be between {low} and {high}", "VALIDATION_FAILED")
+    return value
+
+
+def _since() -> datetime:
+    return datetime.now(UTC) - timedelta(days=_int_arg("days", 30, 1, 3650))
+
+
+def _failures_only() -> bool:
+    return request.args.get("failures_only", "").lower() in ("1", "true", "yes")
+
+
+def _epoch(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def _domain(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
+
+
+def _policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    policy = policy or {}
+    return {k: policy.get(k) for k in ("p", "sp", "adkim", "aspf", "pct", "fo", "np", "testing")}
+
+
+def _rates(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("total_messages", "dmarc_pass_pct", "spf_pass_pct", "dkim_pass_pct")} | {
+        "total_messages": row["total_messages"] or 0
+    }
+
+
+@bp.get("/domains")
+def domains() -> Response:
+    since = _since()
+    rows = store.domains(context.pool(), since)
+    overall = store.totals(context.pool(), since)
+    return jsonify(
+        {
+            "total_domains": len(rows),
+            "total_messages": overall["total_messages"] or 0,
+            "total_unique_ips": overall["unique_ips"],
+            "overall_dmarc_pass_pct": overall["dmarc_pass_pct"],
+            "domains": [
+                {
+                    "domain": r["domain"],
+                    "total_messages": r["total_messages"],
+                    "unique_ips": r["unique_ips"],
+                    "dmarc_pass_pct": r["dmarc_pass_pct"],
+                    "spf_pass_pct": r["spf_pass_pct"],
+                    "dkim_pass_pct": r["dkim_pass_pct"],
+                    "policy_p": (r["policy"] or {}).get("p"),
+                    "policy_sp": (r["policy"] or {}).get("sp"),
+                    "last_report_date": _epoch(r["last_report"]),
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+@bp.get(f"/domains/{_DOMAIN}/overview")
+def overview(domain: str) -> Response:
+    domain, since, failures = _domain(domain), _since(), _failures_only()
+    summary = store.domain_summary(context.pool(), domain, since, failures)
+    days = store.daily(context.pool(), domain, since, failures)
+    return jsonify(
+        {
+            "domain": domain,
+            **_rates(summary),
+            "unique_ips": summary["unique_ips"],
+            "unique_reporters": summary["unique_reporters"],
+            "policy": _policy(summary["policy"]),
+            "daily_stats": [{"date": _epoch(d["day"]), **_rates(d)} for d in days],
+        }
+    )
+
+
+@bp.get(f"/domains/{_DOMAIN}/reports")
+def reports(domain: str) -> Response:
+    domain = _domain(domain)
+    days = store.daily(context.pool(), domain, _since(), _failures_only())
+    return jsonify(
+        {
+            "domain": domain,
+            "reports": [
+                {
+                    "date": _epoch(d["day"]),
+                    "report_count": d["report_count"],
+                    "unique_ips": d["unique_ips"],
+                    **_rates(d),
+                    "reporters": sorted(d["reporters"]),
+                }
+                for d in days
+            ],
+        }
+    )
+
+
+def _day(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ApiError(400, "Bad Request", f"report_date: use YYYY-MM-DD, got {value!r}", "VALIDATION_FAILED") from None
+
+
+@bp.get(f"/domains/{_DOMAIN}/reports/<report_date>/details")
+def report_details(domain: str, report_date: str) -> Response:
+    domain, day = _domain(domain), _day(report_date)
+    rows = store.reports_on(context.pool(), domain, day)
+    return jsonify(
+        {
+            "domain": domain,
+            "date": report_date,
+            "reports": [
+                {
+                    "id": r["id"],
+                    "reporter": r["org_name"],
+                    "reporter_email": r["org_email"],
+                    "report_id": r["report_id"],
+                    "begin_date": _epoch(r["begin_at"]),
+                    "end_date": _epoch(r["end_at"]),
+                    "schema": r["schema"],
+                    "policy": _policy(r["policy"]),
+                    "errors": r["errors"],
+                    "records": [rec | {"country_emoji": flag(rec.get("country_code"))} for rec in r["records"]],
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+def source_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_ip": r["source_ip"],
+        **_rates(r),
+        "reporters": r["reporters"],
+        "country_code": r["country_code"],
+        "country_name": r["country_name"],
+        "country_emoji": flag(r["country_code"]),
+        "city": r["city"],
+        "asn": r["asn"],
+        "asn_org": r["asn_org"],
+        "reverse_dns": r["reverse_dns"],
+        "header_from": r["header_from"] or [],
+        "first_seen": _epoch(r["first_seen"]),
+        "last_seen": _epoch(r["last_seen"]),
+    }
+
+
+@bp.get(f"/domains/{_DOMAIN}/sources")
+def sources(domain: str) -> Response:
+    domain = _domain(domain)
+    limit = _int_arg("limit", 500, 1, 5000)
+    rows = store.sources(context.pool(), domain, _since(), _failures_only(), limit)
+    return jsonify({"domain": domain, "sources": [source_row(r) for r in rows]})
+
+
+@bp.get(f"/domains/{_DOMAIN}/failure-reports")
+def failure_reports(domain: str) -> Response:
+    rows = store.failure_reports(context.pool(), _domain(domain), _since(), _int_arg("limit", 100, 1, 1000))
+    return jsonify({"domain": _domain(domain), "total": len(rows), "data": [_dates(r, "arrival_at") for r in rows]})
+
+
+def _dates(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: (iso(v) if k in keys else v) for k, v in row.items()}
+
+
+# --- upload and IMAP ---------------------------------------------------------------------------------------
+
+
+@bp.post("/upload")
+def upload() -> Response:
+    """A report file (XML, gzip, zip, JSON TLS report, or a report e-mail) as multipart `file`."""
+    config = context.config()
+    if not config.dmarc_manual_upload_enabled:
+        raise ApiError(403, "Forbidden", "manual uploads are disabled (DMARC_MANUAL_UPLOAD_ENABLED)", "UPLOAD_DISABLED")
+    file = request.files.get("file")
+    if file is None:
+        raise ApiError(400, "Bad Request", 'send the report as multipart form field "file"', "FILE_REQUIRED")
+    data = file.read(config.dmarc_upload_max_bytes + 1)
+    if len(data) > config.dmarc_upload_max_bytes:
+        raise ApiError(413, "Payload Too Large", f"at most {config.dmarc_upload_max_bytes:,} bytes", "FILE_TOO_LARGE")
+    name = file.filename or "upload"
+    try:
+        result = import_bytes(
+            context.pool(), data, name, geoip(), reverse_dns if config.dmarc_reverse_dns else None, "upload"
+        )
+    except InvalidReport as exc:
+        raise ApiError(400, "Bad Request", f"Failed to parse DMARC report: {exc}", "INVALID_REPORT") from None
+    if result.created:
+        first = result.created[0]
+        kind = {"aggregate": "report", "tls": "TLS report", "failure": "failure report"}[first["kind"]]
+        response = jsonify(
+            {
+                "status": "success",
+                "message": f"Uploaded {kind} for {first['domain']} from {first['reporter']}",
+                "report_id": first["id"],
+                "records_count": first["records_count"],
+                "reports": result.created,
+                "duplicates": result.duplicates,
+                "problems": result.problems,
+            }
+        )
+        response.status_code = 201
+        return response
+    first = result.duplicates[0]
+    return jsonify(
+        {
+            "status": "duplicate",
+            "message": f"Report {first['report_id'] or first['id']} already exists",
+            "report_id": first["id"],
+            "duplicates": result.duplicates,
+        }
+    )
+
+
+def _sync_row(row: dict[str, Any] | None, with_duration: bool = False) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = {
+        "sync_id": row["id"],
+        "sync_type": row["sync_type"],
+        "status": row["status"],
+        "started_at": iso(row["started_at"]),
+        "completed_at": iso(row["completed_at"]),
+        **{
+            k: row[k]
+            for k in (
+                "emails_found",
+                "emails_processed",
+                "reports_created",
+                "reports_duplicate",
+                "reports_failed",
+                "error_message",
+                "failed_emails",
+            )
+        },
+    }
+    if with_duration:
+        done = row["completed_at"]
+        out = {
+            "id": row["id"],
+            **out,
+            "duration_seconds": int((done - row["started_at"]).total_seconds()) if done else None,
+        }
+        out.pop("sync_id")
+    return out
+
+
+@bp.get("/imap/status")
+def imap_status() -> Response:
+    config = context.config()
+    if not config.dmarc_imap_host:
+        raise ApiError(
+            404, "Not Found", "DMARC IMAP auto-import is not configured (DMARC_IMAP_HOST)", "IMAP_NOT_CONFIGURED"
+        )
+    last = store.syncs(context.pool(), 1)
+    return jsonify(
+        {
+            "enabled": config.dmarc_imap_enabled,
+            "manual_upload_enabled": config.dmarc_manual_upload_enabled,
+            "host": config.dmarc_imap_host,
+            "port": config.dmarc_imap_port,
+            "use_ssl": config.dmarc_imap_use_ssl,
+            "user": config.dmarc_imap_user,
+            "folder": config.dmarc_imap_folder,
+            "archive_folder": config.dmarc_imap_archive_folder,
+            "invalid_folder": config.dmarc_imap_invalid_folder,
+            "interval_seconds": config.dmarc_imap_interval,
+            "delete_after_processing": config.dmarc_imap_delete_after,
+            "last_sync": _sync_row(last[0]) if last else None,
+        }
+    )
+
+
+@bp.post("/imap/sync")
+def imap_sync() -> Response:
+    """Run one import now (synchronous), even when the scheduled import is off."""
+    config = context.config()
+    if not config.dmarc_imap_host:
+        return jsonify({"status": "disabled", "message": "DMARC IMAP sync is not enabled"})
+    row = dmarc_imap.sync(config, context.pool(), geoip(), "manual")
+    return jsonify(_sync_row(row))
+
+
+@bp.get("/imap/history")
+def imap_history() -> Response:
+    rows = store.syncs(context.pool(), _int_arg("limit", 20, 1, 100))
+    return jsonify({"data": [_sync_row(r, with_duration=True) for r in rows]})
+
+
+# --- TLS ------------------------------------------------------------------------------------------------------
+
+
+def _rate(ok: int, failed: int) -> float | None:
+    return round(100.0 * ok / (ok + failed), 2) if ok + failed else None
+
+
+def _tls_for(domain: str) -> list[dict[str, Any]]:
+    """The domain's TLS reports, each counting only its policies for that domain."""
+    out = []
+    for r in store.tls_reports(context.pool(), domain, _since()):
+        policies = [p for p in r["policies"] if p["policy_domain"] == domain]
+        ok = sum(p["successful_sessions"] for p in policies)
+        failed = sum(p["failed_sessions"] for p in policies)
+        out.append({**r, "policies": policies, "total_success": ok, "total_fail": failed})
+    return out
+
+
+@bp.get(f"/domains/{_DOMAIN}/tls-reports")
+def tls_reports(domain: str) -> Response:
+    domain = _domain(domain)
+    rows = _tls_for(domain)
+    return jsonify(
+        {
+            "domain": domain,
+            "total": len(rows),
+            "data": [
+                {
+                    "id": r["id"],
+                    "report_id": r["report_id"],
+                    "organization_name": r["organization_name"],
+                    "start_datetime": iso(r["begin_at"]),
+                    "end_datetime": iso(r["end_at"]),
+                    "total_success": r["total_success"],
+                    "total_fail": r["total_fail"],
+                    "success_rate": _rate(r["total_success"], r["total_fail"]),
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+def _by_day(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    days: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        days.setdefault(r["begin_at"].astimezone(UTC).strftime("%Y-%m-%d"), []).append(r)
+    return days
+
+
+@bp.get(f"/domains/{_DOMAIN}/tls-reports/daily")
+def tls_daily(domain: str) -> Response:
+    domain = _domain(domain)
+    page, size = _int_arg("page", 1, 1, 10_000), _int_arg("page_size", 20, 1, 500)
+    days = _by_day(_tls_for(domain))
+    ok = sum(r["total_success"] for rows in days.values() for r in rows)
+    failed = sum(r["total_fail"] for rows in days.values() for r in rows)
+    data = []
+    for day in sorted(days, reverse=True):
+        rows = days[day]
+        day_ok, day_failed = sum(r["total_success"] for r in rows), sum(r["total_fail"] for r in rows)
+        organizations = sorted({r["organization_name"] for r in rows})
+        data.append(
+            {
+                "date": day,
+                "report_count": len(rows),
+                "organization_count": len(organizations),
+                "organizations": organizations,
+                "total_success": day_ok,
+                "total_fail": day_failed,
+                "success_rate": _rate(day_ok, day_failed),
+            }
+        )
+    return jsonify(
+        {
+            "domain": domain,
+            "totals": {
+                "total_days": len(days),
+                "total_reports": sum(len(rows) for rows in days.values()),
+                "total_successful_sessions": ok,
+                "total_failed_sessions": failed,
+                "overall_success_rate": _rate(ok, failed),
+            },
+            "page": page,
+            "page_size": size,
+            "data": data[(page - 1) * size : page * size],
+        }
+    )
+
+
+@bp.get(f"/domains/{_DOMAIN}/tls-reports/<report_date>/details")
+def tls_details(domain: str, report_date: str) -> Response:
+    domain = _domain(domain)
+    _day(report_date)
+    rows = _by_day(_tls_for(domain)).get(report_date, [])
+    ok, failed = sum(r["total_success"] for r in rows), sum(r["total_fail"] for r in rows)
+    return jsonify(
+        {
+            "domain": domain,
+            "date": report_date,
+            "stats": {
+                "total_reports": len(rows),
+                "total_providers": len({r["organization_name"] for r in rows}),
+                "total_success": ok,
+                "total_fail": failed,
+                "total_sessions": ok + failed,
+                "success_rate": _rate(ok, failed),
+            },
+            "providers": [
+                {
+                    "report_id": r["report_id"],
+                    "organization_name": r["organization_name"],
+                    "contact_info": r["contact_info"],
+                    "start_datetime": iso(r["begin_at"]),
+                    "end_datetime": iso(r["end_at"]),
+                    "successful_sessions": r["total_success"],
+                    "failed_sessions": r["total_fail"],
+                    "total_sessions": r["total_success"] + r["total_fail"],
+                    "success_rate": _rate(r["total_success"], r["total_fail"]),
+                    "policies": [
+                        {
+                            "policy_type": p["policy_type"],
+                            "policy_domain": p["policy_domain"],
+                            "mx_host": ", ".join(p["mx_hosts"]) or None,
+                            "successful_sessions": p["successful_sessions"],
+                            "failed_sessions": p["failed_sessions"],
+                            "total_sessions": p["successful_sessions"] + p["failed_sessions"],
+                            "success_rate": _rate(p["successful_sessions"], p["failed_sessions"]),
+                            "failure_details": p["failure_details"] or None,
+                        }
+                        for p in r["policies"]
+                    ],
+                }
+                for r in rows
+            ],
+        }
+    )
