@@ -46,9 +46,15 @@ def _connect(config: Config) -> MailBox:
     return box
 
 
-def _ensure_folder(box: MailBox, name: str) -> None:
+def _folder(box: MailBox, name: str) -> str:
+    """The configured folder in the server's own hierarchy separator ("Archive/DMARC" -> "Archive.DMARC"),
+    created when missing."""
+    listed = box.folder.list()
+    delimiter = next((f.delim for f in listed if f.delim), "/")
+    name = name.replace("/", delimiter)
     if not box.folder.exists(name):
         box.folder.create(name)
+    return name
 
 
 def sync(
@@ -68,8 +74,8 @@ def sync(
     rdns = reverse_dns if config.dmarc_reverse_dns else None
     try:
         with _connect(config) as box:
-            for folder in (config.dmarc_imap_archive_folder, config.dmarc_imap_invalid_folder):
-                _ensure_folder(box, folder)
+            archive = _folder(box, config.dmarc_imap_archive_folder)
+            invalid_folder = _folder(box, config.dmarc_imap_invalid_folder)
             box.folder.set(config.dmarc_imap_folder)
             uids = box.uids("ALL")
             counts["emails_found"] = len(uids)
@@ -102,9 +108,9 @@ def sync(
                     if config.dmarc_imap_delete_after:
                         box.delete(done)
                     else:
-                        box.move(done, config.dmarc_imap_archive_folder)
+                        box.move(done, archive)
                 if invalid:
-                    box.move(invalid, config.dmarc_imap_invalid_folder)
+                    box.move(invalid, invalid_folder)
     except Exception as exc:  # the run is recorded as failed; the mail stays for the next run
         log.warning("DMARC IMAP sync failed: %s", exc)
         return dmarc_store.sync_finished(pool, sync_id, "error", counts, str(exc) or type(exc).__name__, failed)

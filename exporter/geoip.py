@@ -72,8 +72,13 @@ class GeoIP:
         city = self._readers["city"]
         if city is not None:
             try:
-                place = city[1].city(ip)
-                out.update(country_code=place.country.iso_code, country_name=place.country.name, city=place.city.name)
+                reader = city[1]
+                if "City" in reader.metadata().database_type:
+                    place = reader.city(ip)
+                    out.update(city=place.city.name)
+                else:  # a Country database also does
+                    place = reader.country(ip)
+                out.update(country_code=place.country.iso_code, country_name=place.country.name)
             except (geoip2.errors.AddressNotFoundError, ValueError):
                 pass
         asn = self._readers["asn"]

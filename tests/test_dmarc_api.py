@@ -1,0 +1,179 @@
+"""DMARC and TLS-RPT: upload, import-dmarc, the /api/dmarc endpoints, GeoIP, and the metrics."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from exporter.geoip import GeoIP, flag
+from exporter.web.app import create_app
+from tests.conftest import make_config
+from tests.dmarc_reports import TABLES, aggregate_xml, tls_json
+
+ROOT = Path(__file__).parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+CITY = str(SHARED / "geoip" / "GeoLite2-City-Test.mmdb")
+ASN = str(SHARED / "geoip" / "GeoLite2-ASN-Test.mmdb")
+
+DAY = int(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()) - 86400
+# (ip, count, spf, dkim, disposition) for example.org, yesterday, from two reporters
+GOOGLE = [("81.2.69.142", 60, "pass", "pass", "none"), ("1.128.0.1", 30, "fail", "pass", "none")]
+MICROSOFT = [("81.2.69.142", 5, "pass", "fail", "none"), ("175.16.199.1", 5, "fail", "fail", "reject")]
+
+
+@pytest.fixture
+def dmarc_pool(pool):
+    with pool.connection() as conn:
+        conn.execute(f"TRUNCATE {TABLES}")
+    return pool
+
+
+@pytest.fixture
+def client(db_url, dmarc_pool):
+    config = make_config(db_url, geoip_city_db=CITY, geoip_asn_db=ASN, dmarc_upload_max_bytes=200_000)
+    return create_app(config, dmarc_pool).test_client()
+
+
+def upload(client, data: bytes, name: str = "report.xml"):
+    import io
+
+    return client.post("/api/dmarc/upload", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def loaded(client):
+    for org, records in (("google.com", GOOGLE), ("Microsoft", MICROSOFT)):
+        xml = aggregate_xml(org, f"{org}-{DAY}", "example.org", DAY, DAY + 86399, records)
+        assert upload(client, gzip.compress(xml), f"{org}.xml.gz").status_code == 201
+    return client
+
+
+def test_upload_is_201_then_200_duplicate_then_400_with_the_reason(client):
+    xml = aggregate_xml("google.com", "r-1", "example.org", DAY, DAY + 86399, GOOGLE)
+    created = upload(client, xml)
+    body = created.get_json()
+    assert created.status_code == 201 and body["status"] == "success" and body["records_count"] == 2
+    assert "example.org" in body["message"] and "google.com" in body["message"]
+    again = upload(client, gzip.compress(xml), "same-report.xml.gz")  # another container, same report
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    bad = upload(client, b"<feedback><report_metadata>", "broken.xml")
+    assert bad.status_code == 400 and bad.get_json()["code"] == "INVALID_REPORT" and bad.get_json()["detail"]
+    huge = upload(client, b"<" + b"x" * 300_000)
+    assert huge.status_code == 413
+    assert client.post("/api/dmarc/upload", data={}).get_json()["code"] == "FILE_REQUIRED"
+
+
+def test_domains_overview_and_daily_reports_count_what_the_reports_say(loaded):
+    total = sum(r[1] for r in GOOGLE + MICROSOFT)  # 100 messages
+    dmarc = sum(r[1] for r in GOOGLE + MICROSOFT if "pass" in (r[2], r[3]))  # 95
+    spf = sum(r[1] for r in GOOGLE + MICROSOFT if r[2] == "pass")  # 65
+    dkim = sum(r[1] for r in GOOGLE + MICROSOFT if r[3] == "pass")  # 90
+    body = loaded.get("/api/dmarc/domains").get_json()
+    assert body["total_domains"] == 1 and body["total_messages"] == total and body["total_unique_ips"] == 3
+    domain = body["domains"][0]
+    assert domain["domain"] == "example.org" and domain["dmarc_pass_pct"] == round(100 * dmarc / total, 1)
+    assert domain["spf_pass_pct"] == round(100 * spf / total, 1) and domain["policy_p"] == "reject"
+    assert domain["last_report_date"] == DAY + 86399
+    overview = loaded.get("/api/dmarc/domains/example.org/overview?days=7").get_json()
+    assert overview["unique_reporters"] == 2 and overview["policy"]["p"] == "reject"
+    assert overview["daily_stats"] == [
+        {"date": DAY, "total_messages": total, "dmarc_pass_pct": dmarc, "spf_pass_pct": spf, "dkim_pass_pct": dkim}
+    ]
+    daily = loaded.get("/api/dmarc/domains/example.org/reports").get_json()["reports"]
+    assert daily[0]["report_count"] == 2 and daily[0]["reporters"] == ["Microsoft", "google.com"]
+    day = datetime.fromtimestamp(DAY, UTC).strftime("%Y-%m-%d")
+    details = loaded.get(f"/api/dmarc/domains/example.org/reports/{day}/details").get_json()["reports"]
+    assert sorted(sum(r["count"] for r in d["records"]) for d in details) == [10, 90]
+    assert loaded.get("/api/dmarc/domains?days=0").status_code == 400
+
+
+def test_sources_carry_geoip_and_failures_only_keeps_real_failures(loaded):
+    sources = loaded.get("/api/dmarc/domains/example.org/sources").get_json()["sources"]
+    by_ip = {s["source_ip"]: s for s in sources}
+    assert [s["source_ip"] for s in sources] == ["81.2.69.142", "1.128.0.1", "175.16.199.1"]
+    london = by_ip["81.2.69.142"]
+    assert (london["country_code"], london["city"], london["country_emoji"]) == ("GB", "London", "\U0001f1ec\U0001f1e7")
+    assert london["total_messages"] == 65 and london["reporters"] == 2
+    assert by_ip["1.128.0.1"]["asn"] == "AS1221" and by_ip["1.128.0.1"]["asn_org"] == "Telstra Pty Ltd"
+    assert by_ip["175.16.199.1"]["country_code"] == "CN" and london["first_seen"] == DAY
+    failures = loaded.get("/api/dmarc/domains/example.org/sources?failures_only=true").get_json()["sources"]
+    assert [(s["source_ip"], s["total_messages"]) for s in failures] == [("175.16.199.1", 5)]
+
+
+def test_without_geoip_databases_the_fields_are_null_and_the_flag_a_globe(db_url, dmarc_pool):
+    client = create_app(make_config(db_url), dmarc_pool).test_client()
+    upload(client, aggregate_xml("google.com", "r-geo", "example.org", DAY, DAY + 86399, GOOGLE))
+    source = client.get("/api/dmarc/domains/example.org/sources").get_json()["sources"][0]
+    assert source["country_code"] is None and source["asn"] is None and source["country_emoji"] == flag(None)
+
+
+def test_geoip_reloads_when_the_database_file_changes(tmp_path):
+    path = tmp_path / "city.mmdb"
+    geo = GeoIP(str(path), None)
+    assert geo.lookup("81.2.69.142")["city"] is None and not geo.available["city"]
+    shutil.copy(CITY, path)
+    assert geo.reload_if_changed() is True
+    assert geo.lookup("81.2.69.142")["city"] == "London"
+    assert geo.reload_if_changed() is False
+    shutil.copy(SHARED / "geoip" / "GeoLite2-Country-Test.mmdb", path)
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert geo.reload_if_changed() is True and geo.lookup("81.2.69.142")["country_code"] == "GB"
+
+
+def test_tls_reports_list_daily_and_details(client):
+    start = datetime.fromtimestamp(DAY, UTC)
+    for org, ok, failed in (("Google Inc.", 1200, 1), ("Microsoft", 300, 1)):
+        body = tls_json(
+            org, f"{org}-1", "example.org", start.isoformat(), (start + timedelta(days=1)).isoformat(), ok, failed
+        )
+        assert upload(client, body, "tls.json").status_code == 201
+    listing = client.get("/api/dmarc/domains/example.org/tls-reports").get_json()
+    assert listing["total"] == 2 and {r["total_success"] for r in listing["data"]} == {1200, 300}
+    daily = client.get("/api/dmarc/domains/example.org/tls-reports/daily").get_json()
+    assert daily["totals"]["total_successful_sessions"] == 1500 and daily["totals"]["total_failed_sessions"] == 2
+    assert daily["data"][0]["organizations"] == ["Google Inc.", "Microsoft"]
+    day = start.strftime("%Y-%m-%d")
+    details = client.get(f"/api/dmarc/domains/example.org/tls-reports/{day}/details").get_json()
+    assert details["stats"]["total_sessions"] == 1502 and details["stats"]["success_rate"] == round(150000 / 1502, 2)
+    policy = details["providers"][0]["policies"][0]
+    assert policy["policy_type"] == "sts" and policy["mx_host"] == "mx.example.org"
+    assert policy["failure_details"][0]["result_type"] == "certificate-expired"
+
+
+def test_metrics_count_reported_messages_tls_sessions_and_invalid_reports(loaded):
+    before = loaded.get("/metrics").get_data(as_text=True)
+    invalid_before = _value(before, 'mailcow_dmarc_invalid_reports_total{channel="upload"}')
+    upload(loaded, b"not a report at all", "junk.txt")
+    text = loaded.get("/metrics").get_data(as_text=True)
+    assert _value(text, 'mailcow_dmarc_invalid_reports_total{channel="upload"}') == invalid_before + 1
+    assert _value(text, 'mailcow_dmarc_last_report_timestamp_seconds{domain="example.org"}') == DAY + 86399
+    assert _value(text, 'mailcow_dmarc_messages_total{domain="example.org",result="reject"}') >= 5
+
+
+def _value(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_import_dmarc_command_imports_a_folder_once(db_url, dmarc_pool, tmp_path):
+    env = {**os.environ, "DATABASE_URL": db_url, "GEOIP_CITY_DB": CITY}
+    command = [sys.executable, "-m", "exporter.cli", "import-dmarc", "--quiet", str(SHARED / "dmarc-samples")]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert "36 files: 30 reports stored, 4 already there, 2 not readable" in first.stdout
+    assert "empty.xml: the file is empty" in first.stderr
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert "0 reports stored, 34 already there" in second.stdout
+    with dmarc_pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM dmarc_reports").fetchone()[0] == 21
+        assert conn.execute("SELECT count(*) FROM tls_reports").fetchone()[0] == 4
+        assert conn.execute("SELECT count(*) FROM dmarc_failure_reports").fetchone()[0] == 5
