@@ -19,9 +19,10 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
-from exporter import correlation
+from exporter import correlation, dmarc_imap
 from exporter.config import Config
 from exporter.database import connect
+from exporter.geoip import GeoIP
 from exporter.ingestion import Ingestor
 from exporter.mailcow_client import MailcowClient, MailcowError
 from exporter.store import ingest as ingest_store
@@ -87,6 +88,7 @@ class Worker:
             max_interval=config.fetch_interval,
         )
         self.is_leader = threading.Event()
+        self.geoip = GeoIP(config.geoip_city_db, config.geoip_asn_db)
 
     def local_domains(self) -> list[str]:
         return mailcow_store.local_domains(self.pool, self.config.local_domains)
@@ -162,6 +164,17 @@ class Worker:
             self.config.metrics_domain_labels,
         )
 
+    def update_geoip(self) -> bool:
+        """Reopen the GeoIP databases when their files changed (e.g. after geoipupdate)."""
+        return self.geoip.reload_if_changed()
+
+    def import_dmarc_mail(self) -> dict:
+        """One IMAP auto-import run; a failed run is recorded in the sync history and fails the job."""
+        row = dmarc_imap.sync(self.config, self.pool, self.geoip, "auto")
+        if row["status"] == "error":
+            raise RuntimeError(f"DMARC IMAP import failed: {row['error_message']}")
+        return row
+
     def cleanup(self) -> dict[str, int]:
         return ingest_store.delete_before(self.pool, datetime.now(UTC) - timedelta(days=self.config.retention_days))
 
@@ -197,6 +210,14 @@ class Worker:
             seconds=self.config.status_sync_interval,
             next_run_time=now + timedelta(seconds=2),
         )
+        scheduler.add_job(leader_only("update_geoip", self.update_geoip), "interval", hours=1)
+        if self.config.dmarc_imap_enabled and self.config.dmarc_imap_host:
+            scheduler.add_job(
+                leader_only("dmarc_imap_import", self.import_dmarc_mail),
+                "interval",
+                seconds=self.config.dmarc_imap_interval,
+                next_run_time=now + timedelta(seconds=10),
+            )
         return scheduler
 
     def run(self, stop: threading.Event) -> None:

@@ -87,6 +87,11 @@ COUNTERS = {
         "Uploads, files and mails that held no readable DMARC or TLS report, by channel.",
         ("channel",),
     ),
+    "dmarc_new_failing_sources": (
+        "mailcow_dmarc_new_failing_sources",
+        "Sending IPs failing DMARC for a domain that no earlier report of that domain named.",
+        ("domain",),
+    ),
     "tls_sessions": (
         "mailcow_tls_sessions",
         "SMTP TLS sessions TLS-RPT reports counted, by policy domain and result (success, failure).",

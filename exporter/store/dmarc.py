@@ -86,6 +86,17 @@ def _save_aggregate(conn: Any, report: dict[str, Any]) -> tuple[str, int]:
         ).fetchone()
         return "duplicate", existing[0]
     pk = row[0]
+    failing = sorted({r["source_ip"] for r in report["records"] if _result(r) != "pass"})
+    if failing:  # sources failing DMARC for this domain that no earlier report named: a new sender to look at
+        counters.add(
+            conn,
+            """SELECT 'dmarc_new_failing_sources', jsonb_build_object('domain', %(domain)s::text), count(*)
+               FROM unnest(%(ips)s::inet[]) ip
+               WHERE NOT EXISTS (SELECT 1 FROM dmarc_records c JOIN dmarc_reports r ON r.id = c.report_pk
+                                 WHERE c.source_ip = ip AND r.domain = %(domain)s)
+               HAVING count(*) > 0""",
+            {"domain": policy["domain"], "ips": failing},
+        )
     with conn.cursor().copy(
         sql.SQL("COPY dmarc_records ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
     ) as copy:

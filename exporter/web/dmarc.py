@@ -23,7 +23,10 @@ _DOMAIN = "<string:domain>"
 
 
 def geoip() -> GeoIP:
-    return current_app.config["MG_GEOIP"]
+    """This process's GeoIP databases, reopened first if their files changed (a stat per call)."""
+    geo: GeoIP = current_app.config["MG_GEOIP"]
+    geo.reload_if_changed()
+    return geo
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
