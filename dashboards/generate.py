@@ -886,6 +886,211 @@ def queue_quarantine() -> dict:
     )
 
 
+DMARC_VARS = [
+    _infinity_var(
+        "dmarc_domains",
+        "Domain",
+        name="dmarc_domain",
+        includeAll=True,
+        allValue=".*",
+        sort=1,
+        current={"text": "All", "value": "$__all"},
+    ),
+    {
+        "type": "custom",
+        "name": "failures",
+        "label": "Failures only",
+        "query": "false,true",
+        "includeAll": False,
+        "multi": False,
+        "hide": 0,
+        "current": {"text": "false", "value": "false"},
+        "options": [],
+    },
+]
+DMARC_FILTERS = (("domain", "${dmarc_domain}"), ("failures_only", "${failures}"))
+
+
+def dmarc() -> dict:
+    rates = "time, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct"
+    summary = cols("total_messages, dmarc_pass_pct, failing_messages, unique_reporters")
+
+    def summary_stat(title: str, description: str, field: str, unit: str) -> Panel:
+        target = infinity("dmarc_summary", summary, params=DMARC_FILTERS)
+        panel_ = stat(title, description, target, unit, w=6)
+        panel_["options"]["reduceOptions"]["fields"] = f"/^{field}$/"
+        return panel_
+
+    geomap = panel(
+        "geomap",
+        "Source countries",
+        "Reported messages by the sending IP's country (GeoIP), larger = more mail.",
+        [
+            infinity(
+                "dmarc_countries",
+                cols("country_code:s, country_name:s, total_messages, failing_messages"),
+                params=DMARC_FILTERS,
+            )
+        ],
+        "short",
+        12,
+        10,
+        options={
+            "view": {"id": "zero", "lat": 20, "lon": 0, "zoom": 1},
+            "controls": {"showZoom": True, "mouseWheelZoom": False},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "layers": [
+                {
+                    "type": "markers",
+                    "name": "Sources",
+                    "location": {
+                        "mode": "lookup",
+                        "lookup": "country_code",
+                        "gazetteer": "public/gazetteer/countries.json",
+                    },
+                    "config": {
+                        "size": {"field": "total_messages", "min": 3, "max": 30, "fixed": 5},
+                        "color": {"field": "failing_messages", "fixed": "green"},
+                        "showLegend": True,
+                    },
+                }
+            ],
+        },
+    )
+    panels = [
+        summary_stat(
+            "Reported messages", "Messages the DMARC reports of the range counted.", "total_messages", "short"
+        ),
+        summary_stat(
+            "DMARC pass",
+            "Share that passed DMARC (aligned SPF or DKIM), as reporters evaluated it.",
+            "dmarc_pass_pct",
+            "percent",
+        ),
+        summary_stat(
+            "Failing messages", "Messages that failed DMARC or had the policy applied.", "failing_messages", "short"
+        ),
+        summary_stat("Reporters", "Organisations that sent reports.", "unique_reporters", "short"),
+        series(
+            "Pass rates per day",
+            "DMARC, SPF and DKIM pass rates per UTC day of the reports.",
+            [infinity("dmarc_daily", cols(rates), "timeseries", params=DMARC_FILTERS)],
+            "percent",
+        ),
+        series(
+            "Reported messages per day",
+            "All reported messages and those failing DMARC.",
+            [
+                infinity(
+                    "dmarc_daily", cols("time, total_messages, failing_messages"), "timeseries", params=DMARC_FILTERS
+                )
+            ],
+            "short",
+        ),
+        geomap,
+        table(
+            "Sending sources",
+            "Sending IPs by volume with pass rates, country, ASN and reverse DNS; switch 'Failures only' to see"
+            " what fails.",
+            infinity(
+                "dmarc_sources",
+                cols(
+                    "source_ip:s, total_messages, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct, country:s, city:s,"
+                    " asn:s, asn_org:s, reverse_dns:s, reporters, first_seen, last_seen"
+                ),
+                params=(*DMARC_FILTERS, ("limit", "500")),
+            ),
+            w=12,
+            h=10,
+        ),
+        table(
+            "Failures",
+            "Records that failed DMARC or had the policy applied: source, identifiers, results, reporter.",
+            infinity(
+                "dmarc_failures",
+                cols(
+                    "begin, domain:s, reporter:s, source_ip:s, count, disposition:s, spf:s, dkim:s, header_from:s,"
+                    " envelope_from:s, country_code:s, asn_org:s"
+                ),
+                params=(("domain", "${dmarc_domain}"), ("limit", "500")),
+            ),
+            w=24,
+            h=8,
+        ),
+        table(
+            "Domains and published policy",
+            "Per policy domain: volume, pass rates and the policy reporters saw (p, sp, pct, alignment).",
+            infinity(
+                "dmarc_domains",
+                cols(
+                    "domain:s, total_messages, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct, policy_p:s, policy_sp:s,"
+                    " policy_pct, adkim:s, aspf:s, last_report"
+                ),
+                params=DMARC_FILTERS,
+            ),
+            w=12,
+        ),
+        table(
+            "Reporters",
+            "Who sent reports, how many, and what they saw.",
+            infinity(
+                "dmarc_reporters",
+                cols("reporter:s, reports, total_messages, dmarc_pass_pct, last_report"),
+                params=DMARC_FILTERS,
+            ),
+            w=12,
+        ),
+        series(
+            "TLS sessions per day",
+            "SMTP TLS sessions to our MX hosts that senders reported (TLS-RPT).",
+            [
+                infinity(
+                    "tls_daily",
+                    cols("time, successful_sessions, failed_sessions"),
+                    "timeseries",
+                    params=(("domain", "${dmarc_domain}"),),
+                )
+            ],
+            "short",
+        ),
+        table(
+            "TLS failure types",
+            "Failed TLS sessions by result type (certificate, STARTTLS, MTA-STS policy).",
+            infinity(
+                "tls_failure_types", cols("result_type:s, sessions, mx_hosts"), params=(("domain", "${dmarc_domain}"),)
+            ),
+            w=6,
+        ),
+        table(
+            "TLS reports",
+            "TLS-RPT reports received.",
+            infinity(
+                "tls_reports",
+                cols("begin, organization_name:s, policy_domains:s, successful_sessions, failed_sessions"),
+                params=(("domain", "${dmarc_domain}"), ("limit", "200")),
+            ),
+            w=6,
+        ),
+        stat(
+            "Invalid reports (range)",
+            "Uploads, files and mails that held no readable report.",
+            prom("sum(increase(mailcow_dmarc_invalid_reports_total[$__range]))", instant=True),
+            "short",
+            w=6,
+        ),
+    ]
+    board = dashboard(
+        "mailcow-dmarc",
+        "mailcow / DMARC & TLS",
+        "DMARC aggregate and TLS-RPT reports: pass rates, sending sources, reporters, policy, failures.",
+        panels,
+        DMARC_VARS,
+        refresh="5m",
+    )
+    board["time"] = {"from": "now-30d", "to": "now"}
+    return board
+
+
 def service_health() -> dict:
     panels = [
         stat(
@@ -982,6 +1187,7 @@ BUILDERS = {
     "mailcow-security.json": security,
     "mailcow-logs.json": log_views,
     "mailcow-queue.json": queue_quarantine,
+    "mailcow-dmarc.json": dmarc,
     "mailcow-health.json": service_health,
 }
 

@@ -17,7 +17,9 @@ from typing import Any, Literal
 from psycopg_pool import ConnectionPool
 
 from exporter import live_views
+from exporter.geoip import flag
 from exporter.live import LiveMailcow
+from exporter.store import dmarc as dmarc_store
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
@@ -43,6 +45,9 @@ TIME_KEYS = frozenset(
         "last_run_at",
         "last_success_at",
         "last_update",
+        "first_seen",
+        "last_report",
+        "begin",
     }
 )
 MAX_POINTS = 1500
@@ -392,6 +397,126 @@ def quarantine(live: LiveMailcow, args: Args) -> list[dict]:
     return rows[: args.limit]
 
 
+# --- DMARC and TLS-RPT -------------------------------------------------------------------------------
+
+
+def _dmarc_window(args: Args) -> dmarc_store.Window:
+    """Reports overlapping the range; `domain` picks one policy domain, option failures_only=true the failures."""
+    failures = args.options.get("failures_only", "").lower() in ("1", "true", "yes")
+    return dmarc_store.Window(args.start, args.end, args.domain.lower() if args.domain else None, failures)
+
+
+_DMARC_RATES = ("total_messages", "dmarc_pass_pct", "spf_pass_pct", "dkim_pass_pct")
+
+
+def dmarc_summary(pool: ConnectionPool, args: Args) -> list[dict]:
+    row = dmarc_store.totals(pool, _dmarc_window(args))
+    keys = (*_DMARC_RATES, "failing_messages", "unique_ips", "unique_reporters")
+    return [{k: row[k] for k in keys} | {"total_messages": row["total_messages"] or 0}]
+
+
+def dmarc_daily(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Reported messages and pass rates per UTC day (of the reports' begin)."""
+    return [
+        {"time": ms(d["day"]), **{k: d[k] for k in _DMARC_RATES}, "failing_messages": d["failing_messages"]}
+        for d in dmarc_store.daily(pool, _dmarc_window(args))
+    ]
+
+
+def dmarc_domains(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "domain": r["domain"],
+            **{k: r[k] for k in _DMARC_RATES},
+            "unique_ips": r["unique_ips"],
+            "policy_p": (r["policy"] or {}).get("p"),
+            "policy_sp": (r["policy"] or {}).get("sp"),
+            "policy_pct": (r["policy"] or {}).get("pct"),
+            "adkim": (r["policy"] or {}).get("adkim"),
+            "aspf": (r["policy"] or {}).get("aspf"),
+            "last_report": ms(r["last_report"]),
+        }
+        for r in dmarc_store.domains(pool, _dmarc_window(args))
+    ]
+
+
+def dmarc_sources(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Sending IPs with pass rates, reporters, country, ASN and reverse DNS."""
+    return [
+        {
+            "source_ip": r["source_ip"],
+            **{k: r[k] for k in _DMARC_RATES},
+            "reporters": r["reporters"],
+            "country": f"{flag(r['country_code'])} {r['country_code'] or '??'}",
+            "country_code": r["country_code"],
+            "city": r["city"],
+            "asn": r["asn"],
+            "asn_org": r["asn_org"],
+            "reverse_dns": r["reverse_dns"],
+            "first_seen": ms(r["first_seen"]),
+            "last_seen": ms(r["last_seen"]),
+        }
+        for r in dmarc_store.sources(pool, _dmarc_window(args), args.limit)
+    ]
+
+
+def dmarc_countries(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "country_code": r["country_code"],
+            "country_name": r["country_name"],
+            **{k: r[k] for k in _DMARC_RATES},
+            "failing_messages": r["failing_messages"],
+        }
+        for r in dmarc_store.countries(pool, _dmarc_window(args))
+    ]
+
+
+def dmarc_reporters(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "reporter": r["reporter"],
+            "reports": r["reports"],
+            **{k: r[k] for k in _DMARC_RATES},
+            "last_report": ms(r["last_report"]),
+        }
+        for r in dmarc_store.reporters(pool, _dmarc_window(args))
+    ]
+
+
+def dmarc_failures(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Records that failed DMARC or had the policy applied: who sent what, as whom, judged how."""
+    return [
+        {**r, "begin": ms(r.pop("begin_at"))}
+        for r in dmarc_store.failing_records(pool, _dmarc_window(args), args.limit)
+    ]
+
+
+def tls_daily(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {"time": ms(d["day"]), "successful_sessions": d["successful_sessions"], "failed_sessions": d["failed_sessions"]}
+        for d in dmarc_store.tls_daily(pool, _dmarc_window(args))
+    ]
+
+
+def tls_failure_types(pool: ConnectionPool, args: Args) -> list[dict]:
+    return dmarc_store.tls_failure_types(pool, _dmarc_window(args))
+
+
+def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
+    return [
+        {
+            "begin": ms(r["begin_at"]),
+            "organization_name": r["organization_name"],
+            "report_id": r["report_id"],
+            "policy_domains": ", ".join(sorted({p["policy_domain"] for p in r["policies"]})),
+            "successful_sessions": r["total_success"],
+            "failed_sessions": r["total_fail"],
+        }
+        for r in dmarc_store.tls_reports(pool, _dmarc_window(args))[: args.limit]
+    ]
+
+
 def jobs(pool: ConnectionPool, args: Args) -> list[dict]:
     return _rows(job_store.job_statuses(pool), ("last_run_at", "last_success_at"))
 
@@ -472,6 +597,21 @@ QUERIES = {
         Query("rspamd_logs", "logs", "Rspamd results as log lines", rspamd_logs, needs_local=True),
         Query("netfilter_logs", "logs", "Netfilter log lines", netfilter_logs),
         Query("annotations", "annotations", "Bans, ingestion gaps, container starts", annotations),
+        Query("dmarc_summary", "table", "DMARC totals for the range (messages, pass rates, failing)", dmarc_summary),
+        Query("dmarc_daily", "timeseries", "DMARC reported messages and pass rates per day", dmarc_daily),
+        Query("dmarc_domains", "table", "Policy domains with pass rates and published policy", dmarc_domains),
+        Query(
+            "dmarc_sources",
+            "table",
+            "Sending IPs with pass rates, geo, ASN, rDNS (option failures_only)",
+            dmarc_sources,
+        ),
+        Query("dmarc_countries", "table", "Reported messages by source country", dmarc_countries),
+        Query("dmarc_reporters", "table", "Organisations sending DMARC reports", dmarc_reporters),
+        Query("dmarc_failures", "table", "Records that failed DMARC or had the policy applied", dmarc_failures),
+        Query("tls_daily", "timeseries", "TLS-RPT successful and failed sessions per day", tls_daily),
+        Query("tls_failure_types", "table", "TLS-RPT failed sessions by result type", tls_failure_types),
+        Query("tls_reports", "table", "TLS-RPT reports", tls_reports),
         Query("queue", "table", "mailcow's Postfix queue now, oldest first", queue, live=True),
         Query("quarantine", "table", "mailcow's quarantine now, newest first", quarantine, live=True),
         Query("jobs", "table", "Background jobs of this service", jobs),
@@ -508,6 +648,8 @@ def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> I
         yield from (*store.STATUSES, "spam")
     elif name == "services":
         yield from LOG_SOURCES
+    elif name == "dmarc_domains":
+        yield from dmarc_store.dmarc_domains(pool)
     elif name == "service_url":
         yield args.service_url
     elif name == "datasource_url":
@@ -516,4 +658,13 @@ def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> I
         raise KeyError(name)
 
 
-VARIABLES = ("domains", "mailboxes", "directions", "statuses", "services", "service_url", "datasource_url")
+VARIABLES = (
+    "domains",
+    "mailboxes",
+    "directions",
+    "statuses",
+    "services",
+    "dmarc_domains",
+    "service_url",
+    "datasource_url",
+)

@@ -184,6 +184,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_demo_reports(config: Config, url: str) -> None:
+    """A week of DMARC and TLS reports about the demo domains, as receivers would send them."""
+    from exporter.dmarc_import import import_bytes
+    from exporter.geoip import GeoIP
+    from exporter.simulator import reports
+
+    migrate(url)
+    pool = create_pool(url, 2)
+    try:
+        geo = GeoIP(config.geoip_city_db, config.geoip_asn_db)
+        now = time.time()
+        for n, data in enumerate(
+            reports.aggregate_reports(now, config.local_domains) + reports.tls_reports(now, config.local_domains)
+        ):
+            import_bytes(pool, data, f"demo-report-{n}", geo)
+    finally:
+        pool.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     host, port = args.bind
     sim_port = _free_port()
@@ -217,6 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         _wait_http(f"http://127.0.0.1:{sim_port}/api/v1/get/status/version", {"X-API-Key": ro_key}, simulator)
         url = _database_url(config)
+        _import_demo_reports(config, url)
         worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         print(

@@ -103,7 +103,7 @@ COUNTERS = {
         ("target", "action", "outcome"),
     ),
 }
-ALWAYS_PRESENT = ("sasl_auth_failures", "netfilter_bans", "netfilter_unbans")
+ALWAYS_PRESENT = ("sasl_auth_failures", "netfilter_bans", "netfilter_unbans", "dmarc_invalid_reports")
 QUEUES = ("incoming", "active", "deferred", "hold", "maildrop")
 _SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 

@@ -23,7 +23,11 @@ from dashboards.generate import BUILDERS, build_all, render
 from datasource import catalog
 from exporter.actions import ACTIONS
 from exporter.actions import parse as parse_action
+from exporter.dmarc_import import import_bytes
+from exporter.geoip import GeoIP
 from exporter.jobs import Worker, tracked
+from exporter.simulator import reports
+from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.mailflow import scenario
@@ -33,6 +37,8 @@ ROOT = Path(__file__).parent.parent
 BOARDS = {name: json.loads((ROOT / "dashboards" / name).read_text()) for name in BUILDERS}
 SCHEMA = json.loads((Path(__file__).parent / "data" / "dashboard.schema.json").read_text())
 PASSWORD = "contract-pass"
+GEOIP = ROOT.parent / "shared" / "data" / "geoip"
+CITY, ASN = str(GEOIP / "GeoLite2-City-Test.mmdb"), str(GEOIP / "GeoLite2-ASN-Test.mmdb")
 
 
 def provisioned_uids() -> set[str]:
@@ -150,7 +156,16 @@ def demo(databases):
             ("update_final_status", worker.update_final_status),
         ):
             tracked(pool, job, run)()
-        config = make_config(url, rig.mailcow_url, auth_enabled=True, auth_password=PASSWORD)
+        config = make_config(
+            url, rig.mailcow_url, auth_enabled=True, auth_password=PASSWORD, geoip_city_db=CITY, geoip_asn_db=ASN
+        )
+        geo = GeoIP(CITY, ASN)
+        day_after = SIM_START + 86400  # a week of reports up to the end of the demo's day
+        for n, data in enumerate(
+            reports.aggregate_reports(day_after, list(LOCAL_DOMAINS))
+            + reports.tls_reports(day_after, list(LOCAL_DOMAINS))
+        ):
+            import_bytes(pool, data, f"demo-{n}", geo)
         app = create_app(config, pool)
         server = LiveServer(app)
         with pool.connection() as conn:
@@ -185,6 +200,8 @@ def substitute(text: str, demo: dict) -> str:
         "ip": "",
         "user": "",
         "key": demo["key"],
+        "dmarc_domain": ".*",
+        "failures": "false",
     }
     return re.sub(r"\$\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], text)
 

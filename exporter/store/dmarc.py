@@ -4,6 +4,7 @@ read models behind /api/dmarc and the DMARC dashboard. Pass rates are percentage
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -244,60 +245,70 @@ _RATES = """sum(c.count)::bigint AS total_messages,
         AS dkim_pass_pct"""
 
 
-def domains(pool: ConnectionPool, since: datetime) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Window:
+    """Which reports a read covers: those overlapping [since, until], of one domain or all."""
+
+    since: datetime
+    until: datetime | None = None
+    domain: str | None = None
+    failures_only: bool = False
+
+    def where(self, alias: str = "r", domain_column: str = "r.domain", records: bool = True) -> tuple[str, list[Any]]:
+        clauses, params = [f"{alias}.end_at >= %s"], [self.since]
+        if self.until is not None:
+            clauses.append(f"{alias}.begin_at <= %s")
+            params.append(self.until)
+        if self.domain:
+            clauses.append(f"{domain_column} = %s")
+            params.append(self.domain)
+        if self.failures_only and records:
+            clauses.append(FAILURES_ONLY)
+        return " AND ".join(clauses), params
+
+
+_JOINED = "FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id"
+
+
+def domains(pool: ConnectionPool, window: Window) -> list[dict[str, Any]]:
+    where, params = window.where()
     return _rows(
         pool,
         f"""SELECT r.domain, {_RATES}, count(DISTINCT c.source_ip) AS unique_ips,
                    max(r.end_at) AS last_report, (array_agg(r.policy ORDER BY r.end_at DESC))[1] AS policy
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id
-            WHERE r.end_at >= %s GROUP BY r.domain ORDER BY total_messages DESC, r.domain""",
-        (since,),
-    )
-
-
-def totals(pool: ConnectionPool, since: datetime) -> dict[str, Any]:
-    return _rows(
-        pool,
-        f"""SELECT {_RATES}, count(DISTINCT c.source_ip) AS unique_ips
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id WHERE r.end_at >= %s""",
-        (since,),
-    )[0]
-
-
-def domain_summary(pool: ConnectionPool, domain: str, since: datetime, failures_only: bool = False) -> dict[str, Any]:
-    extra = f" AND {FAILURES_ONLY}" if failures_only else ""
-    return _rows(
-        pool,
-        f"""SELECT {_RATES}, count(DISTINCT c.source_ip) AS unique_ips, count(DISTINCT r.org_name) AS unique_reporters,
-                   (array_agg(r.policy ORDER BY r.end_at DESC))[1] AS policy
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id
-            WHERE r.domain = %s AND r.end_at >= %s{extra}""",
-        (domain, since),
-    )[0]
-
-
-def daily(pool: ConnectionPool, domain: str | None, since: datetime, failures_only: bool = False) -> list[dict]:
-    """Per UTC day of the report's begin: counts, rates, reports, reporters."""
-    where = (
-        "r.end_at >= %s" + (" AND r.domain = %s" if domain else "") + (f" AND {FAILURES_ONLY}" if failures_only else "")
-    )
-    params = (since, domain) if domain else (since,)
-    return _rows(
-        pool,
-        f"""SELECT date_trunc('day', r.begin_at) AS day, r.domain, {_RATES}, count(DISTINCT r.id) AS report_count,
-                   count(DISTINCT c.source_ip) AS unique_ips, array_agg(DISTINCT r.org_name) AS reporters
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id
-            WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
+            {_JOINED} WHERE {where} GROUP BY r.domain ORDER BY total_messages DESC, r.domain""",
         params,
     )
 
 
-def sources(pool: ConnectionPool, domain: str | None, since: datetime, failures_only: bool, limit: int) -> list[dict]:
-    """Per sending IP: volume, pass rates, reporters, geo/ASN/rDNS, first and last seen."""
-    where = (
-        "r.end_at >= %s" + (" AND r.domain = %s" if domain else "") + (f" AND {FAILURES_ONLY}" if failures_only else "")
+def totals(pool: ConnectionPool, window: Window) -> dict[str, Any]:
+    where, params = window.where()
+    return _rows(
+        pool,
+        f"""SELECT {_RATES}, count(DISTINCT c.source_ip) AS unique_ips, count(DISTINCT r.org_name) AS unique_reporters,
+                   coalesce(sum(c.count) FILTER (WHERE {FAILURES_ONLY}), 0)::bigint AS failing_messages,
+                   (array_agg(r.policy ORDER BY r.end_at DESC))[1] AS policy
+            {_JOINED} WHERE {where}""",
+        params,
+    )[0]
+
+
+def daily(pool: ConnectionPool, window: Window) -> list[dict]:
+    """Per UTC day of the report's begin: counts, rates, reports, reporters."""
+    where, params = window.where()
+    return _rows(
+        pool,
+        f"""SELECT date_trunc('day', r.begin_at) AS day, {_RATES}, count(DISTINCT r.id) AS report_count,
+                   count(DISTINCT c.source_ip) AS unique_ips, array_agg(DISTINCT r.org_name) AS reporters,
+                   coalesce(sum(c.count) FILTER (WHERE {FAILURES_ONLY}), 0)::bigint AS failing_messages
+            {_JOINED} WHERE {where} GROUP BY 1 ORDER BY 1""",
+        params,
     )
-    params: tuple = (since, domain, limit) if domain else (since, limit)
+
+
+def sources(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
+    """Per sending IP: volume, pass rates, reporters, geo/ASN/rDNS, first and last seen."""
+    where, params = window.where()
     return _rows(
         pool,
         f"""SELECT host(c.source_ip) AS source_ip, {_RATES}, count(DISTINCT r.org_name) AS reporters,
@@ -305,20 +316,42 @@ def sources(pool: ConnectionPool, domain: str | None, since: datetime, failures_
                    max(c.asn) AS asn, max(c.asn_org) AS asn_org, max(c.reverse_dns) AS reverse_dns,
                    min(r.begin_at) AS first_seen, max(r.end_at) AS last_seen,
                    array_agg(DISTINCT c.header_from) FILTER (WHERE c.header_from IS NOT NULL) AS header_from
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id
-            WHERE {where} GROUP BY c.source_ip ORDER BY total_messages DESC, c.source_ip LIMIT %s""",
+            {_JOINED} WHERE {where} GROUP BY c.source_ip ORDER BY total_messages DESC, c.source_ip LIMIT %s""",
+        [*params, limit],
+    )
+
+
+def countries(pool: ConnectionPool, window: Window) -> list[dict]:
+    where, params = window.where()
+    return _rows(
+        pool,
+        f"""SELECT coalesce(c.country_code, '??') AS country_code, max(c.country_name) AS country_name, {_RATES},
+                   coalesce(sum(c.count) FILTER (WHERE {FAILURES_ONLY}), 0)::bigint AS failing_messages
+            {_JOINED} WHERE {where} GROUP BY 1 ORDER BY total_messages DESC, 1""",
         params,
     )
 
 
-def reporters(pool: ConnectionPool, domain: str | None, since: datetime) -> list[dict]:
-    where = "r.end_at >= %s" + (" AND r.domain = %s" if domain else "")
+def reporters(pool: ConnectionPool, window: Window) -> list[dict]:
+    where, params = window.where()
     return _rows(
         pool,
-        f"""SELECT r.org_name AS reporter, count(DISTINCT r.id) AS reports, {_RATES}
-            FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id
-            WHERE {where} GROUP BY r.org_name ORDER BY total_messages DESC, r.org_name""",
-        (since, domain) if domain else (since,),
+        f"""SELECT r.org_name AS reporter, count(DISTINCT r.id) AS reports, {_RATES}, max(r.end_at) AS last_report
+            {_JOINED} WHERE {where} GROUP BY r.org_name ORDER BY total_messages DESC, r.org_name""",
+        params,
+    )
+
+
+def failing_records(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
+    """Records that failed DMARC or had the policy applied, newest first (the failures drill-down)."""
+    where, params = window.where()
+    return _rows(
+        pool,
+        f"""SELECT r.begin_at, r.domain, r.org_name AS reporter, host(c.source_ip) AS source_ip, c.count,
+                   c.disposition, c.spf, c.dkim, c.header_from, c.envelope_from, c.country_code, c.asn, c.asn_org,
+                   c.reverse_dns
+            {_JOINED} WHERE {where} AND {FAILURES_ONLY} ORDER BY r.begin_at DESC, c.count DESC LIMIT %s""",
+        [*params, limit],
     )
 
 
@@ -340,23 +373,31 @@ def reports_on(pool: ConnectionPool, domain: str, day: datetime) -> list[dict]:
     )
 
 
-def failure_reports(pool: ConnectionPool, domain: str | None, since: datetime, limit: int) -> list[dict]:
-    where = "coalesce(arrival_at, received_at) >= %s" + (" AND reported_domain = %s" if domain else "")
+def failure_reports(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
+    where, params = ["coalesce(arrival_at, received_at) >= %s"], [window.since]
+    if window.domain:
+        where.append("reported_domain = %s")
+        params.append(window.domain)
     return _rows(
         pool,
         f"""SELECT id, reported_domain, host(source_ip) AS source_ip, arrival_at, format, feedback_type,
                    original_mail_from, original_rcpt_to, auth_failure, delivery_result, authentication_results,
                    reporter, subject, header_from, country_code, asn
-            FROM dmarc_failure_reports WHERE {where} ORDER BY arrival_at DESC NULLS LAST, id DESC LIMIT %s""",
-        (since, domain, limit) if domain else (since, limit),
+            FROM dmarc_failure_reports WHERE {" AND ".join(where)}
+            ORDER BY arrival_at DESC NULLS LAST, id DESC LIMIT %s""",
+        [*params, limit],
     )
 
 
 # --- TLS -------------------------------------------------------------------------------------------------
 
 
-def tls_reports(pool: ConnectionPool, domain: str | None, since: datetime) -> list[dict]:
-    where = "t.end_at >= %s" + (" AND p.policy_domain = %s" if domain else "")
+def _tls_where(window: Window) -> tuple[str, list[Any]]:
+    return window.where("t", "p.policy_domain", records=False)
+
+
+def tls_reports(pool: ConnectionPool, window: Window) -> list[dict]:
+    where, params = _tls_where(window)
     return _rows(
         pool,
         f"""SELECT t.id, t.report_id, t.organization_name, t.contact_info, t.begin_at, t.end_at,
@@ -366,19 +407,36 @@ def tls_reports(pool: ConnectionPool, domain: str | None, since: datetime) -> li
                        'failed_sessions', p.failed_sessions, 'failure_details', p.failure_details)) AS policies
             FROM tls_reports t JOIN tls_policies p ON p.report_pk = t.id
             WHERE {where} GROUP BY t.id ORDER BY t.begin_at DESC, t.id DESC""",
-        (since, domain) if domain else (since,),
+        params,
     )
 
 
-def tls_failure_types(pool: ConnectionPool, domain: str | None, since: datetime) -> list[dict]:
-    where = "t.end_at >= %s" + (" AND p.policy_domain = %s" if domain else "")
+def tls_daily(pool: ConnectionPool, window: Window) -> list[dict]:
+    where, params = _tls_where(window)
     return _rows(
         pool,
-        f"""SELECT d ->> 'result_type' AS result_type, sum((d ->> 'failed_session_count')::bigint)::bigint AS sessions
+        f"""SELECT date_trunc('day', t.begin_at) AS day, sum(p.successful_sessions)::bigint AS successful_sessions,
+                   sum(p.failed_sessions)::bigint AS failed_sessions
+            FROM tls_reports t JOIN tls_policies p ON p.report_pk = t.id WHERE {where} GROUP BY 1 ORDER BY 1""",
+        params,
+    )
+
+
+def tls_failure_types(pool: ConnectionPool, window: Window) -> list[dict]:
+    where, params = _tls_where(window)
+    return _rows(
+        pool,
+        f"""SELECT d ->> 'result_type' AS result_type, sum((d ->> 'failed_session_count')::bigint)::bigint AS sessions,
+                   count(DISTINCT d ->> 'receiving_mx_hostname') AS mx_hosts
             FROM tls_reports t JOIN tls_policies p ON p.report_pk = t.id, jsonb_array_elements(p.failure_details) d
             WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1""",
-        (since, domain) if domain else (since,),
+        params,
     )
+
+
+def dmarc_domains(pool: ConnectionPool) -> list[str]:
+    """Every domain with reports (the dashboard's domain variable)."""
+    return [r["domain"] for r in _rows(pool, "SELECT DISTINCT domain FROM dmarc_reports ORDER BY 1", ())]
 
 
 # --- IMAP sync history ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from exporter.dmarc_import import import_bytes, reverse_dns
 from exporter.geoip import GeoIP, flag
 from exporter.readmodels import iso
 from exporter.store import dmarc as store
+from exporter.store.dmarc import Window
 from exporter.web import context
 from exporter.web.errors import ApiError
 
@@ -44,6 +45,10 @@ def _since() -> datetime:
     return datetime.now(UTC) - timedelta(days=_int_arg("days", 30, 1, 3650))
 
 
+def _window(domain: str | None = None) -> Window:
+    return Window(_since(), domain=domain, failures_only=_failures_only())
+
+
 def _failures_only() -> bool:
     return request.args.get("failures_only", "").lower() in ("1", "true", "yes")
 
@@ -69,9 +74,9 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/domains")
 def domains() -> Response:
-    since = _since()
-    rows = store.domains(context.pool(), since)
-    overall = store.totals(context.pool(), since)
+    window = _window()
+    rows = store.domains(context.pool(), window)
+    overall = store.totals(context.pool(), window)
     return jsonify(
         {
             "total_domains": len(rows),
@@ -98,9 +103,9 @@ def domains() -> Response:
 
 @bp.get(f"/domains/{_DOMAIN}/overview")
 def overview(domain: str) -> Response:
-    domain, since, failures = _domain(domain), _since(), _failures_only()
-    summary = store.domain_summary(context.pool(), domain, since, failures)
-    days = store.daily(context.pool(), domain, since, failures)
+    domain = _domain(domain)
+    summary = store.totals(context.pool(), _window(domain))
+    days = store.daily(context.pool(), _window(domain))
     return jsonify(
         {
             "domain": domain,
@@ -116,7 +121,7 @@ def overview(domain: str) -> Response:
 @bp.get(f"/domains/{_DOMAIN}/reports")
 def reports(domain: str) -> Response:
     domain = _domain(domain)
-    days = store.daily(context.pool(), domain, _since(), _failures_only())
+    days = store.daily(context.pool(), _window(domain))
     return jsonify(
         {
             "domain": domain,
@@ -190,13 +195,13 @@ def source_row(r: dict[str, Any]) -> dict[str, Any]:
 def sources(domain: str) -> Response:
     domain = _domain(domain)
     limit = _int_arg("limit", 500, 1, 5000)
-    rows = store.sources(context.pool(), domain, _since(), _failures_only(), limit)
+    rows = store.sources(context.pool(), _window(domain), limit)
     return jsonify({"domain": domain, "sources": [source_row(r) for r in rows]})
 
 
 @bp.get(f"/domains/{_DOMAIN}/failure-reports")
 def failure_reports(domain: str) -> Response:
-    rows = store.failure_reports(context.pool(), _domain(domain), _since(), _int_arg("limit", 100, 1, 1000))
+    rows = store.failure_reports(context.pool(), _window(_domain(domain)), _int_arg("limit", 100, 1, 1000))
     return jsonify({"domain": _domain(domain), "total": len(rows), "data": [_dates(r, "arrival_at") for r in rows]})
 
 
@@ -338,7 +343,7 @@ def _rate(ok: int, failed: int) -> float | None:
 def _tls_for(domain: str) -> list[dict[str, Any]]:
     """The domain's TLS reports, each counting only its policies for that domain."""
     out = []
-    for r in store.tls_reports(context.pool(), domain, _since()):
+    for r in store.tls_reports(context.pool(), Window(_since(), domain=domain)):
         policies = [p for p in r["policies"] if p["policy_domain"] == domain]
         ok = sum(p["successful_sessions"] for p in policies)
         failed = sum(p["failed_sessions"] for p in policies)
