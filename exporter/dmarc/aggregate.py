@@ -8,19 +8,23 @@ neither resolves entities nor touches the network, and the record count is bound
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree import ElementTree
 
 from lxml import etree
 
 from exporter.dmarc.errors import InvalidReport
 
 MAX_RECORDS = 100_000
+Node = ElementTree.Element
 DMARC2_NS = "urn:ietf:params:xml:ns:dmarc-2.0"
 
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
+_BETWEEN_TAGS = re.compile(r">\s+<")
+_RECORD_TAG = re.compile(r"<(?:[\w.-]+:)?record[\s>]")
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 _PARSER = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
 
@@ -35,50 +39,68 @@ def _text(data: bytes) -> str:
         text = data.decode("utf-16-be")
     else:
         text = data.decode("utf-8", errors="ignore")
-    return _DECLARATION.sub("", text.lstrip("\ufeff \t\r\n"), count=1).lstrip()
+    text = _DECLARATION.sub("", text.lstrip("\ufeff \t\r\n"), count=1).lstrip()
+    return _BETWEEN_TAGS.sub("><", text)  # indentation only: the parser then builds far fewer strings
 
 
-def _root(data: bytes, errors: list[str]) -> etree._Element:
-    if _DTD.search(data[:65536]) or _DTD.search(data.replace(b"\x00", b"")[:65536]):
+def _check_record_count(records: int) -> None:
+    if records > MAX_RECORDS:
+        raise InvalidReport(f"{records:,} records is over the {MAX_RECORDS:,}-record limit")
+
+
+def _root(data: bytes, errors: list[str]) -> Node:
+    """The parsed document: the standard library's C parser for well-formed reports (fast), lxml's
+    recovering parser for broken ones. Entities never get here: a DTD is refused first."""
+    head = data[:65536]
+    if _DTD.search(head) or _DTD.search(head.replace(b"\x00", b"")):
         raise InvalidReport("DTDs and entity declarations are not allowed in a report")
+    _check_record_count(data.count(b"<record") + data.count(b":record") // 2)  # before anything is built
     text = _text(data)
     if not text:
         raise InvalidReport("the report is empty")
+    if b"\x00" in head:  # UTF-16: count again on the text
+        _check_record_count(sum(1 for _ in _RECORD_TAG.finditer(text)))
     try:
-        return etree.fromstring(text, etree.XMLParser(**_PARSER))
-    except etree.XMLSyntaxError as exc:
+        return ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
         strict_error = str(exc)
-    root = etree.fromstring(text, etree.XMLParser(recover=True, **_PARSER))
-    if root is None:
+    recovered = etree.fromstring(text, etree.XMLParser(recover=True, **_PARSER))
+    if recovered is None:
         raise InvalidReport(f"not well-formed XML: {strict_error}")
     errors.append(f"Invalid XML: {strict_error}")
-    return root
+    for node in list(recovered.iter(etree.PI, etree.Comment)):
+        node.getparent().remove(node)
+    return ElementTree.fromstring(etree.tostring(recovered))  # one element type from here on
 
 
-def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+def _strip_namespaces(root: Node) -> str | None:
+    """Drop namespaces from every tag (default or prefixed alike); return the feedback's namespace."""
+    namespace = None
+    for node in root.iter():
+        tag = node.tag
+        if tag[0] == "{":
+            uri, _, local = tag[1:].partition("}")
+            if local == "feedback":
+                namespace = uri
+            node.tag = local
+    return namespace
 
 
-def _child(node: etree._Element | None, name: str) -> etree._Element | None:
+def _child(node: Node | None, name: str) -> Node | None:
+    return node.find(name) if node is not None else None
+
+
+def _children(node: Node | None, name: str) -> list[Node]:
+    return node.findall(name) if node is not None else []
+
+
+def _get(node: Node | None, *path: str) -> str | None:
     if node is None:
         return None
-    for child in node:
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
-def _children(node: etree._Element | None, name: str) -> list[etree._Element]:
-    return [c for c in node if _local(c.tag) == name] if node is not None else []
-
-
-def _get(node: etree._Element | None, *path: str) -> str | None:
-    for name in path:
-        node = _child(node, name)
-    if node is None:
+    value = node.findtext("/".join(path))
+    if value is None:
         return None
-    value = "".join(node.itertext()).strip()
-    return value or None
+    return value.strip() or None
 
 
 def _word(value: str | None, default: str | None = None) -> str | None:
@@ -99,57 +121,88 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _feedback(root: etree._Element) -> etree._Element:
-    if _local(root.tag) == "feedback":
+def _feedback(root: Node) -> Node:
+    if root.tag == "feedback":
         return root
-    for node in root.iter():
-        if _local(node.tag) == "feedback":
-            return node  # e.g. inside a stray <xs:schema> wrapper
-    raise InvalidReport("no <feedback> element: not a DMARC aggregate report")
+    found = root.find(".//feedback")  # e.g. inside a stray <xs:schema> wrapper
+    if found is None:
+        raise InvalidReport("no <feedback> element: not a DMARC aggregate report")
+    return found
 
 
-def _auth(node: etree._Element) -> dict[str, Any]:
+def _fields(node: Node | None) -> dict[str, Any]:
+    """Direct children by tag: text for leaves, the element for the rest (one pass, no path lookups)."""
+    out: dict[str, Any] = {}
+    if node is None:
+        return out
+    for child in node:
+        tag = child.tag
+        if tag in out:
+            continue
+        if len(child):
+            out[tag] = child
+        else:
+            text = child.text
+            out[tag] = (text.strip() or None) if text else None
+    return out
+
+
+def _lower(value: Any, default: str | None = None) -> str | None:
+    return value.lower() if isinstance(value, str) else default
+
+
+def _auth(node: Node) -> dict[str, Any]:
+    f = _fields(node)
     return {
-        "domain": _word(_get(node, "domain")),
-        "selector": _get(node, "selector"),
-        "scope": _word(_get(node, "scope")),
-        "result": _word(_get(node, "result"), "none"),
-        "human_result": _get(node, "human_result"),
+        "domain": _lower(f.get("domain")),
+        "selector": f.get("selector") if isinstance(f.get("selector"), str) else None,
+        "scope": _lower(f.get("scope")),
+        "result": _lower(f.get("result"), "none"),
+        "human_result": f.get("human_result") if isinstance(f.get("human_result"), str) else None,
     }
 
 
-def _record(node: etree._Element) -> dict[str, Any]:
-    row = _child(node, "row")
-    ip_text = _get(row, "source_ip")
-    try:
-        source_ip = str(ipaddress.ip_address(ip_text or ""))
-    except ValueError:
-        raise InvalidReport(f"record with an invalid source_ip {ip_text!r}") from None
-    count = _int(_get(row, "count"))
+def _ip(text: Any) -> str:
+    if isinstance(text, str):
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                return socket.inet_ntop(family, socket.inet_pton(family, text))
+            except OSError:
+                continue
+    raise InvalidReport(f"record with an invalid source_ip {text!r}")
+
+
+def _record(node: Node) -> dict[str, Any]:
+    parts = _fields(node)
+    row = _fields(parts.get("row"))
+    source_ip = _ip(row.get("source_ip"))
+    count = _int(row.get("count") if isinstance(row.get("count"), str) else None)
     if count is None or count < 0:
         raise InvalidReport(f"record for {source_ip} has no valid count")
-    evaluated = _child(row, "policy_evaluated")
-    spf = _word(_get(evaluated, "spf"), "fail")
-    dkim = _word(_get(evaluated, "dkim"), "fail")
-    identifiers = _child(node, "identifiers")
-    if identifiers is None:
-        identifiers = _child(node, "identities")
-    auth = _child(node, "auth_results")
+    evaluated_node = row.get("policy_evaluated")
+    evaluated = _fields(evaluated_node)
+    spf = _lower(evaluated.get("spf"), "fail")
+    dkim = _lower(evaluated.get("dkim"), "fail")
+    identifiers = _fields(parts.get("identifiers") if "identifiers" in parts else parts.get("identities"))
+    auth = parts.get("auth_results")
+    auth = None if isinstance(auth, str) or auth is None else auth
     return {
         "source_ip": source_ip,
         "count": count,
-        "disposition": _word(_get(evaluated, "disposition"), "none"),
+        "disposition": _lower(evaluated.get("disposition"), "none"),
         "dkim": dkim,
         "spf": spf,
         "dkim_aligned": dkim == "pass",
         "spf_aligned": spf == "pass",
         "dmarc_pass": dkim == "pass" or spf == "pass",
         "reasons": [
-            {"type": _word(_get(r, "type")), "comment": _get(r, "comment")} for r in _children(evaluated, "reason")
-        ],
-        "header_from": _word(_get(identifiers, "header_from")),
-        "envelope_from": _word(_get(identifiers, "envelope_from")),
-        "envelope_to": _word(_get(identifiers, "envelope_to")),
+            {"type": _word(_get(r, "type")), "comment": _get(r, "comment")} for r in _children(evaluated_node, "reason")
+        ]
+        if evaluated_node is not None and not isinstance(evaluated_node, str)
+        else [],
+        "header_from": _lower(identifiers.get("header_from")),
+        "envelope_from": _lower(identifiers.get("envelope_from")),
+        "envelope_to": _lower(identifiers.get("envelope_to")),
         "auth_dkim": [_auth(d) for d in _children(auth, "dkim")],
         "auth_spf": [_auth(s) for s in _children(auth, "spf")],
     }
@@ -159,6 +212,7 @@ def parse(data: bytes) -> dict[str, Any]:
     """One aggregate report; raise InvalidReport with the reason when it is not one."""
     errors: list[str] = []
     root = _root(data, errors)
+    namespace = _strip_namespaces(root) if b"xmlns" in data or root.tag[0] == "{" else None
     feedback = _feedback(root)
     meta = _child(feedback, "report_metadata")
     policy = _child(feedback, "policy_published")
@@ -187,7 +241,6 @@ def parse(data: bytes) -> dict[str, Any]:
             errors.append(f"record {number} skipped: {exc}")
     if not records:
         raise InvalidReport("the report has no readable record" + (f" ({errors[-1]})" if errors else ""))
-    namespace = etree.QName(feedback.tag).namespace
     version = _get(feedback, "version")
     is_dmarc2 = namespace == DMARC2_NS or any(
         _child(x, name) is not None for x, name in ((policy, "np"), (policy, "testing"), (meta, "generator"))
@@ -219,5 +272,5 @@ def parse(data: bytes) -> dict[str, Any]:
     }
 
 
-def _get_all(node: etree._Element | None, name: str) -> list[str]:
-    return ["".join(c.itertext()).strip() for c in _children(node, name) if "".join(c.itertext()).strip()]
+def _get_all(node: Node | None, name: str) -> list[str]:
+    return [c.text.strip() for c in _children(node, name) if c.text and c.text.strip()]
