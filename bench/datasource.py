@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import statistics
 import threading
 import time
@@ -18,9 +17,9 @@ import time
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import httpx
 import psycopg
-from psycopg import sql
 from werkzeug.serving import make_server
 
+from bench._scratch import scratch_database
 from exporter.config import Config
 from exporter.database import create_pool, migrate
 from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
@@ -104,11 +103,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("mailcow_grafana.http").setLevel(logging.WARNING)
 
-    name = f"mg_bench_ds_{secrets.token_hex(4)}"
-    with psycopg.connect(args.server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
-    try:
+    with scratch_database(args.server, "mg_bench_ds") as url:
         migrate(url)
         t0 = time.perf_counter()
         with psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC") as conn:
@@ -148,9 +143,6 @@ def main() -> None:
         print(f"worst p95: {worst:.1f} ms")
         server.shutdown()
         pool.close()
-    finally:
-        with psycopg.connect(args.server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

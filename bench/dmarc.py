@@ -8,14 +8,12 @@ parsedmarc on the same machine (reference sheet): about 480 small reports/s and 
 from __future__ import annotations
 
 import argparse
-import secrets
 import time
 from pathlib import Path
 
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
-import psycopg
-from psycopg import sql
 
+from bench._scratch import scratch_database
 from exporter.database import create_pool, migrate
 from exporter.dmarc.errors import InvalidReport
 from exporter.dmarc.reports import parse_file
@@ -62,11 +60,7 @@ def main() -> None:
     runs, elapsed = timed(args.seconds, parse_all)
     print(f"{len(small)} other samples: {runs * len(small) / elapsed:,.0f} reports/s parsed")
 
-    name = f"mg_bench_dmarc_{secrets.token_hex(4)}"
-    with psycopg.connect(args.server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
-    try:
+    with scratch_database(args.server, "mg_bench_dmarc") as url:
         migrate(url)
         pool = create_pool(url, 2)
         pool.wait()
@@ -79,9 +73,6 @@ def main() -> None:
         import_bytes(pool, large.replace(b"example.com:1711897200", b"example.com:bench-2"), "bench")
         print(f"parse + store of the large report: {records / (time.perf_counter() - started):,.0f} records/s")
         pool.close()
-    finally:
-        with psycopg.connect(args.server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

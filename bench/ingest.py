@@ -9,15 +9,14 @@ product's pipeline in fetch-sized windows into a scratch database on the server 
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import time
 from collections import deque
 
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import psycopg
-from psycopg import sql
 
+from bench._scratch import scratch_database
 from exporter import correlation
 from exporter.config import Config
 from exporter.database import create_pool, migrate
@@ -91,11 +90,7 @@ def main() -> None:
     total = len(postfix) + len(rspamd)
     print(f"generated {len(postfix):,} postfix + {len(rspamd):,} rspamd lines in {time.perf_counter() - t0:.1f} s")
 
-    name = f"mg_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(args.server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
-    try:
+    with scratch_database(args.server, "mg_bench", args.keep) as url:
         migrate(url)
         pool = create_pool(url, 4)
         pool.wait()
@@ -129,12 +124,6 @@ def main() -> None:
         }.items():
             latency(client, label, path)
         pool.close()
-    finally:
-        if args.keep:
-            print(f"kept database: {url}")
-        else:
-            with psycopg.connect(args.server, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

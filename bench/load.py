@@ -7,12 +7,10 @@ Each rate runs the simulator in real time against a `mailcow-grafana worker` on 
 from __future__ import annotations
 
 import argparse
-import secrets
 
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
-import psycopg
-from psycopg import sql
 
+from bench._scratch import scratch_database
 from tests.loadrun import run_load
 
 
@@ -24,14 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     best = 0.0
     for rate in args.rates:
-        name = f"mg_load_{secrets.token_hex(4)}"
-        with psycopg.connect(args.server, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            result = run_load(psycopg.conninfo.make_conninfo(args.server, dbname=name), rate, args.seconds)
-        finally:
-            with psycopg.connect(args.server, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        with scratch_database(args.server, "mg_load") as url:
+            result = run_load(url, rate, args.seconds)
         print(("LOSSLESS " if result.lossless else "LOSS     ") + result.summary(), flush=True)
         if result.lossless:
             best = max(best, rate)

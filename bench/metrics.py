@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import statistics
 import threading
 import time
@@ -18,10 +17,10 @@ import time
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import httpx
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 from werkzeug.serving import make_server
 
+from bench._scratch import scratch_database
 from exporter.config import Config
 from exporter.database import create_pool, migrate
 from exporter.web.app import create_app
@@ -65,11 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    name = f"mg_bench_metrics_{secrets.token_hex(4)}"
-    with psycopg.connect(args.server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(args.server, dbname=name)
-    try:
+    with scratch_database(args.server, "mg_bench_metrics") as url:
         migrate(url)
         t0 = time.perf_counter()
         with psycopg.connect(url, autocommit=True) as conn:
@@ -107,9 +102,6 @@ def main() -> None:
         )
         server.shutdown()
         pool.close()
-    finally:
-        with psycopg.connect(args.server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":
