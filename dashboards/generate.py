@@ -972,6 +972,13 @@ def dmarc() -> dict:
         ),
         summary_stat("Reporters", "Organisations that sent reports.", "unique_reporters", "short"),
         series(
+            "DMARC pass rate by domain",
+            "DMARC pass rate per UTC day, one line per policy domain.",
+            [infinity("dmarc_pass_by_domain", {}, "timeseries", params=DMARC_FILTERS)],
+            "percent",
+            w=24,
+        ),
+        series(
             "Pass rates per day",
             "DMARC, SPF and DKIM pass rates per UTC day of the reports.",
             [infinity("dmarc_daily", cols(rates), "timeseries", params=DMARC_FILTERS)],

@@ -423,6 +423,15 @@ def dmarc_daily(pool: ConnectionPool, args: Args) -> list[dict]:
     ]
 
 
+def dmarc_pass_by_domain(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Wide rows for one series per domain: {"time", "<domain>": DMARC pass %, ...}; a domain without
+    reports that day has no value there."""
+    rows: dict[int, dict[str, Any]] = {}
+    for r in dmarc_store.daily_by_domain(pool, _dmarc_window(args)):
+        rows.setdefault(ms(r["day"]), {"time": ms(r["day"])})[r["domain"]] = r["dmarc_pass_pct"]
+    return [rows[t] for t in sorted(rows)]
+
+
 def dmarc_domains(pool: ConnectionPool, args: Args) -> list[dict]:
     return [
         {
@@ -599,6 +608,9 @@ QUERIES = {
         Query("annotations", "annotations", "Bans, ingestion gaps, container starts", annotations),
         Query("dmarc_summary", "table", "DMARC totals for the range (messages, pass rates, failing)", dmarc_summary),
         Query("dmarc_daily", "timeseries", "DMARC reported messages and pass rates per day", dmarc_daily),
+        Query(
+            "dmarc_pass_by_domain", "timeseries", "DMARC pass % per day, one column per domain", dmarc_pass_by_domain
+        ),
         Query("dmarc_domains", "table", "Policy domains with pass rates and published policy", dmarc_domains),
         Query(
             "dmarc_sources",

@@ -177,3 +177,16 @@ def test_import_dmarc_command_imports_a_folder_once(db_url, dmarc_pool, tmp_path
         assert conn.execute("SELECT count(*) FROM dmarc_reports").fetchone()[0] == 21
         assert conn.execute("SELECT count(*) FROM tls_reports").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM dmarc_failure_reports").fetchone()[0] == 5
+
+
+def test_grafana_rows_give_one_pass_rate_series_per_domain(loaded):
+    other = [("81.2.69.142", 10, "fail", "fail", "quarantine"), ("81.2.69.142", 30, "pass", "fail", "none")]
+    assert (
+        upload(loaded, aggregate_xml("google.com", "r-other", "example.net", DAY, DAY + 86399, other)).status_code
+        == 201
+    )
+    window = f"from={(DAY - 86400) * 1000}&to={(DAY + 86400) * 1000}"
+    rows = loaded.get(f"/grafana/infinity/dmarc_pass_by_domain?{window}").get_json()
+    assert rows == [{"time": DAY * 1000, "example.net": 75.0, "example.org": 95.0}]
+    only = loaded.get(f"/grafana/infinity/dmarc_sources?{window}&domain=example.net&failures_only=true").get_json()
+    assert [(r["source_ip"], r["total_messages"], r["country"]) for r in only] == [("81.2.69.142", 10, "🇬🇧 GB")]

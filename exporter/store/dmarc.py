@@ -306,6 +306,17 @@ def daily(pool: ConnectionPool, window: Window) -> list[dict]:
     )
 
 
+def daily_by_domain(pool: ConnectionPool, window: Window) -> list[dict]:
+    """DMARC pass rate per UTC day and policy domain."""
+    where, params = window.where()
+    return _rows(
+        pool,
+        f"""SELECT date_trunc('day', r.begin_at) AS day, r.domain, {_RATES}
+            {_JOINED} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
+        params,
+    )
+
+
 def sources(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
     """Per sending IP: volume, pass rates, reporters, geo/ASN/rDNS, first and last seen."""
     where, params = window.where()
