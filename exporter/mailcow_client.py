@@ -256,6 +256,11 @@ class MailcowClient:
     def version(self) -> str:
         return str(self.get("get/status/version").get("version", ""))
 
+    def server_ips(self) -> list[str]:
+        """mailcow's public IPv4 and IPv6 addresses (`false` when its lookup failed)."""
+        answer = self.get("get/status/host/ip")
+        return [str(v) for v in (answer.get("ipv4"), answer.get("ipv6")) if v] if isinstance(answer, dict) else []
+
     def fail2ban(self) -> dict:
         return self.get("get/fail2ban")
 

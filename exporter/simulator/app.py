@@ -17,6 +17,7 @@ from exporter.simulator.traffic import Simulation
 DEFAULT_LOG_LINES = 1000  # $LOG_LINES in vars.inc.php
 _KEY_CHARS = re.compile(r"[^a-zA-Z0-9-]")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+SERVER_IPV4, SERVER_IPV6 = "203.0.113.10", "2001:db8::10"  # the simulated server's public addresses
 
 
 def _json(
@@ -189,7 +190,7 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
             if category == "dkim":
                 return _json(accounts.dkim_details(obj or ""))
             if category == "status":
-                return _status(obj)
+                return _status(obj, extra)
             if category == "fail2ban":
                 return _json(_fail2ban(int(sim.clock())))
             if category in ("bcc", "syncjobs") and obj == "all":
@@ -273,7 +274,7 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         match = [accounts.mailbox_details(state, a, n) for a, n in MAILBOXES if a == obj]
         return _json(match[0] if match else {})
 
-    def _status(obj: str | None) -> Response:
+    def _status(obj: str | None, extra: str | None = None) -> Response:
         if obj == "containers":
             return _json(state.containers, pretty=False, escape_slashes=False)
         if obj == "vmail":
@@ -291,6 +292,8 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
             )
         if obj == "version":
             return _json({"version": state.version}, pretty=False)
+        if obj == "host" and extra == "ip":  # the server's public addresses (mailcow-api.md §2.14)
+            return _json({"ipv4": SERVER_IPV4, "ipv6": SERVER_IPV6}, pretty=False)
         if obj == "host":
             return _json(
                 {

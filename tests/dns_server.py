@@ -1,0 +1,82 @@
+"""A small authoritative DNS server on loopback (UDP and TCP) serving zones the test defines: the
+DNS checks run against real DNS packets, not a mocked resolver."""
+
+from __future__ import annotations
+
+import socketserver
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+Records = dict[str, list[tuple[str, str]]]  # name -> [(type, rdata text)]
+
+
+def _answer(records: Records, wire: bytes) -> dns.message.Message:
+    query = dns.message.from_wire(wire)
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    question = query.question[0]
+    name = question.name.to_text(omit_final_dot=True).lower()
+    if name not in records:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
+    wanted = dns.rdatatype.to_text(question.rdtype)
+    for rtype, text in records[name]:
+        if rtype == wanted:
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, question.rdtype, text)
+            rrset = response.find_rrset(
+                response.answer, question.name, dns.rdataclass.IN, question.rdtype, create=True
+            )
+            rrset.add(rdata, ttl=60)
+    return response  # a known name without that type: NOERROR, no answer
+
+
+@contextmanager
+def running_dns(records: Records) -> Iterator[int]:
+    """Serve `records` on 127.0.0.1 (same port for UDP and TCP); yield the port."""
+    zone = {k.lower().rstrip("."): v for k, v in records.items()}
+
+    class Udp(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            data, sock = self.request
+            message = _answer(zone, data)
+            try:
+                wire = message.to_wire(max_size=512)
+            except dns.exception.TooBig:  # as real servers do: truncated, the client retries over TCP
+                message.answer = []
+                message.flags |= dns.flags.TC
+                wire = message.to_wire()
+            sock.sendto(wire, self.client_address)
+
+    class Tcp(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            length = struct.unpack("!H", self.request.recv(2))[0]
+            data = b""
+            while len(data) < length:
+                data += self.request.recv(length - len(data))
+            wire = _answer(zone, data).to_wire()
+            self.request.sendall(struct.pack("!H", len(wire)) + wire)
+
+    udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+    port = udp.server_address[1]
+    tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (udp, tcp)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield port
+    finally:
+        for server in (udp, tcp):
+            server.shutdown()
+            server.server_close()
