@@ -107,6 +107,12 @@ class _EnvSchema(Schema):
     GRAFANA_URL = fields.String(load_default=None, attribute="grafana_url")
     PUBLIC_URL = fields.String(load_default=None, attribute="public_url")
     SECRET_KEY = fields.String(load_default=None, attribute="secret_key", validate=validate.Length(min=16))
+    DNS_RESOLVERS = _CommaList(load_default=list, attribute="dns_resolvers")
+    DNS_CHECK_INTERVAL_HOURS = fields.Integer(
+        load_default=6, attribute="dns_check_interval_hours", validate=validate.Range(min=1, max=168)
+    )
+    MAILCOW_SERVER_IPS = _CommaList(load_default=list, attribute="mailcow_server_ips")
+    METRICS_MAILBOX_QUOTA = fields.Boolean(load_default=False, attribute="metrics_mailbox_quota")
     GEOIP_CITY_DB = fields.String(load_default=None, attribute="geoip_city_db")
     GEOIP_ASN_DB = fields.String(load_default=None, attribute="geoip_asn_db")
     DMARC_REVERSE_DNS = fields.Boolean(load_default=False, attribute="dmarc_reverse_dns")
@@ -209,6 +215,10 @@ class Config:
     grafana_url: str | None = None  # Grafana's origin: CORS for panel actions, links back to dashboards
     public_url: str | None = None  # this service as browsers reach it: the action links in dashboards
     secret_key: str | None = None  # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
+    dns_resolvers: list[str] = field(default_factory=list)  # "ip" or "ip:port"; empty = the system's
+    dns_check_interval_hours: int = 6
+    mailcow_server_ips: list[str] = field(default_factory=list)  # empty = ask mailcow (status/host/ip)
+    metrics_mailbox_quota: bool = False
     geoip_city_db: str | None = None
     geoip_asn_db: str | None = None
     dmarc_reverse_dns: bool = False

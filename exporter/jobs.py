@@ -19,12 +19,13 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
-from exporter import correlation, dmarc_imap
+from exporter import correlation, dmarc_imap, dns_checks
 from exporter.config import Config
 from exporter.database import connect
 from exporter.geoip import GeoIP
 from exporter.ingestion import Ingestor
 from exporter.mailcow_client import MailcowClient, MailcowError
+from exporter.store import domains as domain_store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
@@ -124,6 +125,20 @@ class Worker:
         domains = [(str(d.get("domain_name", "")), bool(d.get("active", 1))) for d in listed]
         return mailcow_store.replace_domains(self.pool, [(d, a) for d, a in domains if d])
 
+    def sync_accounts(self) -> tuple[int, int]:
+        """mailcow's mailboxes and aliases, for the mailbox statistics."""
+        mailboxes = self._from_mailcow("domains", self.client.mailboxes)
+        aliases = self._from_mailcow("domains", self.client.aliases)
+        return domain_store.replace_accounts(self.pool, mailboxes, aliases)
+
+    def dns_check(self) -> dict:
+        """SPF, DKIM and DMARC of every active mailcow domain (a full check)."""
+        domains = [d for d, active in mailcow_store.domain_states(self.pool) if active]
+        outcome = dns_checks.run(self.config, self.pool, self.client, domains, full=True)
+        if outcome["errors"]:
+            log.warning("DNS check: %s", "; ".join(outcome["errors"]))
+        return {"checked": len(outcome["results"]), "errors": len(outcome["errors"])}
+
     def sync_quarantine(self) -> int:
         listed = self._from_mailcow("quarantine", self.client.quarantine)
         items = [(int(q["id"]), str(q["qid"])) for q in listed if "id" in q and "qid" in q]
@@ -198,6 +213,18 @@ class Worker:
         scheduler.add_job(leader_only("expire_correlations", self.expire), "interval", seconds=60)
         scheduler.add_job(leader_only("cleanup_logs", self.cleanup), "cron", hour=2, minute=0)
         scheduler.add_job(leader_only("sync_domains", self.sync_domains), "interval", minutes=10, next_run_time=now)
+        scheduler.add_job(
+            leader_only("sync_accounts", self.sync_accounts),
+            "interval",
+            minutes=10,
+            next_run_time=now + timedelta(seconds=3),
+        )
+        scheduler.add_job(
+            leader_only("dns_check", self.dns_check),
+            "interval",
+            hours=self.config.dns_check_interval_hours,
+            next_run_time=now + timedelta(seconds=30),
+        )
         scheduler.add_job(
             leader_only("sync_quarantine", self.sync_quarantine),
             "interval",

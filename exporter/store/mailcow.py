@@ -28,6 +28,12 @@ def local_domains(pool: ConnectionPool, configured: Sequence[str]) -> list[str]:
     return sorted({*synced, *(d.lower() for d in configured)})
 
 
+def domain_states(pool: ConnectionPool) -> list[tuple[str, bool]]:
+    """mailcow's domains as last synced, with whether each is active."""
+    with pool.connection() as conn:
+        return [(r[0], r[1]) for r in conn.execute("SELECT domain, active FROM mailcow_domains ORDER BY domain")]
+
+
 def replace_quarantine(pool: ConnectionPool, items: Iterable[tuple[int, str]]) -> int:
     """Store mailcow's current quarantine (id, queue id) and flag the matching messages."""
     rows = list(items)
