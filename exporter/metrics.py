@@ -111,8 +111,9 @@ _SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 class MailcowCollector(Collector):
     """Collects everything from one short read-only transaction per scrape."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, mailbox_quota: bool = False) -> None:
         self.pool = pool
+        self.mailbox_quota = mailbox_quota
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
@@ -134,6 +135,8 @@ class MailcowCollector(Collector):
         yield from _ingest(state)
         yield from _jobs(state)
         yield from _mailcow(state)
+        if self.mailbox_quota:
+            yield _quota(state)
         took = GaugeMetricFamily(
             "mailcow_grafana_scrape_duration_seconds", "Time this scrape spent reading the database."
         )
@@ -155,6 +158,40 @@ def _counters(rows: list[tuple[str, dict[str, str], float]]) -> Iterator[Metric]
             family.add_metric([], 0)
         yield family
     yield _delay_histogram(by_name)
+
+
+DNS_STATUS = {"success": 0, "warning": 1, "error": 2, "unknown": -1}
+
+
+def _dns(state: store.MetricsState) -> Iterator[Metric]:
+    status = GaugeMetricFamily(
+        "mailcow_dns_check_status",
+        "Last DNS check of each mailcow domain: 0 success, 1 warning, 2 error, -1 unknown.",
+        labels=["domain", "check"],
+    )
+    lookups = GaugeMetricFamily(
+        "mailcow_spf_dns_lookups",
+        "DNS-querying SPF terms of the domain, through includes (limit 10).",
+        labels=["domain"],
+    )
+    for row in state.dns_checks:
+        for check in ("spf", "dkim", "dmarc"):
+            status.add_metric([row["domain"], check], DNS_STATUS.get(row[check] or "unknown", -1))
+        if row["spf_lookups"] is not None:
+            lookups.add_metric([row["domain"]], row["spf_lookups"])
+    yield status
+    yield lookups
+
+
+def _quota(state: store.MetricsState) -> Metric:
+    ratio = GaugeMetricFamily(
+        "mailcow_mailbox_quota_used_ratio",
+        "Share of its quota each mailbox uses (METRICS_MAILBOX_QUOTA).",
+        labels=["mailbox"],
+    )
+    for row in state.quotas:
+        ratio.add_metric([row["username"]], row["quota_used"] / row["quota"])
+    return ratio
 
 
 def _delay_histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> Metric:
@@ -264,6 +301,7 @@ def _mailcow(state: store.MetricsState) -> Iterator[Metric]:
     for domain, at in state.dmarc_last:
         last_report.add_metric([domain], at.timestamp())
     yield last_report
+    yield from _dns(state)
     api_up = GaugeMetricFamily(
         "mailcow_api_up", "Whether the group of mailcow API endpoints answered when last used.", labels=["endpoint"]
     )
@@ -351,8 +389,8 @@ def _bans(snapshot: tuple[dict, datetime] | None) -> Iterator[Metric]:
     yield bans
 
 
-def registry(pool: ConnectionPool) -> CollectorRegistry:
+def registry(pool: ConnectionPool, mailbox_quota: bool = False) -> CollectorRegistry:
     """A dedicated registry (no process or Python metrics: they differ between replicas)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(MailcowCollector(pool))
+    reg.register(MailcowCollector(pool, mailbox_quota))
     return reg

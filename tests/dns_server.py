@@ -35,9 +35,7 @@ def _answer(records: Records, wire: bytes) -> dns.message.Message:
     for rtype, text in records[name]:
         if rtype == wanted:
             rdata = dns.rdata.from_text(dns.rdataclass.IN, question.rdtype, text)
-            rrset = response.find_rrset(
-                response.answer, question.name, dns.rdataclass.IN, question.rdtype, create=True
-            )
+            rrset = response.find_rrset(response.answer, question.name, dns.rdataclass.IN, question.rdtype, create=True)
             rrset.add(rdata, ttl=60)
     return response  # a known name without that type: NOERROR, no answer
 

@@ -90,8 +90,9 @@ def page(pool: ConnectionPool, f: Filters) -> tuple[int, list[dict[str, Any]]]:
         ),
         alias_counts AS (
             SELECT x.username, jsonb_agg({_alias_json("x")} ORDER BY x.address) AS aliases,
-                   sum(coalesce(sa.sent_total, 0)) AS sent, sum(coalesce(ra.received_total, 0)) AS received,
-                   sum(coalesce(sa.sent_failed, 0)) AS failed
+                   sum(coalesce(sa.sent_total, 0))::bigint AS sent,
+                   sum(coalesce(ra.received_total, 0))::bigint AS received,
+                   sum(coalesce(sa.sent_failed, 0))::bigint AS failed
             FROM aliased x LEFT JOIN s sa ON sa.address = x.address LEFT JOIN rc ra ON ra.address = x.address
             GROUP BY x.username
         ),
@@ -129,9 +130,9 @@ def summary(pool: ConnectionPool, start: datetime, end: datetime) -> dict[str, A
             f"""WITH {_COUNTS}
                 SELECT (SELECT count(*) FROM mailcow_mailboxes) AS total_mailboxes,
                        (SELECT count(*) FROM mailcow_mailboxes WHERE active) AS active_mailboxes,
-                       (SELECT coalesce(sum(sent_total), 0) FROM s) AS total_sent,
-                       (SELECT coalesce(sum(received_total), 0) FROM rc) AS total_received,
-                       (SELECT coalesce(sum(sent_failed), 0) FROM s) AS sent_failed""",
+                       (SELECT coalesce(sum(sent_total), 0)::bigint FROM s) AS total_sent,
+                       (SELECT coalesce(sum(received_total), 0)::bigint FROM rc) AS total_received,
+                       (SELECT coalesce(sum(sent_failed), 0)::bigint FROM s) AS sent_failed""",
             {"start": start, "end": end},
         ).fetchone()
 

@@ -26,6 +26,8 @@ class MetricsState:
     api: list[dict[str, Any]]
     quarantined: int
     dmarc_last: list[tuple[str, datetime]]
+    dns_checks: list[dict[str, Any]]
+    quotas: list[dict[str, Any]]
 
 
 def read(conn: psycopg.Connection) -> MetricsState:
@@ -45,4 +47,13 @@ def read(conn: psycopg.Connection) -> MetricsState:
             (r["domain"], r["last"])
             for r in cur.execute("SELECT domain, max(end_at) AS last FROM dmarc_reports GROUP BY 1 ORDER BY 1")
         ]
-        return MetricsState(now, counters.read_all(conn), ingest, jobs, snapshots, api, quarantined, dmarc_last)
+        dns_checks = cur.execute(
+            """SELECT domain, spf ->> 'status' AS spf, dkim ->> 'status' AS dkim, dmarc ->> 'status' AS dmarc,
+                      (spf ->> 'dns_lookups')::int AS spf_lookups FROM domain_dns_checks ORDER BY domain"""
+        ).fetchall()
+        quotas = cur.execute(
+            "SELECT username, quota, quota_used FROM mailcow_mailboxes WHERE quota > 0 ORDER BY username"
+        ).fetchall()
+        return MetricsState(
+            now, counters.read_all(conn), ingest, jobs, snapshots, api, quarantined, dmarc_last, dns_checks, quotas
+        )

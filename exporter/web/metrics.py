@@ -15,7 +15,9 @@ bp = Blueprint("metrics", __name__)
 def scrape() -> Response:
     registry = current_app.extensions.get("mg_metrics_registry")
     if registry is None:  # one registry per app: it only holds the collector, which reads the pool
-        registry = current_app.extensions["mg_metrics_registry"] = metrics.registry(context.pool())
+        registry = current_app.extensions["mg_metrics_registry"] = metrics.registry(
+            context.pool(), context.config().metrics_mailbox_quota
+        )
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     response = Response(encoder(registry), content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
