@@ -1098,6 +1098,98 @@ def dmarc() -> dict:
     return board
 
 
+def domains_mailboxes() -> dict:
+    status_colors = {
+        "success": {"color": "green", "index": 0},
+        "warning": {"color": "orange", "index": 1},
+        "error": {"color": "red", "index": 2},
+        "unknown": {"color": "text", "index": 3},
+    }
+    colored = [
+        {
+            "matcher": {"id": "byRegexp", "options": "^(spf|dkim|dmarc)_status$"},
+            "properties": [
+                {"id": "mappings", "value": [{"type": "value", "options": status_colors}]},
+                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+            ],
+        }
+    ]
+    summary = cols("total_mailboxes, total_sent, total_received, failure_rate")
+
+    def summary_stat(title: str, description: str, field: str, unit: str) -> Panel:
+        panel_ = stat(title, description, infinity("mailbox_summary", summary, params=()), unit, w=6)
+        panel_["options"]["reduceOptions"]["fields"] = f"/^{field}$/"
+        return panel_
+
+    activity = cols(
+        "mailbox:s, name:s, sent, received, failed, failure_rate, combined_sent, combined_received, aliases,"
+        " quota_used_pct, messages"
+    )
+
+    def top(title: str, description: str, sort: str) -> Panel:
+        return table(
+            title,
+            description,
+            infinity(
+                "mailbox_activity", activity, params=(("domain", "${domain}"), ("sort_by", sort), ("limit", "20"))
+            ),
+            w=12,
+            h=8,
+        )
+
+    panels = [
+        stat(
+            "Domains with DNS errors",
+            "SPF, DKIM or DMARC checks in error (last check).",
+            prom("count(mailcow_dns_check_status == 2) or vector(0)", instant=True),
+            "short",
+            w=6,
+        ),
+        summary_stat("Mail sent", "Mail sent by mailboxes and aliases in the range.", "total_sent", "short"),
+        summary_stat(
+            "Mail received", "Mail received by mailboxes and aliases in the range.", "total_received", "short"
+        ),
+        summary_stat(
+            "Send failure rate", "Share of sent mail that bounced, expired or was rejected.", "failure_rate", "percent"
+        ),
+        table(
+            "DNS checks",
+            "The last SPF, DKIM and DMARC check of every domain, with its messages and warnings"
+            " (re-check: POST /api/domains/<domain>/check-dns).",
+            infinity(
+                "dns_checks",
+                cols(
+                    "domain:s, spf_status:s, spf_message:s, spf_lookups, dkim_status:s, dkim_message:s,"
+                    " dmarc_status:s, dmarc_policy:s, dmarc_message:s, warnings:s, checked"
+                ),
+                params=(("domain", "${domain}"),),
+            ),
+            w=24,
+            h=8,
+            overrides=colored,
+        ),
+        top("Top senders (mailboxes)", "Mailboxes by mail sent in the range (aliases in combined).", "sent_total"),
+        top("Top receivers (mailboxes)", "Mailboxes by mail received in the range.", "received_total"),
+        top("Highest send failure rate", "Mailboxes whose sent mail fails most.", "failure_rate"),
+        top("Quota", "Mailboxes by storage used.", "quota_used"),
+        series(
+            "SPF DNS lookups per domain",
+            "DNS-querying SPF terms through includes; 10 is the RFC 7208 limit.",
+            [prom("max by (domain) (mailcow_spf_dns_lookups)", "{{domain}}")],
+            "short",
+            w=24,
+            h=6,
+        ),
+    ]
+    return dashboard(
+        "mailcow-domains",
+        "mailcow / Domains & mailboxes",
+        "DNS checks (SPF, DKIM, DMARC) per domain, mailbox activity and quota.",
+        panels,
+        [domain_var()],
+    )
+
+
 def service_health() -> dict:
     panels = [
         stat(
@@ -1195,6 +1287,7 @@ BUILDERS = {
     "mailcow-logs.json": log_views,
     "mailcow-queue.json": queue_quarantine,
     "mailcow-dmarc.json": dmarc,
+    "mailcow-domains.json": domains_mailboxes,
     "mailcow-health.json": service_health,
 }
 

@@ -20,9 +20,11 @@ from exporter import live_views
 from exporter.geoip import flag
 from exporter.live import LiveMailcow
 from exporter.store import dmarc as dmarc_store
+from exporter.store import domains as domain_store
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
+from exporter.store import mailbox_stats as mailbox_store
 from exporter.store import queries
 
 Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
@@ -526,6 +528,77 @@ def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
     ]
 
 
+# --- domains and mailboxes -----------------------------------------------------------------------------
+
+
+def dns_checks(pool: ConnectionPool, args: Args) -> list[dict]:
+    """The last SPF / DKIM / DMARC check of every domain, status and message side by side."""
+    rows = []
+    for domain, r in sorted(domain_store.checks(pool).items()):
+        if args.domain and domain != args.domain.lower():
+            continue
+        rows.append(
+            {
+                "domain": domain,
+                "spf_status": r["spf"].get("status"),
+                "spf_message": r["spf"].get("message"),
+                "spf_lookups": r["spf"].get("dns_lookups"),
+                "dkim_status": r["dkim"].get("status"),
+                "dkim_message": r["dkim"].get("message"),
+                "dmarc_status": r["dmarc"].get("status"),
+                "dmarc_policy": r["dmarc"].get("policy"),
+                "dmarc_message": r["dmarc"].get("message"),
+                "warnings": "; ".join(
+                    [*r["spf"].get("warnings", []), *r["dkim"].get("warnings", []), *r["dmarc"].get("warnings", [])]
+                ),
+                "checked": ms(r["checked_at"]),
+                "full_check": r["is_full_check"],
+            }
+        )
+    return rows
+
+
+def mailbox_summary(pool: ConnectionPool, args: Args) -> list[dict]:
+    row = mailbox_store.summary(pool, args.start, args.end)
+    sent = row["total_sent"]
+    return [{**row, "failure_rate": round(100.0 * row["sent_failed"] / sent, 1) if sent else 0.0}]
+
+
+def mailbox_activity(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Mailboxes with mail sent and received in the range (theirs and their aliases'), quota;
+    option sort_by: sent_total (default), received_total, failure_rate, quota_used, username."""
+    sort = args.options.get("sort_by", "sent_total")
+    if sort not in mailbox_store.SORTS:
+        sort = "sent_total"
+    filters = mailbox_store.Filters(
+        start=args.start,
+        end=args.end,
+        domain=args.domain.lower() if args.domain else None,
+        active_only=False,
+        sort_by=sort,
+        sort_order="asc" if sort == "username" else "desc",
+        page_size=args.limit,
+    )
+    _, rows = mailbox_store.page(pool, filters)
+    return [
+        {
+            "mailbox": r["username"],
+            "name": r["name"],
+            "sent": r["sent_total"] or 0,
+            "received": r["received_total"] or 0,
+            "failed": r["sent_failed"] or 0,
+            "failure_rate": round(100.0 * (r["sent_failed"] or 0) / r["sent_total"], 1) if r["sent_total"] else 0.0,
+            "combined_sent": r["combined_sent"],
+            "combined_received": r["combined_received"],
+            "aliases": len(r["aliases"]),
+            "quota_used": r["quota_used"],
+            "quota_used_pct": round(100.0 * r["quota_used"] / r["quota"], 1) if r["quota"] else None,
+            "messages": r["messages"],
+        }
+        for r in rows
+    ]
+
+
 def jobs(pool: ConnectionPool, args: Args) -> list[dict]:
     return _rows(job_store.job_statuses(pool), ("last_run_at", "last_success_at"))
 
@@ -624,6 +697,9 @@ QUERIES = {
         Query("tls_daily", "timeseries", "TLS-RPT successful and failed sessions per day", tls_daily),
         Query("tls_failure_types", "table", "TLS-RPT failed sessions by result type", tls_failure_types),
         Query("tls_reports", "table", "TLS-RPT reports", tls_reports),
+        Query("dns_checks", "table", "Last SPF/DKIM/DMARC check per domain", dns_checks),
+        Query("mailbox_summary", "table", "Mailboxes, mail sent/received/failed in the range", mailbox_summary),
+        Query("mailbox_activity", "table", "Mailboxes by activity (option sort_by) with quota", mailbox_activity),
         Query("queue", "table", "mailcow's Postfix queue now, oldest first", queue, live=True),
         Query("quarantine", "table", "mailcow's quarantine now, newest first", quarantine, live=True),
         Query("jobs", "table", "Background jobs of this service", jobs),

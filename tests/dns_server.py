@@ -19,7 +19,16 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from exporter.simulator.app import SERVER_IPV4, SERVER_IPV6
+from exporter.simulator.state import DKIM_PUBKEY
+
 Records = dict[str, list[tuple[str, str]]]  # name -> [(type, rdata text)]
+
+
+def txt(text: str) -> tuple[str, str]:
+    """A TXT record as DNS carries it: strings of at most 255 characters."""
+    chunks = [text[i : i + 250] for i in range(0, len(text), 250)] or [""]
+    return ("TXT", " ".join(f'"{c}"' for c in chunks))
 
 
 def _answer(records: Records, wire: bytes) -> dns.message.Message:
@@ -78,3 +87,17 @@ def running_dns(records: Records) -> Iterator[int]:
         for server in (udp, tcp):
             server.shutdown()
             server.server_close()
+
+
+# The simulated mailcow's domains: example.org all good; example.net with SPF missing the server's
+# IPv6 address, no DKIM record and DMARC p=none.
+SIMULATED_ZONE = {
+    # example.org: all good
+    "example.org": [txt(f"v=spf1 mx ip6:{SERVER_IPV6} -all"), ("MX", "10 mail.example.org.")],
+    "mail.example.org": [("A", SERVER_IPV4)],
+    "dkim._domainkey.example.org": [txt(f"v=DKIM1;k=rsa;t=s;s=email;p={DKIM_PUBKEY}")],
+    "_dmarc.example.org": [txt("v=DMARC1; p=reject; rua=mailto:dmarc@example.org")],
+    # example.net: SPF without our IPv6, no DKIM record, DMARC p=none
+    "example.net": [txt(f"v=spf1 ip4:{SERVER_IPV4} ~all")],
+    "_dmarc.example.net": [txt("v=DMARC1; p=none")],
+}

@@ -30,6 +30,7 @@ from exporter.simulator import reports
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.web.app import create_app
 from tests.conftest import SIM_START, LiveServer, make_config
+from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario
 from tests.prometheus import running_prometheus
 
@@ -148,14 +149,17 @@ def demo(databases):
     with scenario(databases, start=SIM_START, rate=200, seed=21) as (rig, pool, url):
         rig.run(1500, 30)
         rig.step(600)  # 600 s of traffic in one fetch: mailcow's list rotates past us, a gap is recorded
-        worker = Worker(make_config(url), pool, rig.ingestor.client)
-        for job, run in (
-            ("sync_domains", worker.sync_domains),
-            ("sync_quarantine", worker.sync_quarantine),
-            ("sync_status", worker.sync_status),
-            ("update_final_status", worker.update_final_status),
-        ):
-            tracked(pool, job, run)()
+        with running_dns(SIMULATED_ZONE) as dns_port:
+            worker = Worker(make_config(url, dns_resolvers=[f"127.0.0.1:{dns_port}"]), pool, rig.ingestor.client)
+            for job, run in (
+                ("sync_domains", worker.sync_domains),
+                ("sync_accounts", worker.sync_accounts),
+                ("sync_quarantine", worker.sync_quarantine),
+                ("sync_status", worker.sync_status),
+                ("update_final_status", worker.update_final_status),
+                ("dns_check", worker.dns_check),
+            ):
+                tracked(pool, job, run)()
         config = make_config(
             url, rig.mailcow_url, auth_enabled=True, auth_password=PASSWORD, geoip_city_db=CITY, geoip_asn_db=ASN
         )

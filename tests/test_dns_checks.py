@@ -7,17 +7,11 @@ import pytest
 from exporter.dnscheck import dkim, dmarc, spf
 from exporter.dnscheck.checks import check_domain
 from exporter.dnscheck.lookup import make_resolver
-from tests.dns_server import running_dns
+from tests.dns_server import running_dns, txt
 
 IPS = ["203.0.113.10", "2001:db8::10"]
 KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAyLkeyForTests" + "Q" * 300 + "IDAQAB"
 BOTH = "ip4:203.0.113.10 ip6:2001:db8::10"
-
-
-def txt(text: str) -> tuple[str, str]:
-    """A TXT record as DNS carries it: strings of at most 255 characters."""
-    chunks = [text[i : i + 250] for i in range(0, len(text), 250)] or [""]
-    return ("TXT", " ".join(f'"{c}"' for c in chunks))
 
 
 def dkim_zone(domain: str, record: str) -> dict:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.simulator.app import SERVER_IPV4, SERVER_IPV6
-from exporter.simulator.state import DKIM_PUBKEY
+from exporter.simulator.app import SERVER_IPV6
 from exporter.web.app import create_app
 from tests.conftest import make_config
+from tests.dns_server import SIMULATED_ZONE as ZONE
 from tests.dns_server import running_dns
-from tests.test_dns_checks import txt
-
-ZONE = {
-    # example.org: all good
-    "example.org": [txt(f"v=spf1 mx ip6:{SERVER_IPV6} -all"), ("MX", "10 mail.example.org.")],
-    "mail.example.org": [("A", SERVER_IPV4)],
-    "dkim._domainkey.example.org": [txt(f"v=DKIM1;k=rsa;t=s;s=email;p={DKIM_PUBKEY}")],
-    "_dmarc.example.org": [txt("v=DMARC1; p=reject; rua=mailto:dmarc@example.org")],
-    # example.net: SPF without our IPv6, no DKIM record, DMARC p=none
-    "example.net": [txt(f"v=spf1 ip4:{SERVER_IPV4} ~all")],
-    "_dmarc.example.net": [txt("v=DMARC1; p=none")],
-}
 
 
 @pytest.fixture

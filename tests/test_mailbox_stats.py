@@ -22,7 +22,8 @@ def stats(databases):
         config = make_config(url, rig.mailcow_url)
         Worker(config, pool, rig.ingestor.client).sync_accounts()
         client = create_app(config, pool).test_client()
-        yield rig.sim.ground_truth(), client
+        with_quota = create_app(make_config(url, rig.mailcow_url, metrics_mailbox_quota=True), pool).test_client()
+        yield rig.sim.ground_truth(), client, with_quota
 
 
 def expected(truth: list[dict]) -> tuple[Counter, Counter, Counter]:
@@ -47,7 +48,7 @@ def all_rows(client, **params) -> list[dict]:
 
 
 def test_every_mailbox_and_alias_matches_the_ground_truth(stats):
-    truth, client = stats
+    truth, client, _ = stats
     sent, received, failed = expected(truth)
     rows = {r["username"]: r for r in all_rows(client)}
     assert set(rows) == {address for address, _ in MAILBOXES}
@@ -67,7 +68,7 @@ def test_every_mailbox_and_alias_matches_the_ground_truth(stats):
 
 
 def test_summary_totals_are_the_sum_of_the_addresses(stats):
-    truth, client = stats
+    truth, client, _ = stats
     sent, received, failed = expected(truth)
     addresses = {a for a, _ in MAILBOXES} | set(ALIASES)
     body = client.get("/api/mailbox-stats/summary?date_range=90days").get_json()
@@ -78,7 +79,7 @@ def test_summary_totals_are_the_sum_of_the_addresses(stats):
 
 
 def test_filters_sorting_and_pagination_happen_in_sql(stats):
-    _, client = stats
+    _, client, _ = stats
     by_received = all_rows(client, sort_by="received_total", sort_order="desc")
     counts = [r["mailbox_counts"]["received_total"] for r in by_received]
     assert counts == sorted(counts, reverse=True)
@@ -97,3 +98,15 @@ def test_filters_sorting_and_pagination_happen_in_sql(stats):
     assert quota  # every row carries its quota fields
     row = all_rows(client, search="carol")[0]
     assert row["quota"] > 0 and row["percent_in_use"] == round(100 * row["quota_used"] / row["quota"], 1)
+
+
+def test_per_mailbox_quota_metrics_only_when_enabled(stats):
+    _, client, with_quota = stats
+    assert "mailcow_mailbox_quota_used_ratio" not in client.get("/metrics").get_data(as_text=True)
+    text = with_quota.get("/metrics").get_data(as_text=True)
+    carol = all_rows(client, search="carol")[0]
+    line = next(
+        x for x in text.splitlines() if x.startswith('mailcow_mailbox_quota_used_ratio{mailbox="carol@example.net"}')
+    )
+    assert float(line.split()[-1]) == pytest.approx(carol["quota_used"] / carol["quota"])
+    assert 'mailbox="ops@example.org"' not in text  # no quota, no ratio
