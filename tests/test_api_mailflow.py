@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from exporter.store import queries
 from exporter.web.app import create_app
 from tests.conftest import make_config
 from tests.mailflow import scenario
@@ -211,3 +212,21 @@ def test_settings_info_and_health(api):
     health = client.get("/api/settings/health").get_json()
     assert health["database"]["status"] == "connected"
     assert health["recent_activity"]["last_5_minutes"]["postfix_imported"] >= 0
+
+
+def test_recipient_filter_gives_the_same_answer_whichever_plan_it_gets(api, monkeypatch):
+    client, _ = api
+    answers = []
+    for common in (0, 10**9):  # every address "common" (walk the time index), then every one "rare" (ids first)
+        monkeypatch.setattr(queries, "COMMON_TERM", common)
+        answers.append(
+            [
+                client.get(f"/api/messages?limit=500&recipient={address}{extra}").get_json()
+                for address in ("info@example.org", "contact@example.org", "nobody@example.org")
+                for extra in ("", "&direction=inbound")
+            ]
+        )
+    assert answers[0] == answers[1]
+    info, info_inbound, alias, _, nobody, _ = answers[0]
+    assert info["total"] == len(info["data"]) > 0 and alias["total"] > 0 and nobody["total"] == 0
+    assert info_inbound["total"] == sum(1 for m in info["data"] if m["direction"] == "inbound")

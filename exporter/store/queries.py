@@ -53,10 +53,20 @@ def _dates(where: Where, column: str, filters: Mapping[str, Any]) -> None:
 
 
 def _page(
-    pool: ConnectionPool, select: sql.Composable, table: sql.Composable, where: Where, order: str, page: int, limit: int
+    pool: ConnectionPool,
+    select: sql.Composable,
+    table: sql.Composable,
+    where: Where,
+    order: str,
+    page: int,
+    limit: int,
+    total: int | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
+    """Total (counted here unless the caller knows it) and one page."""
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        total = cur.execute(sql.SQL("SELECT count(*) AS n FROM ") + table + where.sql(), where.params).fetchone()["n"]
+        if total is None:
+            count = sql.SQL("SELECT count(*) AS n FROM ") + table + where.sql()
+            total = cur.execute(count, where.params).fetchone()["n"]
         rows = cur.execute(
             sql.SQL("SELECT ")
             + select
@@ -91,6 +101,34 @@ def message_search(pool: ConnectionPool, term: str) -> tuple[str, list[Any]]:
     return "m.id = ANY(ARRAY(SELECT id FROM messages WHERE search_vector @@ mg_search_query(%s)))", [term]
 
 
+_RECIPIENT_IDS = """SELECT message_pk FROM message_recipients
+                    WHERE lower(recipient) = lower(%s) OR lower(orig_to) = lower(%s)"""
+
+
+def recipient_messages(pool: ConnectionPool, address: str, cap: int | None = None) -> int:
+    """How many messages went to `address` (as recipient or alias), counting at most `cap` + 1."""
+    limit = "" if cap is None else f" LIMIT {int(cap) + 1}"
+    with pool.connection() as conn:
+        return conn.execute(
+            f"SELECT count(DISTINCT message_pk) FROM ({_RECIPIENT_IDS}{limit}) x", (address, address)
+        ).fetchone()[0]
+
+
+def recipient_condition(pool: ConnectionPool, address: str, found: int | None = None) -> tuple[str, list[Any]]:
+    """Messages to `address` (as recipient or alias), by how common it is: a common one is checked
+    per message while walking the time index (a page fills at once); a rare one's few ids come from
+    the recipient indexes first (a walk would read every message to find none)."""
+    if found is None:
+        found = recipient_messages(pool, address, COMMON_TERM)
+    if found > COMMON_TERM:
+        return (
+            """EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_pk = m.id
+                         AND (lower(r.recipient) = lower(%s) OR lower(r.orig_to) = lower(%s)))""",
+            [address, address],
+        )
+    return f"m.id = ANY(ARRAY({_RECIPIENT_IDS}))", [address, address]
+
+
 def message_where(pool: ConnectionPool, filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
@@ -99,13 +137,8 @@ def message_where(pool: ConnectionPool, filters: Mapping[str, Any]) -> Where:
     if filters.get("sender"):
         where.add("lower(m.sender) = lower(%s)", filters["sender"])
     if filters.get("recipient"):
-        # EXISTS lets the planner walk messages newest-first and stop at the page for common recipients
-        where.add(
-            """EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_pk = m.id
-                         AND (lower(r.recipient) = lower(%s) OR lower(r.orig_to) = lower(%s)))""",
-            filters["recipient"],
-            filters["recipient"],
-        )
+        condition, params = recipient_condition(pool, filters["recipient"])
+        where.add(condition, *params)
     if filters.get("direction"):
         where.add("m.direction = %s", filters["direction"])
     if filters.get("status") == "spam":
@@ -127,18 +160,33 @@ def message_where(pool: ConnectionPool, filters: Mapping[str, Any]) -> Where:
     return where
 
 
+_NEWEST = "m.first_seen DESC, m.id DESC"
+MESSAGE_FILTERS = (
+    "search",
+    "sender",
+    "recipient",
+    "direction",
+    "status",
+    "user",
+    "ip",
+    "domain",
+    "start_date",
+    "end_date",
+)
+
+
 def messages_page(
     pool: ConnectionPool, filters: Mapping[str, Any], page: int, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    return _page(
-        pool,
-        MESSAGE_COLUMNS,
-        sql.SQL("messages m"),
-        message_where(pool, filters),
-        "m.first_seen DESC, m.id DESC",
-        page,
-        limit,
-    )
+    if [k for k in MESSAGE_FILTERS if filters.get(k)] == ["recipient"]:
+        # a recipient alone: its messages counted once in the recipient indexes (never visiting the
+        # messages), which also picks the page's plan
+        found = recipient_messages(pool, filters["recipient"])
+        condition, params = recipient_condition(pool, filters["recipient"], found)
+        where = Where()
+        where.add(condition, *params)
+        return _page(pool, MESSAGE_COLUMNS, sql.SQL("messages m"), where, _NEWEST, page, limit, found)
+    return _page(pool, MESSAGE_COLUMNS, sql.SQL("messages m"), message_where(pool, filters), _NEWEST, page, limit)
 
 
 def message_by_key(pool: ConnectionPool, key: str) -> dict[str, Any] | None:
