@@ -190,3 +190,19 @@ def test_grafana_rows_give_one_pass_rate_series_per_domain(loaded):
     assert rows == [{"time": DAY * 1000, "example.net": 75.0, "example.org": 95.0}]
     only = loaded.get(f"/grafana/infinity/dmarc_sources?{window}&domain=example.net&failures_only=true").get_json()
     assert [(r["source_ip"], r["total_messages"], r["country"]) for r in only] == [("81.2.69.142", 10, "🇬🇧 GB")]
+
+
+def test_a_foreign_page_cannot_upload_or_trigger_an_import(client):
+    import io
+
+    xml = aggregate_xml("google.com", "r-csrf", "example.org", DAY, DAY + 86399, GOOGLE)
+    foreign = {"Origin": "https://evil.example"}
+    response = client.post(
+        "/api/dmarc/upload",
+        data={"file": (io.BytesIO(xml), "r.xml")},
+        content_type="multipart/form-data",
+        headers=foreign,
+    )
+    assert response.status_code == 403 and response.get_json()["code"] == "ORIGIN_REFUSED"
+    assert client.post("/api/dmarc/imap/sync", headers=foreign).status_code == 403
+    assert client.get("/api/dmarc/domains").get_json()["total_domains"] == 0
