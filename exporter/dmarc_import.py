@@ -41,17 +41,18 @@ class ImportResult:
 
 
 def _enrich(report: dict[str, Any], geo: GeoIP | None, rdns: Callable[[str], str | None] | None) -> None:
-    ips = [r["source_ip"] for r in report.get("records", [])]
+    """GeoIP (and reverse DNS) per source address, looked up once per distinct address."""
+    found: dict[str, tuple[dict[str, Any], str | None]] = {}
+
+    def details(ip: str) -> tuple[dict[str, Any], str | None]:
+        if ip not in found:
+            found[ip] = (geo.lookup(ip) if geo else {}, rdns(ip) if rdns else None)
+        return found[ip]
+
+    for record in report.get("records", []):
+        record["geo"], record["reverse_dns"] = details(record["source_ip"])
     if report["kind"] == "failure" and report.get("source_ip"):
-        ips = [report["source_ip"]]
-    for ip in set(ips):
-        details = geo.lookup(ip) if geo else {}
-        name = rdns(ip) if rdns else None
-        for record in report.get("records", []):
-            if record["source_ip"] == ip:
-                record["geo"], record["reverse_dns"] = details, name
-        if report["kind"] == "failure":
-            report["geo"] = details
+        report["geo"] = details(report["source_ip"])[0]
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:

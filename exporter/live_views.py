@@ -139,8 +139,13 @@ def storage(raw: dict[str, Any]) -> dict[str, Any]:
     return {key: str((raw or {}).get(key, "")) for key in ("disk", "used", "total", "used_percent")}
 
 
+def is_set(value: Any) -> bool:
+    """mailcow's flags arrive as 1/0, "1"/"0" or true/false."""
+    return str(value) in ("1", "True", "true")
+
+
 def _active(rows: list[dict[str, Any]]) -> int:
-    return sum(1 for r in rows if str(r.get("active", r.get("active_int", 1))) in ("1", "True", "true"))
+    return sum(1 for r in rows if is_set(r.get("active", r.get("active_int", 1))))
 
 
 def mailcow_info(accounts: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from exporter.live_views import is_set
+
 
 def save_check(pool: ConnectionPool, result: dict[str, Any], full: bool) -> None:
     with pool.connection() as conn:
@@ -72,7 +74,7 @@ def replace_accounts(pool: ConnectionPool, mailboxes: Iterable[dict], aliases: I
             str(m.get("username", "")).lower(),
             str(m.get("domain", "")).lower(),
             m.get("name"),
-            str(m.get("active", 1)) in ("1", "True", "true"),
+            is_set(m.get("active", 1)),
             int(m.get("quota") or 0),
             int(m.get("quota_used") or 0),
             int(m.get("messages") or 0),
@@ -93,8 +95,8 @@ def replace_accounts(pool: ConnectionPool, mailboxes: Iterable[dict], aliases: I
             str(a.get("address", "")).lower(),
             str(a.get("goto", "")).lower(),
             str(a.get("domain", "")).lower(),
-            str(a.get("active", 1)) in ("1", "True", "true"),
-            str(a.get("is_catch_all", 0)) in ("1", "True", "true"),
+            is_set(a.get("active", 1)),
+            is_set(a.get("is_catch_all", 0)),
         )
         for a in aliases
         if a.get("address")

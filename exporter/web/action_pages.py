@@ -45,12 +45,13 @@ def _mailcow_error(exc: MailcowError) -> ApiError:
     return ApiError(status, "mailcow API error", str(exc), exc.code)
 
 
-def _current(target: str) -> dict[str, dict[str, Any]]:
-    """The items now in mailcow's queue or quarantine, by id."""
-    live = context.live()
+def _current(target: str) -> tuple[dict[str, dict[str, Any]], float]:
+    """The items now in mailcow's queue or quarantine, by id, and when they were fetched."""
     if target == "queue":
-        return {str(i.get("queue_id", "")).upper(): i for i in live.queue()[0]}
-    return {str(i.get("id")): i for i in live.quarantine()[0]}
+        items, fetched = context.live().queue()
+        return {str(i.get("queue_id", "")).upper(): i for i in items}, fetched
+    items, fetched = context.live().quarantine()
+    return {str(i.get("id")): i for i in items}, fetched
 
 
 def _requested_items(target: str, current: dict[str, dict[str, Any]]) -> list[str]:
@@ -67,9 +68,11 @@ def _requested_items(target: str, current: dict[str, dict[str, Any]]) -> list[st
     return items
 
 
-def _rows(target: str, items: tuple[str, ...], current: dict[str, dict[str, Any]]) -> tuple[list[str], list[list]]:
+def _rows(
+    target: str, items: tuple[str, ...], current: dict[str, dict[str, Any]], fetched: float
+) -> tuple[list[str], list[list]]:
     if target == "queue":
-        rows = live_views.queue_rows([current[i] for i in items], context.live().queue()[1])
+        rows = live_views.queue_rows([current[i] for i in items], fetched)
         headers = ["Queue id", "Queue", "Age (s)", "Size", "Sender", "Recipients", "Defer reasons"]
         return headers, [
             [
@@ -83,7 +86,7 @@ def _rows(target: str, items: tuple[str, ...], current: dict[str, dict[str, Any]
             ]
             for r in rows
         ]
-    rows = live_views.quarantine_rows([current[i] for i in items], context.live().quarantine()[1])
+    rows = live_views.quarantine_rows([current[i] for i in items], fetched)
     headers = ["Id", "Score", "rspamd action", "Recipient", "Sender", "Subject", "Age (s)"]
     return headers, [
         [r["id"], r["score"], r["action"], r["recipient"], r["sender"], r["subject"], r["age_seconds"]] for r in rows
@@ -100,7 +103,7 @@ def confirm(target: str, action: str) -> Response:
             raise ApiError(
                 403, "Read-only", "actions need a read-write mailcow API key (MAILCOW_API_KEY_RW)", "READ_ONLY"
             )
-        current = _current(target)
+        current, fetched = _current(target)
         requested = _requested_items(target, current)
         if not requested and request.args.get("all") and not (target == "queue" and action in actions.WHOLE_QUEUE):
             raise ApiError(409, "Nothing to do", f"mailcow's {target} holds no such items now", "NOT_FOUND")
@@ -116,7 +119,7 @@ def confirm(target: str, action: str) -> Response:
         return _error_page(exc)
     except MailcowError as exc:
         return _error_page(_mailcow_error(exc))
-    headers, rows = _rows(target, chosen.items, current)
+    headers, rows = _rows(target, chosen.items, current, fetched)
     noun = "message" if len(chosen.items) == 1 else "messages"
     summary = chosen.describe()
     if chosen.whole_queue:

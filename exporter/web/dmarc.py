@@ -259,37 +259,27 @@ def upload() -> Response:
     )
 
 
-def _sync_row(row: dict[str, Any] | None, with_duration: bool = False) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    out = {
-        "sync_id": row["id"],
-        "sync_type": row["sync_type"],
-        "status": row["status"],
-        "started_at": iso(row["started_at"]),
-        "completed_at": iso(row["completed_at"]),
-        **{
-            k: row[k]
-            for k in (
-                "emails_found",
-                "emails_processed",
-                "reports_created",
-                "reports_duplicate",
-                "reports_failed",
-                "error_message",
-                "failed_emails",
-            )
-        },
-    }
-    if with_duration:
-        done = row["completed_at"]
-        out = {
-            "id": row["id"],
-            **out,
-            "duration_seconds": int((done - row["started_at"]).total_seconds()) if done else None,
-        }
-        out.pop("sync_id")
-    return out
+_SYNC_COUNTS = (
+    "emails_found",
+    "emails_processed",
+    "reports_created",
+    "reports_duplicate",
+    "reports_failed",
+    "error_message",
+    "failed_emails",
+)
+
+
+def _sync_row(row: dict[str, Any], history: bool = False) -> dict[str, Any]:
+    """A sync run as seed 002 shows it: `sync_id` in status/sync answers, `id` + duration in history."""
+    done = row["completed_at"]
+    out: dict[str, Any] = {"id": row["id"]} if history else {"sync_id": row["id"]}
+    out.update(
+        sync_type=row["sync_type"], status=row["status"], started_at=iso(row["started_at"]), completed_at=iso(done)
+    )
+    if history:
+        out["duration_seconds"] = int((done - row["started_at"]).total_seconds()) if done else None
+    return out | {k: row[k] for k in _SYNC_COUNTS}
 
 
 @bp.get("/imap/status")
@@ -332,7 +322,7 @@ def imap_sync() -> Response:
 @bp.get("/imap/history")
 def imap_history() -> Response:
     rows = store.syncs(context.pool(), _int_arg("limit", 20, 1, 100))
-    return jsonify({"data": [_sync_row(r, with_duration=True) for r in rows]})
+    return jsonify({"data": [_sync_row(r, history=True) for r in rows]})
 
 
 # --- TLS ------------------------------------------------------------------------------------------------------

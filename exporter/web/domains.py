@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from exporter import dns_checks
+from exporter.live_views import is_set
 from exporter.readmodels import iso
 from exporter.store import domains as domain_store
 from exporter.web import context, origin
@@ -14,10 +15,6 @@ from exporter.web.errors import ApiError
 
 bp = Blueprint("domains", __name__, url_prefix="/api/domains")
 UNKNOWN = {"status": "unknown", "message": "Not checked yet"}
-
-
-def _bool(value: Any) -> bool:
-    return str(value) in ("1", "True", "true")
 
 
 def _int(value: Any) -> int:
@@ -43,7 +40,7 @@ def _domain(d: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
     name = str(d.get("domain_name", "")).lower()
     return {
         "domain_name": name,
-        "active": _bool(d.get("active", 1)),
+        "active": is_set(d.get("active", 1)),
         "mboxes_in_domain": _int(d.get("mboxes_in_domain")),
         "mboxes_left": _int(d.get("mboxes_left")),
         "max_num_mboxes_for_domain": _int(d.get("max_num_mboxes_for_domain")),
@@ -55,9 +52,9 @@ def _domain(d: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
         "msgs_total": _int(d.get("msgs_total")),
         "quota_used_in_domain": str(d.get("quota_used_in_domain", "0")),
         "max_quota_for_domain": _int(d.get("max_quota_for_domain")),
-        "backupmx": _bool(d.get("backupmx")),
-        "relay_all_recipients": _bool(d.get("relay_all_recipients")),
-        "relay_unknown_only": _bool(d.get("relay_unknown_only")),
+        "backupmx": is_set(d.get("backupmx")),
+        "relay_all_recipients": is_set(d.get("relay_all_recipients")),
+        "relay_unknown_only": is_set(d.get("relay_unknown_only")),
         "dns_checks": _checks(checks.get(name)),
     }
 
@@ -81,7 +78,7 @@ def all_domains() -> Response:
 
 def _active_domains() -> list[str]:
     accounts, _ = context.live().accounts()
-    return [str(d.get("domain_name", "")).lower() for d in accounts["domains"] if _bool(d.get("active", 1))]
+    return [str(d.get("domain_name", "")).lower() for d in accounts["domains"] if is_set(d.get("active", 1))]
 
 
 @bp.post("/check-all-dns")

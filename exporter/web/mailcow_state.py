@@ -12,13 +12,10 @@ from flask import Blueprint, Response, jsonify, request
 
 from exporter import live_views
 from exporter.mailcow_client import MailcowError
+from exporter.readmodels import iso
 from exporter.web import context
 
 bp = Blueprint("mailcow_state", __name__, url_prefix="/api")
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @bp.get("/queue")
@@ -65,7 +62,7 @@ def version() -> Response:
             "latest_version": None,
             "update_available": None,
             "changelog": None,
-            "last_checked": datetime.fromtimestamp(fetched, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "last_checked": iso(datetime.fromtimestamp(int(fetched), UTC)),
         }
     )
 
@@ -73,7 +70,7 @@ def version() -> Response:
 @bp.get("/status/mailcow-connection")
 def mailcow_connection() -> Response:
     """Whether mailcow answers right now (always 200: the answer is the status)."""
-    body: dict = {"connected": True, "timestamp": _now_iso()}
+    body: dict = {"connected": True, "timestamp": iso(datetime.now(UTC).replace(microsecond=0))}
     try:
         context.live().version()
     except MailcowError as exc:
