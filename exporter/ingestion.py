@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 from exporter.mailcow_client import MailcowClient, MailcowError
 from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
+from exporter.parsers.words import line_words
 from exporter.store import ingest as store
 from exporter.store import status as status_store
 
@@ -77,6 +78,7 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
         program,
         str(item.get("priority") or ""),
         message,
+        line_words(message),
         key,
         occurrence,
         *(getattr(event, name) for name in postfix.EVENT_FIELDS),
@@ -223,7 +225,7 @@ def _gap(
             for i, k, o in number_window(spec.service, items)
             if isinstance(i, Mapping) and _epoch(i, spec.time_key) == newest_epoch
         ]
-        if store.stored_keys(conn, source, same_second):
+        if store.stored_keys(conn, source, newest, same_second):
             return None
     return newest, _at(oldest)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +16,11 @@ def line_key(source: str, item: Mapping[str, Any]) -> bytes:
     Postfix lines hash as source|time|program|priority|message, so a line read from a syslog
     file (import-logs) gets the same key as the same line fetched from the API.
     """
-    if source == "postfix" and _POSTFIX_KEYS.issuperset(item) and _is_int(item.get("time")):
+    if (
+        source == "postfix"
+        and item.keys() <= _POSTFIX_KEYS
+        and (type(item.get("time")) is int or _is_int(item.get("time")))
+    ):
         text = "\x1f".join(
             (
                 source,
@@ -48,10 +51,11 @@ def number_window(source: str, newest_first: Sequence[Mapping[str, Any]]) -> lis
     at the newest end, so an item keeps its number from one fetch to the next and loading an
     overlapping window again inserts exactly the lines that are new.
     """
-    seen: Counter[bytes] = Counter()
+    seen: dict[bytes, int] = {}
     out = []
     for item in reversed(newest_first):
         key = line_key(source, item) if isinstance(item, Mapping) else hashlib.sha256(repr(item).encode()).digest()
-        out.append((item, key, seen[key]))
-        seen[key] += 1
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        out.append((item, key, occurrence))
     return out

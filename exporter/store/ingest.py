@@ -15,13 +15,13 @@ from exporter.parsers import netfilter, rspamd
 from exporter.parsers.postfix import EVENT_FIELDS
 from exporter.store import counters
 
-POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "line_key", "occurrence", *EVENT_FIELDS)
+POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "words", "line_key", "occurrence", *EVENT_FIELDS)
 RSPAMD_COLUMNS = (*rspamd.ROW_FIELDS, "line_key", "occurrence")
 NETFILTER_COLUMNS = ("logged_at", "priority", "message", *netfilter.EVENT_FIELDS, "line_key", "occurrence")
 UNPARSED_COLUMNS = ("source", "item", "error", "line_key", "occurrence")
 TABLES = {
-    "postfix": ("postfix_lines", POSTFIX_COLUMNS, ("line_key", "occurrence")),
-    "rspamd": ("rspamd_rows", RSPAMD_COLUMNS, ("line_key", "occurrence")),
+    "postfix": ("postfix_lines", POSTFIX_COLUMNS, ("logged_at", "line_key", "occurrence")),
+    "rspamd": ("rspamd_rows", RSPAMD_COLUMNS, ("logged_at", "line_key", "occurrence")),
     "netfilter": ("netfilter_lines", NETFILTER_COLUMNS, ("line_key", "occurrence")),
     "unparsed": ("unparsed_lines", UNPARSED_COLUMNS, ("source", "line_key", "occurrence")),
 }
@@ -78,17 +78,17 @@ def newest_stored(conn: psycopg.Connection, source: str) -> datetime | None:
     return row[0] if row else None
 
 
-def stored_keys(conn: psycopg.Connection, kind: str, keys: Sequence[tuple[bytes, int]]) -> int:
-    """How many of the (line_key, occurrence) pairs are already stored."""
+def stored_keys(conn: psycopg.Connection, kind: str, at: datetime, keys: Sequence[tuple[bytes, int]]) -> int:
+    """How many of the (line_key, occurrence) pairs of lines logged at `at` are already stored."""
     if not keys:
         return 0
     table = TABLES[kind][0]
     return conn.execute(
         sql.SQL(
             "SELECT count(*) FROM {} t JOIN unnest(%s::bytea[], %s::int[]) AS k(line_key, occurrence) "
-            "USING (line_key, occurrence)"
+            "USING (line_key, occurrence) WHERE t.logged_at = %s"
         ).format(sql.Identifier(table)),
-        ([k for k, _ in keys], [o for _, o in keys]),
+        ([k for k, _ in keys], [o for _, o in keys], at),
     ).fetchone()[0]
 
 

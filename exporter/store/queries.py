@@ -41,6 +41,10 @@ class Where:
             term,
         )
 
+    def search_words(self, alias: str, table: str, term: str) -> None:
+        """Rows whose stored `words` (computed by the loader) match `term`, through their GIN index."""
+        self.add(f"{alias}.id = ANY(ARRAY(SELECT id FROM {table} WHERE words @@ mg_words_query(%s)))", term)
+
     def sql(self) -> sql.Composable:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts) if self.parts else sql.SQL("")
 
@@ -280,7 +284,7 @@ POSTFIX_FROM = sql.SQL("postfix_lines p LEFT JOIN messages m ON m.correlation_ke
 def postfix_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.search("p", "postfix_lines", "message", filters["search"])
+        where.search_words("p", "postfix_lines", filters["search"])
     if filters.get("queue_id"):
         where.add("p.queue_id = %s", filters["queue_id"])
     if filters.get("sender"):

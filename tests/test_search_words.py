@@ -1,0 +1,73 @@
+"""Search words of raw Postfix lines: the loader's split equals the database's, and searches find lines."""
+
+from __future__ import annotations
+
+import psycopg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.ingestion import load_window
+from exporter.parsers.words import line_words
+
+REAL_LINES = [
+    "0E873A0000C6: client=mail-out.shop.example.com[185.241.194.202]",
+    "0E873A0000C6: to=<bob@example.org>, relay=dovecot[172.22.1.250]:24, delay=1.13, "
+    "delays=0.68/0.01/0.02/0.42, dsn=2.0.0, status=sent (250 2.0.0 <bob@example.org> OrOwd8S7Ba16j7pGLou3SH Saved)",
+    "NOQUEUE: reject: RCPT from unknown[2a01:4f8:c2c:5a1b::1]: 554 5.7.1 <x@y.org>: Relay access denied; "
+    "from=<a@b.c> to=<x@y.org> proto=ESMTP helo=<ylmf-pc>",
+    "warning: hostname 1.2.3.4 does not resolve to address 5.6.7.8: Name or service not known",
+    "4bQ9pz3sTHz1xpm: sasl_method=PLAIN, sasl_username=straße@exämple.org İ \u212a",
+    "x" * 300 + " repeated " * 300,
+    "",
+]
+
+
+def test_line_words_are_what_the_database_computes(db_url):
+    with psycopg.connect(db_url) as conn:
+        for line in REAL_LINES:
+            python, database = conn.execute(
+                "SELECT %s::tsvector::text, mg_line_words(%s)::text", (line_words(line), line)
+            ).fetchone()
+            assert python == database, line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=120))
+def test_line_words_match_the_database_for_any_text(db_url, text):
+    with psycopg.connect(db_url) as conn:
+        python, database = conn.execute(
+            "SELECT %s::tsvector::text, mg_line_words(%s)::text", (line_words(text), text)
+        ).fetchone()
+    assert python == database
+
+
+def test_search_finds_whole_queue_ids_prefixes_and_phrases(pool):
+    lines = [
+        "0E873A0000C6: removed",
+        "12FB3A141E: to=<bob@example.org>, status=sent (250 2.0.0 Ok: queued)",
+        "connect from mail.example.com[1.2.3.4]",
+        "lost connection after AUTH from unknown[5.6.7.8]",
+    ]
+    items = [
+        {"time": 1_763_000_000 + n, "program": "postfix/smtpd", "priority": "info", "message": text}
+        for n, text in enumerate(lines)
+    ]
+    with pool.connection() as conn:
+        assert load_window(conn, "postfix", items[::-1]) == (4, 0)
+
+        def found(term: str) -> list[str]:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT message FROM postfix_lines WHERE words @@ mg_words_query(%s) ORDER BY id", (term,)
+                )
+            ]
+
+        assert found("0E873A0000C6") == [lines[0]]  # whole hex id (the text-search parser split it at the "e")
+        assert found("0e873a") == [lines[0]]  # a prefix of the last word
+        assert found("bob@example.org") == [lines[1]]
+        assert found("Ok: queued") == [lines[1]]  # words adjacent and in order
+        assert found("queued Ok") == []
+        assert found("connection after") == [lines[3]]
+        assert found("1.2.3.4") == [lines[2]]
+        assert conn.execute("SELECT mg_words_query('  ;; ')").fetchone()[0] is None
