@@ -38,7 +38,10 @@ LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
 # name -> (schedule text, description) as /api/settings/info reports them (seed 002 names).
 JOBS = {
     "fetch_logs": ("adaptive, at most FETCH_INTERVAL", "Imports Postfix, Rspamd and Netfilter logs from mailcow"),
-    "complete_correlations": ("after every fetch", "Links new log lines into messages and recipients"),
+    "complete_correlations": (
+        "after every fetch, beside the next one",
+        "Links new log lines into messages and recipients",
+    ),
     "update_final_status": ("120 seconds", "Re-derives the status of unfinished messages"),
     "expire_correlations": ("60 seconds", "Expires messages without any line for EXPIRE_AFTER_HOURS"),
     "cleanup_logs": ("daily at 02:00 UTC", "Removes lines and messages older than RETENTION_DAYS"),
@@ -96,12 +99,13 @@ class Worker:
 
     # --- the jobs ---------------------------------------------------------------------
 
-    def ingest_once(self) -> None:
-        """Fetch every source, then correlate what arrived (so mail shows up within one interval)."""
+    def ingest_once(self, correlator: correlation.Background) -> None:
+        """Fetch every source, then have the correlation thread link what arrived (so mail shows up
+        within one interval) while the next fetch already runs."""
         try:
             tracked(self.pool, "fetch_logs", self._fetch)()
         finally:
-            tracked(self.pool, "complete_correlations", self.correlate)()
+            correlator.poke()
 
     def _fetch(self) -> None:
         results = self.ingestor.fetch_all()
@@ -251,6 +255,8 @@ class Worker:
         """Until `stop`: hold leadership, ingest, sleep the adaptive interval; else wait and retry."""
         scheduler = self.scheduler()
         scheduler.start()
+        correlate = tracked(self.pool, "complete_correlations", self.correlate)
+        correlator = correlation.Background(lambda: correlate() if self.is_leader.is_set() else None).start()
         try:
             while not stop.is_set():
                 with _LeaderLock(self.config.database_url or "") as lock:
@@ -262,10 +268,11 @@ class Worker:
                     self.is_leader.set()
                     self.sync_domains_safely()
                     while not stop.is_set() and lock.alive():
-                        self.ingest_once()
+                        self.ingest_once(correlator)
                         stop.wait(self.ingestor.next_delay())
                     self.is_leader.clear()
         finally:
+            correlator.stop()
             scheduler.shutdown(wait=True)
 
     def sync_domains_safely(self) -> None:

@@ -149,3 +149,28 @@ def test_two_workers_one_leader_and_failover(pool, live_app, databases):
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(30)
+
+
+def test_correlation_thread_serves_every_poke_and_survives_a_failure():
+    """Pokes during a run are served by one more run; a failing run is kept, and the next runs."""
+    runs: list[int] = []
+
+    def job() -> None:
+        runs.append(len(runs))
+        time.sleep(0.2)
+        if len(runs) == 2:
+            raise RuntimeError("database went away")
+
+    background = correlation.Background(job).start()
+    try:
+        background.poke()
+        time.sleep(0.05)  # the first run is under way
+        background.poke()
+        background.poke()
+        assert background.idle(timeout=5)
+        assert len(runs) == 2  # the two pokes during the first run were served by one more
+        assert isinstance(background.error, RuntimeError)
+        background.poke()
+        assert background.idle(timeout=5) and len(runs) == 3
+    finally:
+        background.stop()
