@@ -183,7 +183,8 @@ _RECOMPUTE = """
                (array_agg(recipient ORDER BY coalesce(orig_to, recipient), recipient))[1] AS first_recipient,
                bool_and(lower(split_part(recipient, '@', 2)) = ANY(%(local)s::text[])) AS all_local,
                string_agg(recipient || ' ' || coalesce(orig_to, ''), ' ') AS rcpt_text
-        FROM message_recipients WHERE message_pk IN (SELECT id FROM ids) GROUP BY message_pk
+        FROM message_recipients WHERE message_pk = ANY(ARRAY(SELECT id FROM ids))  -- always the index
+        GROUP BY message_pk
     ),
     c AS (
         SELECT m.id, m.counted AS was_counted,
@@ -370,47 +371,54 @@ _NOQUEUE = """
 
 # Events of the batch, counted exactly once: each line is in exactly one batch. Run after
 # recompute() so deliveries carry their message's current direction.
+_BATCH_DELIVERIES = """
+    dl AS (SELECT m.direction, b.status, b.delay
+           FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+           WHERE b.kind = 'delivery' AND b.status IS NOT NULL)"""
 _BATCH_EVENTS = """
-    SELECT 'deliveries', jsonb_build_object('direction', m.direction, 'status', b.status), 1
-    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
-    WHERE b.kind = 'delivery' AND b.status IS NOT NULL
+    SELECT 'deliveries', jsonb_build_object('direction', direction, 'status', status), count(*)
+    FROM dl GROUP BY direction, status
     UNION ALL
-    SELECT CASE b.status WHEN 'deferred' THEN 'deferrals' ELSE 'bounces' END,
-           jsonb_build_object('remote', mg_remote_class(split_part(b.recipient, '@', 2), b.relay, %(local)s)), 1
-    FROM batch b WHERE b.kind = 'delivery' AND b.status IN ('deferred', 'bounced')
+    SELECT CASE status WHEN 'deferred' THEN 'deferrals' ELSE 'bounces' END, jsonb_build_object('remote', remote),
+           count(*)
+    FROM (SELECT status, mg_remote_class(split_part(recipient, '@', 2), relay, %(local)s) AS remote
+          FROM batch WHERE kind = 'delivery' AND status IN ('deferred', 'bounced')) x
+    GROUP BY status, remote
     UNION ALL
-    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', m.direction, 'le', le::text), 1
-    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
-    JOIN unnest(%(buckets)s::float8[]) AS le ON b.delay <= le
-    WHERE b.kind = 'delivery' AND b.status = 'delivered'
+    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', direction, 'le', le::text), count(*)
+    FROM dl JOIN unnest(%(buckets)s::float8[]) AS le ON dl.delay <= le
+    WHERE status = 'delivered' GROUP BY direction, le
     UNION ALL
-    SELECT 'delivery_delay_seconds_' || part, jsonb_build_object('direction', m.direction),
-           CASE part WHEN 'sum' THEN b.delay ELSE 1 END
-    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
-    CROSS JOIN (VALUES ('sum'), ('count')) AS p (part)
-    WHERE b.kind = 'delivery' AND b.status = 'delivered' AND b.delay IS NOT NULL
+    SELECT 'delivery_delay_seconds_' || part, jsonb_build_object('direction', direction),
+           CASE part WHEN 'sum' THEN sum(delay) ELSE count(*) END
+    FROM dl CROSS JOIN (VALUES ('sum'), ('count')) AS p (part)
+    WHERE status = 'delivered' AND delay IS NOT NULL GROUP BY direction, part
     UNION ALL
-    SELECT 'rejects', jsonb_build_object('reason', CASE
-               WHEN b.kind = 'postscreen_pregreet' THEN 'pregreet'
-               WHEN b.reject_class IN ('relay_denied', 'rbl', 'unknown_recipient', 'sender_rejected', 'greylist',
-                                       'spam') THEN b.reject_class
-               WHEN b.kind = 'milter_reject' THEN 'spam'
-               ELSE 'other' END), 1
-    FROM batch b WHERE b.kind IN ('noqueue_reject', 'rcpt_reject', 'milter_reject', 'postscreen_pregreet')
+    SELECT 'rejects', jsonb_build_object('reason', reason), count(*) FROM (
+        SELECT CASE
+               WHEN kind = 'postscreen_pregreet' THEN 'pregreet'
+               WHEN reject_class IN ('relay_denied', 'rbl', 'unknown_recipient', 'sender_rejected', 'greylist',
+                                     'spam') THEN reject_class
+               WHEN kind = 'milter_reject' THEN 'spam'
+               ELSE 'other' END AS reason
+        FROM batch WHERE kind IN ('noqueue_reject', 'rcpt_reject', 'milter_reject', 'postscreen_pregreet')) x
+    GROUP BY reason
     UNION ALL
-    SELECT 'sasl_auth_failures', '{}'::jsonb, 1 FROM batch WHERE kind = 'sasl_failure'
+    SELECT 'sasl_auth_failures', '{}'::jsonb, count(*) FROM batch WHERE kind = 'sasl_failure' HAVING count(*) > 0
     UNION ALL
-    SELECT 'rspamd_actions',
-           jsonb_build_object('action', action,
-                              'direction', CASE WHEN "user" IS NULL THEN 'inbound' ELSE 'outbound' END), 1
-    FROM rspamd_rows WHERE id > %(rspamd_from)s AND id <= %(rspamd_to)s
+    SELECT 'rspamd_actions', jsonb_build_object('action', action, 'direction', direction), count(*) FROM (
+        SELECT action, CASE WHEN "user" IS NULL THEN 'inbound' ELSE 'outbound' END AS direction
+        FROM rspamd_rows WHERE id > %(rspamd_from)s AND id <= %(rspamd_to)s) x
+    GROUP BY action, direction
 """
 
 _COMPLETED_ROWS = """
-    SELECT 'messages', jsonb_build_object('direction', direction, 'status', final_status) || extra, 1 FROM labelled
+    SELECT 'messages', jsonb_build_object('direction', direction, 'status', final_status) || extra, count(*)
+    FROM labelled GROUP BY direction, final_status, extra
     UNION ALL
-    SELECT 'recipients', jsonb_build_object('direction', d.direction, 'status', r.status) || d.extra, 1
-    FROM labelled d JOIN message_recipients r ON r.message_pk = d.id
+    SELECT 'recipients', jsonb_build_object('direction', d.direction, 'status', r.status) || d.extra, count(*)
+    FROM labelled d CROSS JOIN LATERAL (SELECT status FROM message_recipients WHERE message_pk = d.id) r
+    GROUP BY d.direction, r.status, d.extra
 """
 
 
@@ -484,6 +492,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
             "rspamd_from": last_rspamd,
             "rspamd_to": new_rspamd_to,
         },
+        ctes=_BATCH_DELIVERIES,
     )
     if lines:
         conn.execute(_DELAY_ROLLUP, {"bounds": list(DELAY_ROLLUP_BOUNDS)})
