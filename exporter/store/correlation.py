@@ -214,10 +214,13 @@ _RECOMPUTE = """
                    WHEN m.sasl_username IS NOT NULL OR m.ndn_origin
                         OR m.service ~ '(submission|smtps|sogo)/' THEN 'outbound'
                    ELSE 'inbound'
-               END AS direction
+               END AS direction,
+               l.rid, CASE WHEN l.rid IS NULL THEN m.subject ELSE l.subject END AS subject, l.score, l.action,
+               m.is_spam OR coalesce(l.is_spam, false) AS is_spam
         FROM (SELECT m.*, m.origin_queue_id IS NOT NULL AS ndn_origin FROM messages m
               WHERE m.id IN (SELECT id FROM ids)) m
         LEFT JOIN r ON r.message_pk = m.id
+        LEFT JOIN linked l ON l.id = m.id
     ),
     upd AS (
     UPDATE messages m SET
@@ -228,12 +231,17 @@ _RECOMPUTE = """
         is_complete = c.final_status NOT IN ('queued', 'deferred') OR m.reject_class IS NOT DISTINCT FROM 'greylist',
         counted = m.counted OR c.final_status NOT IN ('queued', 'deferred')
                   OR m.reject_class IS NOT DISTINCT FROM 'greylist',
-        search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, m.subject, m.sasl_username,
+        rspamd_row_id = coalesce(c.rid, m.rspamd_row_id),
+        subject = c.subject,
+        spam_score = CASE WHEN c.rid IS NULL THEN m.spam_score ELSE c.score END,
+        rspamd_action = CASE WHEN c.rid IS NULL THEN m.rspamd_action ELSE c.action END,
+        is_spam = c.is_spam,
+        search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, c.subject, m.sasl_username,
                                       coalesce(c.rcpt_text, m.first_recipient))),
         rolled_bucket = date_trunc('hour', m.first_seen),
         rolled_direction = c.direction,
         rolled_status = c.final_status,
-        rolled_spam = m.is_spam,
+        rolled_spam = c.is_spam,
         rolled_domains = c.domains,
         rolled_facets = mg_message_facets(m.sender, coalesce(c.first_recipient, m.first_recipient), m.sasl_username,
                                           m.reject_class, c.final_status),
@@ -338,14 +346,14 @@ _LINK_RSPAMD = """
         ) x
         WHERE c.message_id IS NULL AND c.sender IS NOT NULL
     ),
-    upd AS (
-        UPDATE messages m SET rspamd_row_id = p.rid, subject = p.subject, spam_score = p.score,
-                              rspamd_action = p.action, is_spam = m.is_spam OR p.is_spam
-        FROM pick p WHERE m.id = p.id
-        RETURNING m.id
-    )
-    INSERT INTO touched SELECT id FROM upd ON CONFLICT DO NOTHING
+    linked AS (INSERT INTO linked SELECT * FROM pick RETURNING id)
+    INSERT INTO touched SELECT id FROM linked ON CONFLICT DO NOTHING
 """
+# The rspamd rows picked for messages; recompute() writes them with everything else (one row
+# version per message and batch instead of two: each version costs an entry in every index).
+_LINKED_TABLE = """CREATE TEMP TABLE IF NOT EXISTS linked (
+    id bigint PRIMARY KEY, rid bigint NOT NULL, subject text, score double precision, action text, is_spam boolean
+) ON COMMIT DROP"""
 
 _NOQUEUE = """
     WITH ins AS (
@@ -455,7 +463,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     new_rspamd = conn.execute(
         "SELECT max(id), min(logged_at), max(logged_at) FROM rspamd_rows WHERE id > %s", (last_rspamd,)
     ).fetchone()
-    conn.execute("DROP TABLE IF EXISTS batch, touched")
+    conn.execute("DROP TABLE IF EXISTS batch, touched, linked")
     conn.execute(
         f"CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT {_BATCH_COLUMNS} FROM postfix_lines "
         "WHERE id > %s AND id <= %s",
@@ -480,6 +488,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     if new_rspamd[0] is not None or lines:
         lo = (new_rspamd[1] - RSPAMD_WINDOW) if new_rspamd[1] else None
         hi = (new_rspamd[2] + RSPAMD_WINDOW) if new_rspamd[2] else None
+        conn.execute(_LINKED_TABLE)
         conn.execute(_LINK_RSPAMD, {"lo": lo, "hi": hi, "window": RSPAMD_WINDOW})
     touched = recompute(conn, local_domains, domain_labels)
     new_rspamd_to = new_rspamd[0] if new_rspamd[0] is not None else last_rspamd
@@ -527,6 +536,7 @@ def _link_bounces(conn: psycopg.Connection) -> None:
 def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
     """Re-derive status, direction and search text of every message in the `touched` temp table,
     and count the ones that have just reached a final status."""
+    conn.execute(_LINKED_TABLE)  # rspamd rows run_batch picked, if any
     conn.execute(
         """UPDATE message_recipients r SET status = 'expired'
            FROM messages m WHERE m.id = r.message_pk AND m.expired AND r.status = 'deferred'
