@@ -46,13 +46,13 @@ class Background:
     are served by one more run; `idle()` waits until everything poked so far has been handled.
     """
 
-    def __init__(self, job: Callable[[], object], name: str = "correlation") -> None:
+    def __init__(self, job: Callable[[], object]) -> None:
         self._job = job
         self._changed = threading.Condition()
         self._poked = self._done = 0
         self._stopping = False
         self.error: Exception | None = None  # the last run's exception, if any
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="correlation", daemon=True)
 
     def start(self) -> Background:
         self._thread.start()

@@ -16,11 +16,7 @@ def line_key(source: str, item: Mapping[str, Any]) -> bytes:
     Postfix lines hash as source|time|program|priority|message, so a line read from a syslog
     file (import-logs) gets the same key as the same line fetched from the API.
     """
-    if (
-        source == "postfix"
-        and item.keys() <= _POSTFIX_KEYS
-        and (type(item.get("time")) is int or _is_int(item.get("time")))
-    ):
+    if source == "postfix" and item.keys() <= _POSTFIX_KEYS and _is_int(item.get("time")):
         text = "\x1f".join(
             (
                 source,

@@ -349,11 +349,7 @@ _LINK_RSPAMD = """
     linked AS (INSERT INTO linked SELECT * FROM pick RETURNING id)
     INSERT INTO touched SELECT id FROM linked ON CONFLICT DO NOTHING
 """
-# The rspamd rows picked for messages; recompute() writes them with everything else (one row
-# version per message and batch instead of two: each version costs an entry in every index).
-_LINKED_TABLE = """CREATE TEMP TABLE IF NOT EXISTS linked (
-    id bigint PRIMARY KEY, rid bigint NOT NULL, subject text, score double precision, action text, is_spam boolean
-) ON COMMIT DROP"""
+
 
 _NOQUEUE = """
     WITH ins AS (
@@ -466,13 +462,13 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         "OFFSET 0) new_rows",
         (last_rspamd,),
     ).fetchone()
-    conn.execute("DROP TABLE IF EXISTS batch, touched, linked")
+    conn.execute("DROP TABLE IF EXISTS batch")
+    _work_tables(conn)
     conn.execute(
         f"CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT {_BATCH_COLUMNS} FROM postfix_lines "
         "WHERE id > %s AND id <= %s",
         (last_postfix, upto),
     )
-    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
     lines = conn.execute("SELECT count(*) FROM batch").fetchone()[0]
     if lines:
         conn.execute("SET LOCAL default_statistics_target = 10")  # a 3,000-row sample plans the batch well
@@ -491,7 +487,6 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     if new_rspamd[0] is not None or lines:
         lo = (new_rspamd[1] - RSPAMD_WINDOW) if new_rspamd[1] else None
         hi = (new_rspamd[2] + RSPAMD_WINDOW) if new_rspamd[2] else None
-        conn.execute(_LINKED_TABLE)
         conn.execute(_LINK_RSPAMD, {"lo": lo, "hi": hi, "window": RSPAMD_WINDOW})
     touched = recompute(conn, local_domains, domain_labels)
     new_rspamd_to = new_rspamd[0] if new_rspamd[0] is not None else last_rspamd
@@ -521,6 +516,18 @@ def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
     return rows["postfix"], rows["rspamd"]
 
 
+def _work_tables(conn: psycopg.Connection) -> None:
+    """The per-transaction tables recompute() reads: `touched` (the messages to re-derive) and
+    `linked` (rspamd rows picked for them, written with everything else: one row version per
+    message and batch instead of two, and each version costs an entry in every index)."""
+    conn.execute("DROP TABLE IF EXISTS touched, linked")
+    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    conn.execute(
+        """CREATE TEMP TABLE linked (id bigint PRIMARY KEY, rid bigint NOT NULL, subject text,
+                                     score double precision, action text, is_spam boolean) ON COMMIT DROP"""
+    )
+
+
 def _link_bounces(conn: psycopg.Connection) -> None:
     """A non-delivery notification's own queue id points back to the message that bounced."""
     conn.execute(
@@ -537,9 +544,8 @@ def _link_bounces(conn: psycopg.Connection) -> None:
 
 
 def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
-    """Re-derive status, direction and search text of every message in the `touched` temp table,
-    and count the ones that have just reached a final status."""
-    conn.execute(_LINKED_TABLE)  # rspamd rows run_batch picked, if any
+    """Re-derive status, direction and search text of every message in the `touched` temp table
+    (with the rspamd rows in `linked`), and count the ones that have just reached a final status."""
     conn.execute(
         """UPDATE message_recipients r SET status = 'expired'
            FROM messages m WHERE m.id = r.message_pk AND m.expired AND r.status = 'deferred'
@@ -558,8 +564,7 @@ def expire(
     conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence[str], domain_labels: bool = False
 ) -> int:
     """Expire unfinished messages with no line for `horizon` (measured against the newest line)."""
-    conn.execute("DROP TABLE IF EXISTS touched")
-    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    _work_tables(conn)
     conn.execute(
         """WITH up AS (
                UPDATE messages SET expired = true
@@ -575,8 +580,7 @@ def expire(
 def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
     """Consistency sweep: re-derive every unfinished message (e.g. after the domain list changed),
     and count complete messages not counted yet (those stored before counting existed)."""
-    conn.execute("DROP TABLE IF EXISTS touched")
-    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    _work_tables(conn)
     conn.execute("INSERT INTO touched SELECT id FROM messages WHERE NOT is_complete")
     conn.execute("INSERT INTO touched SELECT id FROM messages WHERE is_complete AND NOT counted")
     return recompute(conn, local_domains, domain_labels)
