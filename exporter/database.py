@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 # Arbitrary but fixed: every process of this product serialises migrations on this key.
 MIGRATION_LOCK_KEY = 0x6D63_6766  # "mcgf"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_SESSION_OPTIONS = "-c TimeZone=UTC -c application_name=mailcow-grafana"
+# JIT off: correlation's statements are large enough to trigger compilation on every batch, which
+# cost more than it saved (end-to-end ingest 22.5k -> 27.6k lines/s with it off).
+_SESSION_OPTIONS = "-c jit=off -c TimeZone=UTC -c application_name=mailcow-grafana"
 
 
 def start_embedded(data_dir: Path) -> str:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -58,6 +60,7 @@ def _epoch(item: Mapping[str, Any], key: str) -> int | None:
         return None
 
 
+@lru_cache(maxsize=4096)  # a busy server logs hundreds of lines per second: most lines share one
 def _at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
@@ -72,7 +75,6 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
     if epoch is None or not isinstance(message, str):
         raise ValueError("postfix item needs a numeric time and a message")
     program = str(item.get("program") or "")
-    event = postfix.parse(program, message)
     return (
         _at(epoch),
         program,
@@ -81,8 +83,11 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
         line_words(message),
         key,
         occurrence,
-        *(getattr(event, name) for name in postfix.EVENT_FIELDS),
+        *_event_values(postfix.parse(program, message)),
     )
+
+
+_event_values = attrgetter(*postfix.EVENT_FIELDS)
 
 
 def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:

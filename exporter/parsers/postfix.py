@@ -67,7 +67,7 @@ DELIVERY_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PostfixEvent:
     """What one Postfix log message says; `kind` names the line type, other fields may be None."""
 

@@ -14,6 +14,7 @@ import re
 # Runs longer than 200 characters split into pieces: a lexeme must stay far below PostgreSQL's 2 KB limit.
 _WORD = re.compile(r"[a-z0-9]{1,200}")
 MAX_POSITION = 16383  # the highest word position a tsvector stores
+_POSITIONS = tuple(f":{n}" for n in range(1, MAX_POSITION + 1))
 
 
 def line_words(message: str) -> str:
@@ -22,5 +23,4 @@ def line_words(message: str) -> str:
     Repeated words are listed once per position; PostgreSQL merges them when it reads the literal.
     """
     text = message if message.isascii() else message.encode("ascii", "replace").decode("ascii")
-    words = _WORD.findall(text.lower())
-    return " ".join([f"{word}:{n}" for n, word in enumerate(words[:MAX_POSITION], 1)])
+    return " ".join(map(str.__add__, _WORD.findall(text.lower()), _POSITIONS))  # stops at the last position
