@@ -13,6 +13,7 @@ import gc
 import statistics
 import time
 from collections import deque
+from collections.abc import Iterator
 
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 import psycopg
@@ -21,7 +22,7 @@ from bench._scratch import scratch_database
 from exporter import correlation
 from exporter.config import Config
 from exporter.database import create_pool, migrate
-from exporter.ingestion import load_window
+from exporter.ingestion import load_groups
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
 from exporter.web.app import create_app
@@ -41,13 +42,9 @@ def generate(lines: int) -> tuple[list[dict], list[dict]]:
     return list(reversed(state.logs["postfix"])), list(reversed(state.rspamd_history))
 
 
-def ingest(pool, postfix: list[dict], rspamd: list[dict], window: int = WINDOW) -> tuple[float, float]:
-    """Load in fetch-sized windows with correlation in its own thread, as the worker does.
-
-    Returns (seconds spent parsing and loading, seconds correlation still ran after the last load).
-    """
-    correlator = correlation.Background(lambda: correlation.correlate(pool, LOCAL_DOMAINS)).start()
-    t0 = time.perf_counter()
+def windows(postfix: list[dict], rspamd: list[dict], window: int) -> Iterator[list[tuple[str, list[dict]]]]:
+    """Fetch-sized groups, newest first like mailcow's lists: Postfix lines and the rspamd rows of
+    the same time span, as one fetch round reads them."""
     p = r = 0
     while p < len(postfix) or r < len(rspamd):
         chunk = postfix[p : p + window]
@@ -56,11 +53,18 @@ def ingest(pool, postfix: list[dict], rspamd: list[dict], window: int = WINDOW) 
         r_end = r
         while r_end < len(rspamd) and rspamd[r_end]["unix_time"] <= until:
             r_end += 1
-        with pool.connection() as conn, conn.transaction():
-            load_window(conn, "postfix", chunk[::-1])
-            load_window(conn, "rspamd", rspamd[r:r_end][::-1])
+        yield [("postfix", chunk[::-1]), ("rspamd", rspamd[r:r_end][::-1])]
         r = r_end
-        correlator.poke()
+
+
+def ingest(pool, postfix: list[dict], rspamd: list[dict], window: int = WINDOW) -> tuple[float, float]:
+    """Bulk load (parsing the next window while one is written) with correlation in its own thread.
+
+    Returns (seconds spent parsing and loading, seconds correlation still ran after the last load).
+    """
+    correlator = correlation.Background(lambda: correlation.correlate(pool, LOCAL_DOMAINS)).start()
+    t0 = time.perf_counter()
+    load_groups(pool, windows(postfix, rspamd, window), correlator.poke)
     loaded = time.perf_counter()
     correlator.idle()
     correlator.stop()

@@ -91,7 +91,7 @@ def cmd_import_logs(args: argparse.Namespace) -> int:
     missing = [p for p in args.files if not p.is_file()]
     if missing:
         raise Fatal(f"no such file: {missing[0]}")
-    pool = create_pool(url, 2)
+    pool = create_pool(url, 3)  # loader and correlation threads, and one spare
     try:
         totals = import_files(
             pool,

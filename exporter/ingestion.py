@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -139,6 +140,41 @@ def load_window(conn: psycopg.Connection, source: str, newest_first: Sequence[An
     """Parse and load one window in the caller's transaction; return (new lines, unparsed)."""
     rows, bad = build_rows(source, newest_first)
     return store.load(conn, source, rows), store.load(conn, "unparsed", bad)
+
+
+Group = Sequence[tuple[str, Sequence[Any]]]  # (source, window newest first), stored in one transaction
+
+
+def load_groups(pool: ConnectionPool, groups: Iterable[Group], loaded: Callable[[], None] = lambda: None) -> int:
+    """Bulk load (backfill): parse the next group while the previous one is written; return new lines.
+
+    Parsing is Python's work and writing PostgreSQL's, so the two overlap on separate cores; each
+    group is one transaction, committed in order, and `loaded` runs after each commit (e.g. to wake
+    correlation). At most one parsed group waits, so memory stays bounded however long the input.
+    """
+    inserted = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="loader") as loader:
+        pending: Future[int] | None = None
+        for group in groups:
+            parsed = [(source, *build_rows(source, window)) for source, window in group]
+            if pending is not None:
+                inserted += pending.result()
+            pending = loader.submit(_store_group, pool, parsed, loaded)
+        if pending is not None:
+            inserted += pending.result()
+    return inserted
+
+
+def _store_group(
+    pool: ConnectionPool, parsed: list[tuple[str, list[tuple], list[tuple]]], loaded: Callable[[], None]
+) -> int:
+    inserted = 0
+    with pool.connection() as conn, conn.transaction():
+        for source, rows, bad in parsed:
+            inserted += store.load(conn, source, rows)
+            store.load(conn, "unparsed", bad)
+    loaded()
+    return inserted
 
 
 # --- fetching --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from exporter import correlation
-from exporter.ingestion import MIN_INTERVAL, fetch_source, load_window
+from exporter.ingestion import MIN_INTERVAL, fetch_source, load_groups, load_window
 from exporter.mailcow_client import MailcowClient
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.web.app import create_app
@@ -84,6 +84,31 @@ def test_a_bad_item_is_kept_as_unparsed_and_its_neighbours_load(pool):
     with pool.connection() as conn:
         errors = [r[0] for r in conn.execute("SELECT error FROM unparsed_lines ORDER BY id")]
     assert len(errors) == 2 and all(errors)
+
+
+def test_bulk_load_commits_groups_in_log_order_and_reports_each(pool):
+    def line(second: int, n: int) -> dict:
+        return {
+            "time": str(1790000000 + second),
+            "program": "postfix/qmgr",
+            "priority": "info",
+            "message": f"ABCDEF{n:04X}: removed",
+        }
+
+    groups = [[("postfix", [line(g, g * 10 + i) for i in range(9, -1, -1)])] for g in range(5)]
+    groups[2] = [("postfix", [*groups[2][0][1], "garbage"])]  # a bad item in the middle group
+    seen: list[int] = []
+
+    def loaded() -> None:  # runs after each commit: another connection already sees the group
+        seen.append(_count(pool, "postfix_lines"))
+
+    assert load_groups(pool, groups, loaded) == 50
+    assert seen == [10, 20, 30, 40, 50]
+    with pool.connection() as conn:
+        order = [m for (m,) in conn.execute("SELECT message FROM postfix_lines ORDER BY id")]
+    assert order == [f"ABCDEF{n:04X}: removed" for n in range(50)]
+    assert _count(pool, "unparsed_lines") == 1
+    assert load_groups(pool, groups) == 0  # loading again adds nothing
 
 
 def test_gap_is_recorded_when_the_list_rotates_faster_than_we_fetch(pool, live_app, db_url):
