@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import psycopg
@@ -75,6 +77,38 @@ def test_identical_lines_are_all_kept_and_loading_twice_adds_nothing(pool):
     correlation.correlate(pool, LOCAL_DOMAINS)
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM messages WHERE final_status = 'rejected'").fetchone()[0] == 4
+
+
+def test_lines_stored_meanwhile_by_another_writer_are_not_stored_twice(pool, db_url):
+    """Two writers (say import-logs beside the worker) load the same window at once: the second
+    waits on the first's uncommitted lines, then stores nothing and loses nothing."""
+    window = [
+        {"time": "1790000100", "program": "postfix/qmgr", "priority": "info", "message": f"ABCDEF00{n:02X}: removed"}
+        for n in range(3)
+    ]
+    second: list[tuple[int, int]] = []
+
+    def load_again() -> None:
+        with pool.connection() as conn, conn.transaction():
+            second.append(load_window(conn, "postfix", window))
+
+    with psycopg.connect(db_url, autocommit=True) as watcher, pool.connection() as first:
+        with first.transaction():
+            assert load_window(first, "postfix", window) == (3, 0)
+            other = threading.Thread(target=load_again)
+            other.start()
+            for _ in range(200):  # until the second writer waits on our uncommitted lines
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.02)
+            assert waiting == 1
+        other.join(10)
+    assert second == [(0, 0)]
+    assert _count(pool, "postfix_lines") == 3
 
 
 def test_a_bad_item_is_kept_as_unparsed_and_its_neighbours_load(pool):

@@ -43,11 +43,48 @@ _COUNTED_ON_LOAD = {
 def load(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
     """Bulk-load rows (in log order, oldest first) into one table; return how many were new.
 
-    COPY into a temporary table, then one INSERT … ON CONFLICT DO NOTHING ordered like the log,
-    so ids follow the log and loading the same rows again inserts nothing (nor counts anything).
+    Loading the same rows again inserts nothing (nor counts anything), and ids follow the log.
     """
     if not rows:
         return 0
+    if kind in _COPIED_DIRECTLY:
+        try:
+            with conn.transaction():  # a savepoint: a line stored meanwhile by another writer undoes only this
+                return _copy_new(conn, kind, rows)
+        except psycopg.errors.UniqueViolation:
+            pass
+    return _insert_new(conn, kind, rows)
+
+
+# Tables whose identity starts with the line's time: the lines already stored for a window are
+# one range read, and the rest is COPYed straight into the table.
+_COPIED_DIRECTLY = ("postfix", "rspamd")
+
+
+def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
+    """COPY the rows not stored yet straight into the table (no staging table, no per-row conflict
+    check): half the cost of `_insert_new` for the same lines."""
+    table, columns, identity = TABLES[kind]
+    at, key, occurrence = (columns.index(c) for c in identity)
+    times = [row[at] for row in rows]
+    stored = set(
+        conn.execute(
+            sql.SQL("SELECT logged_at, line_key, occurrence FROM {} WHERE logged_at BETWEEN %s AND %s").format(
+                sql.Identifier(table)
+            ),
+            (min(times), max(times)),
+        ).fetchall()
+    )
+    new = [row for row in rows if (row[at], row[key], row[occurrence]) not in stored] if stored else rows
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
+        for row in new:
+            copy.write_row(row)
+    return len(new)
+
+
+def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
+    """COPY into a temporary table, then one INSERT … ON CONFLICT DO NOTHING ordered like the log."""
     table, columns, conflict = TABLES[kind]
     temp = sql.Identifier(f"incoming_{table}")
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
