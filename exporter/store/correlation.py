@@ -60,38 +60,59 @@ _BATCH_COLUMNS = ", ".join(("id", "logged_at", "program", "line_key", "occurrenc
 
 
 def _latest(column: str, kinds: str) -> str:
-    """The value from the newest batch line of the given kinds for this queue id (NULL if none)."""
+    """The value from the newest of the given kinds' lines in `newest` (NULL if none)."""
     return f"(array_agg({column} ORDER BY logged_at DESC, id DESC) FILTER (WHERE kind IN ({kinds})))[1]"
+
+
+def _of(column: str, kind: str) -> str:
+    """The value from this queue id's newest line of one kind (`newest` holds one line per kind)."""
+    return f"max({column}) FILTER (WHERE kind = '{kind}')"
 
 
 # One upsert per batch creates or updates every queue-id message the batch mentions: each attribute
 # comes from the newest line of the kind that carries it, and keeps its stored value otherwise.
+# One sort picks the newest line per queue id and kind; aggregating with ORDER BY straight from the
+# batch would sort every group once per attribute.
 _QUEUE_UPSERT = f"""
-    WITH agg AS (
+    WITH span AS (
         SELECT queue_id, min(logged_at) AS first_seen, max(logged_at) AS last_seen,
-               {_latest("client_host", "'client'")} AS client_host,
-               {_latest("client_ip", "'client'")} AS client_ip,
-               {_latest("sasl_method", "'client'")} AS sasl_method,
-               {_latest("sasl_username", "'client'")} AS sasl_username,
-               {_latest("program", "'client', 'pickup'")} AS service,
-               {_latest("message_id", "'message_id'")} AS message_id,
-               {_latest("sender", "'queued', 'pickup', 'expired', 'milter_reject'")} AS sender,
-               {_latest("size", "'queued'")} AS size,
-               {_latest("nrcpt", "'queued'")} AS nrcpt,
                max(logged_at) FILTER (WHERE kind IN ('removed', 'deleted')) AS removed_at,
                bool_or(kind = 'deleted') AS deleted,
                bool_or(kind = 'expired') AS expired,
-               {_latest("dsn LIKE '5%%'", "'milter_reject'")} AS rejected,
-               {_latest("dsn", "'milter_reject'")} AS reject_code,
-               {_latest("reject_class", "'milter_reject'")} AS reject_class,
-               {_latest("reply", "'milter_reject', 'milter_discard'")} AS reject_reason,
-               {_latest("helo", "'milter_reject'")} AS helo,
-               {_latest("client_host", "'milter_reject'")} AS milter_host,
-               {_latest("client_ip", "'milter_reject'")} AS milter_ip,
-               bool_or(kind = 'milter_reject' AND reject_class = 'spam') AS spam_reject,
-               {_latest("related_queue_id", "'bounce_notification'")} AS ndn_queue_id
+               bool_or(kind = 'milter_reject' AND reject_class = 'spam') AS spam_reject
         FROM batch WHERE queue_id IS NOT NULL GROUP BY queue_id
     ),
+    newest AS (
+        SELECT DISTINCT ON (queue_id, kind) queue_id, kind, logged_at, id, program, client_host, client_ip,
+               sasl_method, sasl_username, message_id, sender, size, nrcpt, dsn, reject_class, reply, helo,
+               related_queue_id
+        FROM batch
+        WHERE queue_id IS NOT NULL AND kind IN ('client', 'pickup', 'message_id', 'queued', 'expired', 'milter_reject',
+                                                'milter_discard', 'bounce_notification')
+        ORDER BY queue_id, kind, logged_at DESC, id DESC
+    ),
+    attrs AS (
+        SELECT queue_id,
+               {_of("client_host", "client")} AS client_host,
+               {_of("client_ip", "client")} AS client_ip,
+               {_of("sasl_method", "client")} AS sasl_method,
+               {_of("sasl_username", "client")} AS sasl_username,
+               {_latest("program", "'client', 'pickup'")} AS service,
+               {_of("message_id", "message_id")} AS message_id,
+               {_latest("sender", "'queued', 'pickup', 'expired', 'milter_reject'")} AS sender,
+               {_of("size", "queued")} AS size,
+               {_of("nrcpt", "queued")} AS nrcpt,
+               bool_or(dsn LIKE '5%%') FILTER (WHERE kind = 'milter_reject') AS rejected,
+               {_of("dsn", "milter_reject")} AS reject_code,
+               {_of("reject_class", "milter_reject")} AS reject_class,
+               {_latest("reply", "'milter_reject', 'milter_discard'")} AS reject_reason,
+               {_of("helo", "milter_reject")} AS helo,
+               {_of("client_host", "milter_reject")} AS milter_host,
+               {_of("client_ip", "milter_reject")} AS milter_ip,
+               {_of("related_queue_id", "bounce_notification")} AS ndn_queue_id
+        FROM newest GROUP BY queue_id
+    ),
+    agg AS (SELECT * FROM span LEFT JOIN attrs USING (queue_id)),
     up AS (
         INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen, client_host, client_ip,
                                    sasl_method, sasl_username, service, message_id, sender, size, nrcpt, removed_at,
@@ -421,7 +442,8 @@ _COMPLETED_ROWS = """
     FROM labelled GROUP BY direction, final_status, extra
     UNION ALL
     SELECT 'recipients', jsonb_build_object('direction', d.direction, 'status', r.status) || d.extra, count(*)
-    FROM labelled d CROSS JOIN LATERAL (SELECT status FROM message_recipients WHERE message_pk = d.id) r
+    FROM labelled d JOIN message_recipients r ON r.message_pk = d.id
+    WHERE r.message_pk = ANY(ARRAY(SELECT id FROM labelled))  -- the index, not a scan of every recipient
     GROUP BY d.direction, r.status, d.extra
 """
 
