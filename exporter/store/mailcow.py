@@ -47,6 +47,6 @@ def replace_quarantine(pool: ConnectionPool, items: Iterable[tuple[int, str]]) -
             )
         conn.execute(
             """UPDATE messages m SET quarantined = true FROM quarantine_items q
-               WHERE q.queue_id = m.queue_id AND NOT m.quarantined"""
+               WHERE m.correlation_key = mg_queue_key(q.queue_id) AND NOT m.quarantined"""
         )
     return len(rows)

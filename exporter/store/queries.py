@@ -236,7 +236,9 @@ def message_by_key(pool: ConnectionPool, key: str) -> dict[str, Any] | None:
         related = [q for q in (message["ndn_queue_id"], message["origin_queue_id"]) if q]
         message["related"] = (
             cur.execute(
-                "SELECT queue_id, correlation_key, final_status FROM messages WHERE queue_id = ANY(%s)", (related,)
+                "SELECT queue_id, correlation_key, final_status FROM messages "
+                "WHERE correlation_key IN (SELECT mg_queue_key(q) FROM unnest(%s::text[]) q)",
+                (related,),
             ).fetchall()
             if related
             else []

@@ -1,0 +1,6 @@
+-- Every new row version of a message writes an entry into each of its indexes, and correlation
+-- writes a version per message and batch: indexes nothing reads are pure cost.
+-- Queue-id lookups go through the unique correlation key (mg_queue_key(queue_id)).
+DROP INDEX messages_queue_id;
+-- Message-IDs are searched through search_vector; rspamd rows are linked through their own index.
+DROP INDEX messages_message_id;
