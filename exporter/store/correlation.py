@@ -396,10 +396,20 @@ _NOQUEUE = """
 
 # Events of the batch, counted exactly once: each line is in exactly one batch. Run after
 # recompute() so deliveries carry their message's current direction.
+# Delivered recipients' delays also go into hourly histogram buckets (delay_rollup: non-cumulative,
+# the smallest bound that fits), from the same join of deliveries to their messages.
 _BATCH_DELIVERIES = """
-    dl AS (SELECT m.direction, b.status, b.delay
+    dl AS (SELECT m.direction, b.status, b.delay, b.logged_at
            FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
-           WHERE b.kind = 'delivery' AND b.status IS NOT NULL)"""
+           WHERE b.kind = 'delivery' AND b.status IS NOT NULL),
+    delays AS (
+        INSERT INTO delay_rollup AS d (bucket, direction, le, count)
+        SELECT date_trunc('hour', logged_at), direction,
+               coalesce((SELECT min(le) FROM unnest(%(bounds)s::float8[]) le WHERE delay <= le), 'Infinity'), count(*)
+        FROM dl WHERE status = 'delivered' AND delay IS NOT NULL
+        GROUP BY 1, 2, 3
+        ON CONFLICT (bucket, direction, le) DO UPDATE SET count = d.count + EXCLUDED.count
+    )"""
 _BATCH_EVENTS = """
     SELECT 'deliveries', jsonb_build_object('direction', direction, 'status', status), count(*)
     FROM dl GROUP BY direction, status
@@ -445,18 +455,6 @@ _COMPLETED_ROWS = """
     FROM labelled d JOIN message_recipients r ON r.message_pk = d.id
     WHERE r.message_pk = ANY(ARRAY(SELECT id FROM labelled))  -- the index, not a scan of every recipient
     GROUP BY d.direction, r.status, d.extra
-"""
-
-
-# Delivered recipients' delays into hourly histogram buckets (non-cumulative; the smallest bound that fits).
-_DELAY_ROLLUP = """
-    INSERT INTO delay_rollup AS d (bucket, direction, le, count)
-    SELECT date_trunc('hour', b.logged_at), m.direction,
-           coalesce((SELECT min(le) FROM unnest(%(bounds)s::float8[]) le WHERE b.delay <= le), 'Infinity'), count(*)
-    FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
-    WHERE b.kind = 'delivery' AND b.status = 'delivered' AND b.delay IS NOT NULL
-    GROUP BY 1, 2, 3
-    ON CONFLICT (bucket, direction, le) DO UPDATE SET count = d.count + EXCLUDED.count
 """
 
 
@@ -520,11 +518,11 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
             "buckets": list(counters.DELAY_BUCKETS),
             "rspamd_from": last_rspamd,
             "rspamd_to": new_rspamd_to,
+            "bounds": list(DELAY_ROLLUP_BOUNDS),
         },
         ctes=_BATCH_DELIVERIES,
     )
     if lines:
-        conn.execute(_DELAY_ROLLUP, {"bounds": list(DELAY_ROLLUP_BOUNDS)})
         conn.execute(_REASON_ROLLUP)
     conn.execute(
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
