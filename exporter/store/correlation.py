@@ -69,11 +69,12 @@ def _of(column: str, kind: str) -> str:
     return f"max({column}) FILTER (WHERE kind = '{kind}')"
 
 
-# One upsert per batch creates or updates every queue-id message the batch mentions: each attribute
-# comes from the newest line of the kind that carries it, and keeps its stored value otherwise.
+# Every queue id the batch mentions, with each attribute from the newest line of the kind that
+# carries it, and its message id: the stored message's, or a new one for a queue id seen first now.
 # One sort picks the newest line per queue id and kind; aggregating with ORDER BY straight from the
 # batch would sort every group once per attribute.
-_QUEUE_UPSERT = f"""
+_QUEUE_AGG = f"""
+    CREATE TEMP TABLE agg ON COMMIT DROP AS
     WITH span AS (
         SELECT queue_id, min(logged_at) AS first_seen, max(logged_at) AS last_seen,
                max(logged_at) FILTER (WHERE kind IN ('removed', 'deleted')) AS removed_at,
@@ -88,13 +89,13 @@ _QUEUE_UPSERT = f"""
                related_queue_id
         FROM batch
         WHERE queue_id IS NOT NULL AND kind IN ('client', 'pickup', 'message_id', 'queued', 'expired', 'milter_reject',
-                                                'milter_discard', 'bounce_notification')
+                                                'milter_discard', 'bounce_notification', 'hold', 'unhold')
         ORDER BY queue_id, kind, logged_at DESC, id DESC
     ),
     attrs AS (
         SELECT queue_id,
-               {_of("client_host", "client")} AS client_host,
-               {_of("client_ip", "client")} AS client_ip,
+               coalesce({_of("client_host", "client")}, {_of("client_host", "milter_reject")}) AS client_host,
+               coalesce({_of("client_ip", "client")}, {_of("client_ip", "milter_reject")}) AS client_ip,
                {_of("sasl_method", "client")} AS sasl_method,
                {_of("sasl_username", "client")} AS sasl_username,
                {_latest("program", "'client', 'pickup'")} AS service,
@@ -107,47 +108,65 @@ _QUEUE_UPSERT = f"""
                {_of("reject_class", "milter_reject")} AS reject_class,
                {_latest("reply", "'milter_reject', 'milter_discard'")} AS reject_reason,
                {_of("helo", "milter_reject")} AS helo,
-               {_of("client_host", "milter_reject")} AS milter_host,
-               {_of("client_ip", "milter_reject")} AS milter_ip,
-               {_of("related_queue_id", "bounce_notification")} AS ndn_queue_id
+               {_of("related_queue_id", "bounce_notification")} AS ndn_queue_id,
+               {_latest("kind = 'hold'", "'hold', 'unhold'")} AS held
         FROM newest GROUP BY queue_id
-    ),
-    agg AS (SELECT * FROM span LEFT JOIN attrs USING (queue_id)),
-    up AS (
-        INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen, client_host, client_ip,
-                                   sasl_method, sasl_username, service, message_id, sender, size, nrcpt, removed_at,
-                                   deleted, expired, rejected, reject_code, reject_class, reject_reason, helo,
-                                   is_spam, ndn_queue_id)
-        SELECT mg_queue_key(queue_id), queue_id, first_seen, last_seen, coalesce(client_host, milter_host),
-               coalesce(client_ip, milter_ip), sasl_method, sasl_username, service, message_id, sender, size, nrcpt,
-               removed_at, deleted, expired, coalesce(rejected, false), reject_code,
-               reject_class, reject_reason, helo, spam_reject, ndn_queue_id
-        FROM agg
-        ON CONFLICT (correlation_key) DO UPDATE SET
-            first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
-            last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen),
-            client_host = coalesce(EXCLUDED.client_host, m.client_host),
-            client_ip = coalesce(EXCLUDED.client_ip, m.client_ip),
-            sasl_method = coalesce(EXCLUDED.sasl_method, m.sasl_method),
-            sasl_username = coalesce(EXCLUDED.sasl_username, m.sasl_username),
-            service = coalesce(EXCLUDED.service, m.service),
-            message_id = coalesce(EXCLUDED.message_id, m.message_id),
-            sender = coalesce(EXCLUDED.sender, m.sender),
-            size = coalesce(EXCLUDED.size, m.size),
-            nrcpt = coalesce(EXCLUDED.nrcpt, m.nrcpt),
-            removed_at = GREATEST(EXCLUDED.removed_at, m.removed_at),
-            deleted = m.deleted OR EXCLUDED.deleted,
-            expired = m.expired OR EXCLUDED.expired,
-            rejected = m.rejected OR EXCLUDED.rejected,
-            reject_code = coalesce(EXCLUDED.reject_code, m.reject_code),
-            reject_class = coalesce(EXCLUDED.reject_class, m.reject_class),
-            reject_reason = coalesce(EXCLUDED.reject_reason, m.reject_reason),
-            helo = coalesce(EXCLUDED.helo, m.helo),
-            is_spam = m.is_spam OR EXCLUDED.is_spam,
-            ndn_queue_id = coalesce(EXCLUDED.ndn_queue_id, m.ndn_queue_id)
+    )
+    SELECT s.*, a.client_host, a.client_ip, a.sasl_method, a.sasl_username, a.service, a.message_id, a.sender,
+           a.size, a.nrcpt, coalesce(a.rejected, false) AS rejected, a.reject_code, a.reject_class, a.reject_reason,
+           a.helo, a.ndn_queue_id, a.held, m.id IS NOT NULL AS stored,
+           coalesce(m.id, nextval('messages_id_seq')) AS id
+    FROM span s LEFT JOIN attrs a USING (queue_id)
+    -- LIMIT keeps this a lookup in the unique index per queue id (joined, the plan scans every message)
+    LEFT JOIN LATERAL (SELECT id FROM messages WHERE correlation_key = mg_queue_key(s.queue_id) LIMIT 1) m ON true
+"""
+
+# Stored messages take the batch's attributes, keeping their own where the batch has none.
+_QUEUE_UPDATE = """
+    WITH up AS (
+        UPDATE messages m SET
+            first_seen = LEAST(m.first_seen, a.first_seen),
+            last_seen = GREATEST(m.last_seen, a.last_seen),
+            client_host = coalesce(a.client_host, m.client_host),
+            client_ip = coalesce(a.client_ip, m.client_ip),
+            sasl_method = coalesce(a.sasl_method, m.sasl_method),
+            sasl_username = coalesce(a.sasl_username, m.sasl_username),
+            service = coalesce(a.service, m.service),
+            message_id = coalesce(a.message_id, m.message_id),
+            sender = coalesce(a.sender, m.sender),
+            size = coalesce(a.size, m.size),
+            nrcpt = coalesce(a.nrcpt, m.nrcpt),
+            removed_at = GREATEST(a.removed_at, m.removed_at),
+            deleted = m.deleted OR a.deleted,
+            expired = m.expired OR a.expired,
+            rejected = m.rejected OR a.rejected,
+            reject_code = coalesce(a.reject_code, m.reject_code),
+            reject_class = coalesce(a.reject_class, m.reject_class),
+            reject_reason = coalesce(a.reject_reason, m.reject_reason),
+            helo = coalesce(a.helo, m.helo),
+            is_spam = m.is_spam OR a.spam_reject,
+            ndn_queue_id = coalesce(a.ndn_queue_id, m.ndn_queue_id),
+            held = coalesce(a.held, m.held)
+        FROM agg a WHERE a.stored AND m.id = a.id AND m.id = ANY(ARRAY(SELECT id FROM agg WHERE stored))
         RETURNING m.id
     )
     INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING
+"""
+
+# Messages seen first in this batch wait in `fresh` and are written once, complete, by recompute():
+# inserting them here and updating them there would write every index entry of each twice.
+_QUEUE_FRESH = """
+    WITH f AS (
+        INSERT INTO fresh (id, correlation_key, queue_id, first_seen, last_seen, client_host, client_ip, sasl_method,
+                           sasl_username, service, message_id, sender, size, nrcpt, removed_at, deleted, expired,
+                           rejected, reject_code, reject_class, reject_reason, helo, is_spam, ndn_queue_id, held)
+        SELECT id, mg_queue_key(queue_id), queue_id, first_seen, last_seen, client_host, client_ip, sasl_method,
+               sasl_username, service, message_id, sender, size, nrcpt, removed_at, deleted, expired, rejected,
+               reject_code, reject_class, reject_reason, helo, spam_reject, ndn_queue_id, coalesce(held, false)
+        FROM agg WHERE NOT stored
+        RETURNING id
+    )
+    INSERT INTO touched SELECT id FROM f
 """
 
 _RECIPIENT_UPSERT = """
@@ -155,7 +174,7 @@ _RECIPIENT_UPSERT = """
         (message_pk, recipient, orig_to, status, dsn, relay, delay, delays, reply, last_at, attempts)
     SELECT m.id, d.recipient, d.orig_to, d.status, d.dsn, d.relay, d.delay, d.delays, d.reply, d.logged_at, d.n
     FROM ({source}) d
-    JOIN messages m ON m.correlation_key = mg_queue_key(d.queue_id)
+    JOIN agg m ON m.queue_id = d.queue_id
     ON CONFLICT (message_pk, recipient) DO UPDATE SET
         orig_to = coalesce(EXCLUDED.orig_to, r.orig_to),
         status = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.status ELSE r.status END,
@@ -207,13 +226,13 @@ _RECOMPUTE = """
         FROM message_recipients WHERE message_pk = ANY(ARRAY(SELECT id FROM ids))  -- always the index
         GROUP BY message_pk
     ),
-    c AS (
-        SELECT m.id, m.counted AS was_counted,
+    c0 AS (
+        SELECT m.id, m.counted AS was_counted, m.first_seen, m.sender, m.reject_class, m.sasl_username,
+               m.queue_id, m.message_id, m.spam_score, m.rspamd_action, m.rspamd_row_id,
                m.rolled_bucket AS old_bucket, m.rolled_direction AS old_direction, m.rolled_status AS old_status,
                m.rolled_spam AS old_spam, m.rolled_domains AS old_domains, m.rolled_facets AS old_facets,
-               mg_rollup_domains(m.sender, coalesce(r.first_recipient, m.first_recipient), %(local)s::text[])
-                   AS domains,
-               coalesce(r.n, 0) AS n, r.first_recipient, r.rcpt_text,
+               coalesce(r.first_recipient, m.first_recipient) AS first_recipient,
+               coalesce(r.n, 0) AS n, r.rcpt_text,
                CASE
                    WHEN m.rejected AND coalesce(r.delivered, 0) = 0 THEN 'rejected'
                    WHEN coalesce(r.n, 0) = 0 THEN
@@ -239,41 +258,74 @@ _RECOMPUTE = """
                l.rid, CASE WHEN l.rid IS NULL THEN m.subject ELSE l.subject END AS subject, l.score, l.action,
                m.is_spam OR coalesce(l.is_spam, false) AS is_spam
         FROM (SELECT m.*, m.origin_queue_id IS NOT NULL AS ndn_origin FROM messages m
-              WHERE m.id IN (SELECT id FROM ids)) m
+              WHERE m.id IN (SELECT id FROM ids)
+              UNION ALL
+              SELECT f.*, f.origin_queue_id IS NOT NULL FROM fresh f) m
         LEFT JOIN r ON r.message_pk = m.id
         LEFT JOIN linked l ON l.id = m.id
     ),
-    upd AS (
-    UPDATE messages m SET
-        recipient_count = c.n,
-        first_recipient = coalesce(c.first_recipient, m.first_recipient),
-        final_status = c.final_status,
-        direction = c.direction,
-        is_complete = c.final_status NOT IN ('queued', 'deferred') OR m.reject_class IS NOT DISTINCT FROM 'greylist',
-        counted = m.counted OR c.final_status NOT IN ('queued', 'deferred')
-                  OR m.reject_class IS NOT DISTINCT FROM 'greylist',
-        rspamd_row_id = coalesce(c.rid, m.rspamd_row_id),
-        subject = c.subject,
-        spam_score = CASE WHEN c.rid IS NULL THEN m.spam_score ELSE c.score END,
-        rspamd_action = CASE WHEN c.rid IS NULL THEN m.rspamd_action ELSE c.action END,
-        is_spam = c.is_spam,
-        search_text = lower(concat_ws(' ', m.queue_id, m.message_id, m.sender, c.subject, m.sasl_username,
-                                      coalesce(c.rcpt_text, m.first_recipient))),
-        rolled_bucket = date_trunc('hour', m.first_seen),
-        rolled_direction = c.direction,
-        rolled_status = c.final_status,
-        rolled_spam = c.is_spam,
-        rolled_domains = c.domains,
-        rolled_facets = mg_message_facets(m.sender, coalesce(c.first_recipient, m.first_recipient), m.sasl_username,
-                                          m.reject_class, c.final_status),
-        updated_at = now()
-    FROM c WHERE m.id = c.id
-    RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
-              lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
-                  AS domain,
-              c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains, c.old_facets,
-              m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains, m.rolled_facets
+    -- every derived column of a touched message, for the UPDATE of stored ones and the INSERT of fresh ones
+    c AS (
+        SELECT id, was_counted, old_bucket, old_direction, old_status, old_spam, old_domains, old_facets,
+               n AS recipient_count, first_recipient, final_status, direction,
+               final_status NOT IN ('queued', 'deferred') OR reject_class IS NOT DISTINCT FROM 'greylist'
+                   AS is_complete,
+               was_counted OR final_status NOT IN ('queued', 'deferred')
+                   OR reject_class IS NOT DISTINCT FROM 'greylist' AS counted,
+               coalesce(rid, rspamd_row_id) AS rspamd_row_id, subject,
+               CASE WHEN rid IS NULL THEN spam_score ELSE score END AS spam_score,
+               CASE WHEN rid IS NULL THEN rspamd_action ELSE action END AS rspamd_action,
+               is_spam,
+               lower(concat_ws(' ', queue_id, message_id, sender, subject, sasl_username,
+                               coalesce(rcpt_text, first_recipient))) AS search_text,
+               date_trunc('hour', first_seen) AS rolled_bucket,
+               mg_rollup_domains(sender, first_recipient, %(local)s::text[]) AS rolled_domains,
+               mg_message_facets(sender, first_recipient, sasl_username, reject_class, final_status) AS rolled_facets
+        FROM c0
     ),
+    upd AS (
+        UPDATE messages m SET
+            recipient_count = c.recipient_count, first_recipient = c.first_recipient, final_status = c.final_status,
+            direction = c.direction, is_complete = c.is_complete, counted = c.counted,
+            rspamd_row_id = c.rspamd_row_id, subject = c.subject, spam_score = c.spam_score,
+            rspamd_action = c.rspamd_action, is_spam = c.is_spam, search_text = c.search_text,
+            rolled_bucket = c.rolled_bucket, rolled_direction = c.direction, rolled_status = c.final_status,
+            rolled_spam = c.is_spam, rolled_domains = c.rolled_domains, rolled_facets = c.rolled_facets,
+            updated_at = now()
+        FROM c WHERE m.id = c.id AND m.id = ANY(ARRAY(SELECT id FROM ids))  -- the primary key, never a scan
+        RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
+                  lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
+                      AS domain,
+                  c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains, c.old_facets,
+                  m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains,
+                  m.rolled_facets
+    ),
+    ins AS (
+        INSERT INTO messages (id, correlation_key, queue_id, message_id, sender, first_seen, last_seen, service,
+                              client_host, client_ip, sasl_method, sasl_username, size, nrcpt, removed_at, expired,
+                              held, deleted, rejected, reject_code, reject_class, reject_reason, helo, ndn_queue_id,
+                              origin_queue_id, quarantined, recipient_count, first_recipient, final_status,
+                              direction, is_complete, counted, rspamd_row_id, subject, spam_score, rspamd_action,
+                              is_spam, search_text, rolled_bucket, rolled_direction, rolled_status, rolled_spam,
+                              rolled_domains, rolled_facets)
+        OVERRIDING SYSTEM VALUE
+        SELECT f.id, f.correlation_key, f.queue_id, f.message_id, f.sender, f.first_seen, f.last_seen, f.service,
+               f.client_host, f.client_ip, f.sasl_method, f.sasl_username, f.size, f.nrcpt, f.removed_at, f.expired,
+               f.held, f.deleted, f.rejected, f.reject_code, f.reject_class, f.reject_reason, f.helo, f.ndn_queue_id,
+               f.origin_queue_id, f.quarantined, c.recipient_count, c.first_recipient, c.final_status,
+               c.direction, c.is_complete, c.counted, c.rspamd_row_id, c.subject, c.spam_score, c.rspamd_action,
+               c.is_spam, c.search_text, c.rolled_bucket, c.direction, c.final_status, c.is_spam,
+               c.rolled_domains, c.rolled_facets
+        FROM fresh f JOIN c ON c.id = f.id
+        ORDER BY f.id
+        RETURNING id, direction, final_status, counted AS newly_complete,
+                  lower(split_part(CASE direction WHEN 'inbound' THEN first_recipient ELSE sender END, '@', 2))
+                      AS domain,
+                  NULL::timestamptz AS old_bucket, NULL::text AS old_direction, NULL::text AS old_status,
+                  NULL::boolean AS old_spam, NULL::text[] AS old_domains, NULL::text[] AS old_facets,
+                  rolled_bucket, rolled_direction, rolled_status, rolled_spam, rolled_domains, rolled_facets
+    ),
+    changed AS (SELECT * FROM upd UNION ALL SELECT * FROM ins),
     -- the same move for the top-list counts: per-day deltas as running totals per month
     faceted AS (
         INSERT INTO message_facets AS f (facet, month, name, first_day, messages, delivered, failed, spam)
@@ -286,10 +338,10 @@ _RECOMPUTE = """
                    sum(n * spam::int)
             FROM (
                 SELECT old_bucket, e, old_status, old_spam, -1
-                FROM upd, unnest(old_facets) e WHERE old_bucket IS NOT NULL
+                FROM changed, unnest(old_facets) e WHERE old_bucket IS NOT NULL
                 UNION ALL
                 SELECT rolled_bucket, e, rolled_status, rolled_spam, 1
-                FROM upd, unnest(rolled_facets) e
+                FROM changed, unnest(rolled_facets) e
             ) AS x (bucket, entry, status, spam, n)
             GROUP BY 1, 2, 3
         ) AS daily (month, day, entry, messages, delivered, failed, spam)
@@ -306,10 +358,10 @@ _RECOMPUTE = """
         INSERT INTO message_rollup AS r (bucket, domain, direction, status, spam, messages)
         SELECT bucket, domain, direction, status, spam, sum(n) FROM (
             SELECT old_bucket, d, old_direction, old_status, old_spam, -1
-            FROM upd, unnest(old_domains) d WHERE old_bucket IS NOT NULL
+            FROM changed, unnest(old_domains) d WHERE old_bucket IS NOT NULL
             UNION ALL
             SELECT rolled_bucket, d, rolled_direction, rolled_status, rolled_spam, 1
-            FROM upd, unnest(rolled_domains) d
+            FROM changed, unnest(rolled_domains) d
         ) AS x (bucket, domain, direction, status, spam, n)
         GROUP BY 1, 2, 3, 4, 5
         ON CONFLICT (bucket, domain, direction, status, spam) DO UPDATE SET messages = r.messages + EXCLUDED.messages
@@ -319,7 +371,7 @@ _RECOMPUTE = """
                CASE WHEN NOT %(domain_labels)s THEN '{}'::jsonb
                     WHEN domain = ANY(%(local)s::text[]) THEN jsonb_build_object('domain', domain)
                     ELSE '{"domain": "other"}'::jsonb END AS extra
-        FROM upd WHERE newly_complete
+        FROM changed WHERE newly_complete
     )"""
 
 # Candidates: unlinked messages touched now, or near new rspamd rows. A message with a Message-ID is
@@ -329,6 +381,8 @@ _LINK_RSPAMD = """
         SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen, m.client_ip
         FROM messages m JOIN touched t ON t.id = m.id
         WHERE m.rspamd_row_id IS NULL AND m.queue_id IS NOT NULL
+        UNION ALL
+        SELECT id, message_id, nullif(sender, ''), first_seen, client_ip FROM fresh
         UNION
         SELECT m.id, m.message_id, nullif(m.sender, '') AS sender, m.first_seen, m.client_ip
         FROM messages m
@@ -482,7 +536,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         "OFFSET 0) new_rows",
         (last_rspamd,),
     ).fetchone()
-    conn.execute("DROP TABLE IF EXISTS batch")
+    conn.execute("DROP TABLE IF EXISTS batch, agg")
     _work_tables(conn)
     conn.execute(
         f"CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT {_BATCH_COLUMNS} FROM postfix_lines "
@@ -493,13 +547,11 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     if lines:
         conn.execute("SET LOCAL default_statistics_target = 10")  # a 3,000-row sample plans the batch well
         conn.execute("ANALYZE batch")
-        conn.execute(_QUEUE_UPSERT)
-        conn.execute(
-            """UPDATE messages m SET held = b.held
-               FROM (SELECT DISTINCT ON (queue_id) queue_id, kind = 'hold' AS held FROM batch
-                     WHERE kind IN ('hold', 'unhold') ORDER BY queue_id, logged_at DESC, id DESC) b
-               WHERE m.correlation_key = mg_queue_key(b.queue_id)"""
-        )
+        conn.execute(_QUEUE_AGG)
+        conn.execute(_QUEUE_UPDATE)
+        conn.execute(_QUEUE_FRESH)
+        # recipients of fresh messages are stored before recompute() stores the messages themselves
+        conn.execute("SET CONSTRAINTS message_recipients_message_pk_fkey DEFERRED")
         _link_bounces(conn)
         conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
         conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
@@ -537,11 +589,13 @@ def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
 
 
 def _work_tables(conn: psycopg.Connection) -> None:
-    """The per-transaction tables recompute() reads: `touched` (the messages to re-derive) and
-    `linked` (rspamd rows picked for them, written with everything else: one row version per
-    message and batch instead of two, and each version costs an entry in every index)."""
-    conn.execute("DROP TABLE IF EXISTS touched, linked")
+    """The per-transaction tables recompute() reads: `touched` (the messages to re-derive), `fresh`
+    (messages seen first in this batch, not stored yet) and `linked` (rspamd rows picked for them).
+    Everything about a message is written in one statement: each row version costs an entry in
+    every index."""
+    conn.execute("DROP TABLE IF EXISTS touched, fresh, linked")
     conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
+    conn.execute("CREATE TEMP TABLE fresh (LIKE messages INCLUDING DEFAULTS) ON COMMIT DROP")
     conn.execute(
         """CREATE TEMP TABLE linked (id bigint PRIMARY KEY, rid bigint NOT NULL, subject text,
                                      score double precision, action text, is_spam boolean) ON COMMIT DROP"""
@@ -550,13 +604,20 @@ def _work_tables(conn: psycopg.Connection) -> None:
 
 def _link_bounces(conn: psycopg.Connection) -> None:
     """A non-delivery notification's own queue id points back to the message that bounced."""
+    conn.execute("DROP TABLE IF EXISTS ndn")
+    conn.execute(
+        """CREATE TEMP TABLE ndn ON COMMIT DROP AS
+           SELECT DISTINCT ON (related_queue_id) related_queue_id, queue_id, logged_at
+           FROM batch WHERE kind = 'bounce_notification' AND related_queue_id IS NOT NULL
+           ORDER BY related_queue_id, id DESC"""
+    )
+    conn.execute("UPDATE fresh f SET origin_queue_id = n.queue_id FROM ndn n WHERE f.queue_id = n.related_queue_id")
     conn.execute(
         """WITH up AS (
                INSERT INTO messages AS m (correlation_key, queue_id, first_seen, last_seen, origin_queue_id)
-               SELECT DISTINCT ON (related_queue_id) mg_queue_key(related_queue_id), related_queue_id,
-                      logged_at, logged_at, queue_id
-               FROM batch WHERE kind = 'bounce_notification' AND related_queue_id IS NOT NULL
-               ORDER BY related_queue_id, id DESC
+               SELECT mg_queue_key(related_queue_id), related_queue_id, logged_at, logged_at, queue_id
+               FROM ndn WHERE related_queue_id NOT IN (SELECT queue_id FROM fresh)
+               ORDER BY related_queue_id
                ON CONFLICT (correlation_key) DO UPDATE SET origin_queue_id = EXCLUDED.origin_queue_id
                RETURNING m.id)
            INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING"""
@@ -568,13 +629,16 @@ def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     (with the rspamd rows in `linked`), and count the ones that have just reached a final status."""
     conn.execute(
         """UPDATE message_recipients r SET status = 'expired'
-           FROM messages m WHERE m.id = r.message_pk AND m.expired AND r.status = 'deferred'
-             AND m.id IN (SELECT id FROM touched)"""
+           WHERE r.status = 'deferred' AND r.message_pk = ANY(ARRAY(
+                     SELECT id FROM messages WHERE expired AND id = ANY(ARRAY(SELECT id FROM touched))
+                     UNION ALL SELECT id FROM fresh WHERE expired))"""
     )
     conn.execute(
         """UPDATE messages m SET quarantined = true FROM quarantine_items q
-           WHERE q.queue_id = m.queue_id AND NOT m.quarantined AND m.id IN (SELECT id FROM touched)"""
+           WHERE m.correlation_key = mg_queue_key(q.queue_id) AND NOT m.quarantined
+             AND m.id IN (SELECT id FROM touched)"""
     )
+    conn.execute("UPDATE fresh f SET quarantined = true FROM quarantine_items q WHERE q.queue_id = f.queue_id")
     local = [d.lower() for d in local_domains]
     counters.add(conn, _COMPLETED_ROWS, {"local": local, "domain_labels": domain_labels}, ctes=_RECOMPUTE)
     return conn.execute("SELECT count(*) FROM touched").fetchone()[0]
