@@ -2,8 +2,9 @@
 
 Usage: .venv/bin/python bench/ingest.py [--server URL] [--lines N]
 Generates N (default 1,000,000) simulated Postfix + rspamd lines, loads them through the
-product's pipeline in fetch-sized windows into a scratch database on the server (default
-127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters.
+product's bulk path (ingestion.load_groups, as import-logs: fetch-sized windows, the next one parsed
+while the last is written, correlation in its own thread) into a scratch database on the server
+(default 127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters.
 """
 
 from __future__ import annotations
