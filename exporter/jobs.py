@@ -268,8 +268,11 @@ class Worker:
                     self.is_leader.set()
                     self.sync_domains_safely()
                     while not stop.is_set() and lock.alive():
+                        started = time.monotonic()
                         self.ingest_once(correlator)
-                        stop.wait(self.ingestor.next_delay())
+                        # the interval runs from the start of a round: on a busy server the round itself
+                        # takes a while, and mailcow's capped lists keep filling during it
+                        stop.wait(max(0.0, self.ingestor.next_delay() - (time.monotonic() - started)))
                     self.is_leader.clear()
         finally:
             correlator.stop()
