@@ -61,12 +61,15 @@ def _epoch(item: Mapping[str, Any], key: str) -> int | None:
         return None
 
 
-@lru_cache(maxsize=4096)  # a busy server logs hundreds of lines per second: most lines share one
+@lru_cache(maxsize=4096)  # a busy server logs hundreds of lines per second: they share one datetime
 def _at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 # --- rows for the store ----------------------------------------------------------------
+
+
+_event_values = attrgetter(*postfix.EVENT_FIELDS)  # an event's fields as a tuple, in column order
 
 
 def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
@@ -86,9 +89,6 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
         occurrence,
         *_event_values(postfix.parse(program, message)),
     )
-
-
-_event_values = attrgetter(*postfix.EVENT_FIELDS)
 
 
 def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:

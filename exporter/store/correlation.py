@@ -122,31 +122,34 @@ _QUEUE_AGG = f"""
 """
 
 # Stored messages take the batch's attributes, keeping their own where the batch has none.
-_QUEUE_UPDATE = """
+_KEPT_UNLESS_NEW = (
+    "client_host",
+    "client_ip",
+    "sasl_method",
+    "sasl_username",
+    "service",
+    "message_id",
+    "sender",
+    "size",
+    "nrcpt",
+    "reject_code",
+    "reject_class",
+    "reject_reason",
+    "helo",
+    "ndn_queue_id",
+    "held",
+)
+_QUEUE_UPDATE = f"""
     WITH up AS (
         UPDATE messages m SET
+            {", ".join(f"{column} = coalesce(a.{column}, m.{column})" for column in _KEPT_UNLESS_NEW)},
             first_seen = LEAST(m.first_seen, a.first_seen),
             last_seen = GREATEST(m.last_seen, a.last_seen),
-            client_host = coalesce(a.client_host, m.client_host),
-            client_ip = coalesce(a.client_ip, m.client_ip),
-            sasl_method = coalesce(a.sasl_method, m.sasl_method),
-            sasl_username = coalesce(a.sasl_username, m.sasl_username),
-            service = coalesce(a.service, m.service),
-            message_id = coalesce(a.message_id, m.message_id),
-            sender = coalesce(a.sender, m.sender),
-            size = coalesce(a.size, m.size),
-            nrcpt = coalesce(a.nrcpt, m.nrcpt),
             removed_at = GREATEST(a.removed_at, m.removed_at),
             deleted = m.deleted OR a.deleted,
             expired = m.expired OR a.expired,
             rejected = m.rejected OR a.rejected,
-            reject_code = coalesce(a.reject_code, m.reject_code),
-            reject_class = coalesce(a.reject_class, m.reject_class),
-            reject_reason = coalesce(a.reject_reason, m.reject_reason),
-            helo = coalesce(a.helo, m.helo),
-            is_spam = m.is_spam OR a.spam_reject,
-            ndn_queue_id = coalesce(a.ndn_queue_id, m.ndn_queue_id),
-            held = coalesce(a.held, m.held)
+            is_spam = m.is_spam OR a.spam_reject
         FROM agg a WHERE a.stored AND m.id = a.id AND m.id = ANY(ARRAY(SELECT id FROM agg WHERE stored))
         RETURNING m.id
     )
@@ -626,7 +629,8 @@ def _link_bounces(conn: psycopg.Connection) -> None:
 
 def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
     """Re-derive status, direction and search text of every message in the `touched` temp table
-    (with the rspamd rows in `linked`), and count the ones that have just reached a final status."""
+    (with the rspamd rows in `linked`), store the ones waiting in `fresh`, and count the ones that
+    have just reached a final status."""
     conn.execute(
         """UPDATE message_recipients r SET status = 'expired'
            WHERE r.status = 'deferred' AND r.message_pk = ANY(ARRAY(
