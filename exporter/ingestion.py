@@ -91,10 +91,12 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
     )
 
 
+_rspamd_values = attrgetter(*rspamd.ROW_FIELDS)
+
+
 def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
-    row = rspamd.parse(dict(item))
-    values = (getattr(row, name) for name in rspamd.ROW_FIELDS)
-    return (*(Jsonb(v) if isinstance(v, dict) else v for v in values), key, occurrence)
+    values = _rspamd_values(rspamd.parse(dict(item)))
+    return (*[Jsonb(v) if isinstance(v, dict) else v for v in values], key, occurrence)
 
 
 def netfilter_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:

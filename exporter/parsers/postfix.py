@@ -67,7 +67,7 @@ DELIVERY_STATUS = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs more than parsing a line
 class PostfixEvent:
     """What one Postfix log message says; `kind` names the line type, other fields may be None."""
 

@@ -13,7 +13,7 @@ class BadRow(ValueError):
     """A row without the fields every rspamd history row has."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs more than parsing a line
 class RspamdRow:
     logged_at: datetime
     message_id: str | None
