@@ -75,9 +75,16 @@ def running_dns(records: Records) -> Iterator[int]:
             wire = _answer(zone, data).to_wire()
             self.request.sendall(struct.pack("!H", len(wire)) + wire)
 
-    udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
-    port = udp.server_address[1]
-    tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
+    for _ in range(50):  # a free UDP port's TCP twin can be taken (the suite runs many servers)
+        udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+        port = udp.server_address[1]
+        try:
+            tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
+            break
+        except OSError:
+            udp.server_close()
+    else:
+        raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (udp, tcp)]
     for thread in threads:
         thread.start()
