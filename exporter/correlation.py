@@ -84,6 +84,7 @@ class Background:
                 target = self._poked
             try:
                 self._job()
+                self.error = None
             except Exception as exc:  # the worker's jobs record their own failures; keep serving pokes
                 log.exception("correlation run failed")
                 self.error = exc

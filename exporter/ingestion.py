@@ -140,7 +140,10 @@ def build_rows(source: str, newest_first: Sequence[Any]) -> tuple[list[tuple], l
 
 def load_window(conn: psycopg.Connection, source: str, newest_first: Sequence[Any]) -> tuple[int, int]:
     """Parse and load one window in the caller's transaction; return (new lines, unparsed)."""
-    rows, bad = build_rows(source, newest_first)
+    return _store_rows(conn, source, *build_rows(source, newest_first))
+
+
+def _store_rows(conn: psycopg.Connection, source: str, rows: list[tuple], bad: list[tuple]) -> tuple[int, int]:
     return store.load(conn, source, rows), store.load(conn, "unparsed", bad)
 
 
@@ -170,11 +173,8 @@ def load_groups(pool: ConnectionPool, groups: Iterable[Group], loaded: Callable[
 def _store_group(
     pool: ConnectionPool, parsed: list[tuple[str, list[tuple], list[tuple]]], loaded: Callable[[], None]
 ) -> int:
-    inserted = 0
     with pool.connection() as conn, conn.transaction():
-        for source, rows, bad in parsed:
-            inserted += store.load(conn, source, rows)
-            store.load(conn, "unparsed", bad)
+        inserted = sum(_store_rows(conn, source, rows, bad)[0] for source, rows, bad in parsed)
     loaded()
     return inserted
 
