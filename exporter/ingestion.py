@@ -128,7 +128,7 @@ def build_rows(source: str, newest_first: Sequence[Any]) -> tuple[list[tuple], l
     builder = ROW_BUILDERS[source]
     for item, key, occurrence in number_window(SOURCES[source].service, newest_first):
         try:
-            if not isinstance(item, Mapping):
+            if not isinstance(item, (dict, Mapping)):
                 raise ValueError("not a JSON object")
             rows.append(builder(item, key, occurrence))
         except (ValueError, TypeError) as exc:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from exporter.ingestion import load_window
 from exporter.parsers.words import line_words
+from exporter.store.queries import postfix_page, postfix_where
 
 REAL_LINES = [
     "0E873A0000C6: client=mail-out.shop.example.com[185.241.194.202]",
@@ -55,19 +57,33 @@ def test_search_finds_whole_queue_ids_prefixes_and_phrases(pool):
     with pool.connection() as conn:
         assert load_window(conn, "postfix", items[::-1]) == (4, 0)
 
-        def found(term: str) -> list[str]:
-            return [
-                r[0]
-                for r in conn.execute(
-                    "SELECT message FROM postfix_lines WHERE words @@ mg_words_query(%s) ORDER BY id", (term,)
-                )
-            ]
+    def found(term: str) -> list[str]:
+        """What /api/logs/postfix?search= lists, oldest first."""
+        return [row["message"] for row in reversed(postfix_page(pool, {"search": term}, 1, 100)[1])]
 
-        assert found("0E873A0000C6") == [lines[0]]  # whole hex id (the text-search parser split it at the "e")
-        assert found("0e873a") == [lines[0]]  # a prefix of the last word
-        assert found("bob@example.org") == [lines[1]]
-        assert found("Ok: queued") == [lines[1]]  # words adjacent and in order
-        assert found("queued Ok") == []
-        assert found("connection after") == [lines[3]]
-        assert found("1.2.3.4") == [lines[2]]
+    assert found("0E873A0000C6") == [lines[0]]  # whole hex id (the text-search parser split it at the "e")
+    assert found("0e873a") == [lines[0]]  # a prefix of the last word
+    assert found("bob@example.org") == [lines[1]]
+    assert found("Ok: queued") == [lines[1]]  # words adjacent and in order
+    assert found("queued Ok") == []
+    assert found("Ok 2.0.0") == []  # every word is in the line, but not next to each other
+    assert found("connection after") == [lines[3]]
+    assert found("after connection") == []
+    assert found("1.2.3.4") == [lines[2]]
+    assert found("example.o") == [lines[1]]  # example.org, not example.com
+    assert found("example.c") == [lines[2]]
+    with pool.connection() as conn:
         assert conn.execute("SELECT mg_words_query('  ;; ')").fetchone()[0] is None
+
+
+def test_line_search_uses_the_words_index(pool):
+    with pool.connection() as conn:
+        conn.execute("SET enable_seqscan = off")  # a tiny table would be scanned: ask what the index can do
+        where = postfix_where({"search": "bob@example.org"})
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                sql.SQL("EXPLAIN SELECT p.id FROM postfix_lines p") + where.sql(), where.params
+            ).fetchall()
+        )
+    assert "postfix_lines_words" in plan

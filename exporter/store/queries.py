@@ -42,8 +42,15 @@ class Where:
         )
 
     def search_words(self, alias: str, table: str, term: str) -> None:
-        """Rows whose stored `words` (computed by the loader) match `term`, through their GIN index."""
-        self.add(f"{alias}.id = ANY(ARRAY(SELECT id FROM {table} WHERE words @@ mg_words_query(%s)))", term)
+        """Rows whose stored `words` (computed by the loader) hold every word of `term`, found through
+        their GIN index, and whose text has those words adjacent and in order."""
+        self.add(
+            f"{alias}.id = ANY(ARRAY(SELECT id FROM {table} WHERE words @@ mg_words_query(%s)"
+            " AND (mg_words_pattern(%s) IS NULL OR mg_line_text(message) ~ mg_words_pattern(%s))))",
+            term,
+            term,
+            term,
+        )
 
     def sql(self) -> sql.Composable:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts) if self.parts else sql.SQL("")
