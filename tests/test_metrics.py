@@ -116,6 +116,25 @@ def test_recipient_and_delivery_counters_agree_with_each_other(client):
     )
 
 
+def test_delay_buckets_count_every_delivery_up_to_their_bound(flow, client):
+    """Each `le` bucket holds exactly the delivered attempts whose delay is at most `le`."""
+    _, pool, _, _ = flow
+    found = samples(scrape(client))
+    buckets: dict[float, float] = {}
+    for (name, labels), v in found.items():
+        if name == "mailcow_delivery_delay_seconds_bucket":
+            le = float(dict(labels)["le"])
+            buckets[le] = buckets.get(le, 0) + v
+    with pool.connection() as conn:
+        for le, counted in buckets.items():
+            delivered = conn.execute(
+                "SELECT count(*) FROM postfix_lines WHERE kind = 'delivery' AND status = 'delivered' AND delay <= %s",
+                (le,),
+            ).fetchone()[0]
+            assert counted == delivered, le
+    assert 0 < buckets[1.0] < buckets[float("inf")]  # the bounds split the simulated delays
+
+
 def test_rejects_spam_auth_and_netfilter_are_counted(client):
     found = samples(scrape(client))
     reasons = {dict(labels)["reason"] for (n, labels) in found if n == "mailcow_postfix_rejects_total"}

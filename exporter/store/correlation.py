@@ -457,12 +457,12 @@ _NOQUEUE = """
 # the smallest bound that fits), from the same join of deliveries to their messages.
 _BATCH_DELIVERIES = """
     dl AS (SELECT m.direction, b.status, b.delay, b.logged_at
-           FROM batch b JOIN messages m ON m.correlation_key = mg_queue_key(b.queue_id)
+           FROM batch b JOIN agg a ON a.queue_id = b.queue_id JOIN messages m ON m.id = a.id
            WHERE b.kind = 'delivery' AND b.status IS NOT NULL),
     delays AS (
         INSERT INTO delay_rollup AS d (bucket, direction, le, count)
         SELECT date_trunc('hour', logged_at), direction,
-               coalesce((SELECT min(le) FROM unnest(%(bounds)s::float8[]) le WHERE delay <= le), 'Infinity'), count(*)
+               coalesce((%(bounds)s::float8[])[mg_bound_index(delay, %(bounds)s::float8[])], 'Infinity'), count(*)
         FROM dl WHERE status = 'delivered' AND delay IS NOT NULL
         GROUP BY 1, 2, 3
         ON CONFLICT (bucket, direction, le) DO UPDATE SET count = d.count + EXCLUDED.count
@@ -477,9 +477,11 @@ _BATCH_EVENTS = """
           FROM batch WHERE kind = 'delivery' AND status IN ('deferred', 'bounced')) x
     GROUP BY status, remote
     UNION ALL
-    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', direction, 'le', le::text), count(*)
-    FROM dl JOIN unnest(%(buckets)s::float8[]) AS le ON dl.delay <= le
-    WHERE status = 'delivered' GROUP BY direction, le
+    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', direction, 'le', le::text), sum(n)
+    FROM (SELECT direction, mg_bound_index(delay, %(buckets)s::float8[]) AS i, count(*) AS n
+          FROM dl WHERE status = 'delivered' AND delay IS NOT NULL GROUP BY 1, 2) own  -- each delay's own bucket
+    JOIN unnest(%(buckets)s::float8[]) WITH ORDINALITY AS b (le, i) ON own.i <= b.i  -- and every one above it
+    GROUP BY direction, le
     UNION ALL
     SELECT 'delivery_delay_seconds_' || part, jsonb_build_object('direction', direction),
            CASE part WHEN 'sum' THEN sum(delay) ELSE count(*) END
@@ -550,7 +552,8 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     if lines:
         conn.execute("SET LOCAL default_statistics_target = 10")  # a 3,000-row sample plans the batch well
         conn.execute("ANALYZE batch")
-        conn.execute(_QUEUE_AGG)
+    conn.execute(_QUEUE_AGG)  # empty without lines, and then read by the batch's counters all the same
+    if lines:
         conn.execute(_QUEUE_UPDATE)
         conn.execute(_QUEUE_FRESH)
         # recipients of fresh messages are stored before recompute() stores the messages themselves
