@@ -49,13 +49,14 @@ def test_search_finds_whole_queue_ids_prefixes_and_phrases(pool):
         "12FB3A141E: to=<bob@example.org>, status=sent (250 2.0.0 Ok: queued)",
         "connect from mail.example.com[1.2.3.4]",
         "lost connection after AUTH from unknown[5.6.7.8]",
+        "warning: bad name a\u212ab and x\u0130y from stra\u00dfe",  # KELVIN SIGN, I WITH DOT ABOVE, sharp s
     ]
     items = [
         {"time": 1_763_000_000 + n, "program": "postfix/smtpd", "priority": "info", "message": text}
         for n, text in enumerate(lines)
     ]
     with pool.connection() as conn:
-        assert load_window(conn, "postfix", items[::-1]) == (4, 0)
+        assert load_window(conn, "postfix", items[::-1]) == (5, 0)
 
     def found(term: str) -> list[str]:
         """What /api/logs/postfix?search= lists, oldest first."""
@@ -70,6 +71,10 @@ def test_search_finds_whole_queue_ids_prefixes_and_phrases(pool):
     assert found("connection after") == [lines[3]]
     assert found("after connection") == []
     assert found("1.2.3.4") == [lines[2]]
+    # a non-ASCII character separates words, even one whose lower case is an ASCII letter
+    assert found("a b and") == [lines[4]]
+    assert found("x y from stra e") == [lines[4]]
+    assert found("akb") == found("xiy") == found("strasse") == []
     assert found("example.o") == [lines[1]]  # example.org, not example.com
     assert found("example.c") == [lines[2]]
     with pool.connection() as conn:

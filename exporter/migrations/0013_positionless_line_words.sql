@@ -22,18 +22,15 @@ CREATE OR REPLACE FUNCTION mg_words_query(term text) RETURNS tsquery
              WITH ORDINALITY AS t(w, n)
     );
 
--- For a term of several words, a regular expression on mg_line_text(line) that holds when they are
--- adjacent and in order (the last one as a prefix); NULL for one word, which the index alone decides.
+-- For a term of several words, a regular expression that holds on a line (matched case-insensitively,
+-- `~*`) when they are adjacent and in order there, the last one as a prefix; NULL for one word, which
+-- the index alone decides. Every character but an ASCII letter or digit separates words, as in
+-- mg_line_words: none of the others case-folds into [a-z0-9].
 CREATE FUNCTION mg_words_pattern(term text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN (
         SELECT CASE WHEN count(*) < 2 THEN NULL
-                    ELSE '(^|[^a-z0-9])' || string_agg(w[1], '[^a-z0-9]+' ORDER BY n) END
+                    ELSE '(?:^|[^a-z0-9])' || string_agg(w[1], '[^a-z0-9]+' ORDER BY n) END
         FROM regexp_matches(lower(regexp_replace(term, '[^\x01-\x7f]', '?', 'g')), '[a-z0-9]{1,200}', 'g')
              WITH ORDINALITY AS t(w, n)
     );
-
--- A line's text as its words are split from it.
-CREATE FUNCTION mg_line_text(message text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN lower(regexp_replace(message, '[^\x01-\x7f]', '?', 'g'));
