@@ -4,7 +4,8 @@ Usage: .venv/bin/python bench/ingest.py [--server URL] [--lines N]
 Generates N (default 1,000,000) simulated Postfix + rspamd lines, loads them through the
 product's bulk path (ingestion.load_groups, as import-logs: fetch-sized windows, the next one parsed
 while the last is written, correlation in its own thread) into a scratch database on the server
-(default 127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters.
+(default 127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters, and
+/api/logs/postfix searches.
 """
 
 from __future__ import annotations
@@ -136,6 +137,15 @@ def main() -> None:
             "search queue id": f"/api/messages?search={sample['queue_id']}",
             "date window": f"/api/messages?start_date={sample['first_seen']}&end_date={sample['last_seen']}",
             "page 50": "/api/messages?page=50&limit=100",
+        }.items():
+            latency(client, label, path)
+        print("/api/logs/postfix latency:")
+        for label, path in {
+            "no filter": "/api/logs/postfix",
+            "search rare word": f"/api/logs/postfix?search={sample['queue_id']}",
+            "search address": f"/api/logs/postfix?search={sample['recipient']}",
+            "search phrase": "/api/logs/postfix?search=connect from",
+            "status=rejected": "/api/logs/postfix?status=rejected",
         }.items():
             latency(client, label, path)
         pool.close()
