@@ -41,7 +41,7 @@ class Where:
             term,
         )
 
-    def search_words(self, alias: str, table: str, term: str) -> None:
+    def search_words(self, alias: str, term: str) -> None:
         """Rows whose stored `words` (computed by the loader) hold every word of `term`, and whose text
         has those words adjacent and in order. A plain condition: with the column's statistics the
         planner picks the GIN index for a rare term and a newest-first walk for a common one."""
@@ -295,7 +295,7 @@ POSTFIX_FROM = sql.SQL("postfix_lines p ") + POSTFIX_JOIN
 def postfix_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.search_words("p", "postfix_lines", filters["search"])
+        where.search_words("p", filters["search"])
     if filters.get("queue_id"):
         where.add("p.queue_id = %s", filters["queue_id"])
     if filters.get("sender"):
