@@ -1,12 +1,13 @@
 """Search words of a raw Postfix line, as the tsvector literal stored in postfix_lines.words.
 
 A word is a run of ASCII letters and digits, lower-cased; each distinct word is listed once,
-without positions. `mg_words_query` in the database splits a search term the same way and
-`mg_words_pattern` checks that its words are adjacent and in order in the line itself
-(`mg_line_words` is this function in SQL). Computed here, off the database's core, because
-PostgreSQL's text-search parser cost more than the rest of loading a line, and it splits hex queue
-ids such as 0E873A0000C6 after the "0E873". Positions would make PostgreSQL parse and store about
-twice as much per line, for a check that only multi-word searches need.
+without positions. `mg_words` in the database splits text the same way: `mg_line_words` is this
+function in SQL, `mg_words_query` makes a search term's words a query on the index, and
+`mg_words_pattern` checks that they are adjacent and in order in the line itself. Computed here, off
+the database's core, because PostgreSQL's text-search parser cost more than the rest of loading a
+line, and it splits hex queue ids such as 0E873A0000C6 after the "0E873". Positions would make
+PostgreSQL parse and store about twice as much per line, for a check that only multi-word searches
+need.
 """
 
 from __future__ import annotations
