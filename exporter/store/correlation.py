@@ -531,10 +531,9 @@ _REASON_ROLLUP = f"""
 def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> dict[str, Any]:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
     last_postfix, last_rspamd = _watermarks(conn)
-    upto = conn.execute(
-        "SELECT coalesce(max(id), %s) FROM (SELECT id FROM postfix_lines WHERE id > %s ORDER BY id LIMIT %s) x",
-        (last_postfix, last_postfix, BATCH_LINES),
-    ).fetchone()[0]
+    # the newest id is one step down the primary key; counting the new ids would read every one
+    newest = conn.execute("SELECT coalesce(max(id), 0) FROM postfix_lines").fetchone()[0]
+    upto = max(last_postfix, min(newest, last_postfix + BATCH_LINES))
     new_rspamd = conn.execute(
         # OFFSET 0 keeps min/max(logged_at) from walking the time index through every older row
         "SELECT max(id), min(logged_at), max(logged_at) FROM (SELECT id, logged_at FROM rspamd_rows WHERE id > %s "
@@ -557,7 +556,6 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         conn.execute(_QUEUE_UPDATE)
         conn.execute(_QUEUE_FRESH)
         # recipients of fresh messages are stored before recompute() stores the messages themselves
-        conn.execute("SET CONSTRAINTS message_recipients_message_pk_fkey DEFERRED")
         _link_bounces(conn)
         conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
         conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
@@ -586,7 +584,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
         (upto, new_rspamd_to),
     )
-    return {"lines": lines, "messages": touched, "more": lines >= BATCH_LINES}
+    return {"lines": lines, "messages": touched, "more": upto < newest}
 
 
 def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:

@@ -208,6 +208,10 @@ def gaps(pool: ConnectionPool, limit: int = 100) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+# A deleted message's recipients go with it, in the same statement (no foreign key does it).
+_RECIPIENTS_OF_GONE = ", rcpt AS (DELETE FROM message_recipients WHERE message_pk IN (SELECT id FROM gone))"
+
+
 def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -> dict[str, int]:
     """Retention: delete old lines and messages in bounded batches (no long locks)."""
     targets = {
@@ -223,11 +227,16 @@ def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -
         while True:
             with pool.connection() as conn:
                 count = conn.execute(
-                    sql.SQL("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE {c} < %s LIMIT %s)").format(
-                        t=sql.Identifier(table), c=sql.Identifier(column)
+                    sql.SQL(
+                        "WITH gone AS (DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE {c} < %s LIMIT %s) "
+                        "RETURNING id){recipients} SELECT count(*) FROM gone"
+                    ).format(
+                        t=sql.Identifier(table),
+                        c=sql.Identifier(column),
+                        recipients=sql.SQL(_RECIPIENTS_OF_GONE if table == "messages" else ""),
                     ),
                     (cutoff, batch),
-                ).rowcount
+                ).fetchone()[0]
             total += count
             if count < batch:
                 break
