@@ -73,7 +73,8 @@ _event_values = attrgetter(*postfix.EVENT_FIELDS)  # an event's fields as a tupl
 
 
 def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
-    """A postfix_lines row; raises ValueError for an item that is not a Postfix log entry."""
+    """A postfix_lines row, then the line's search words; raises ValueError for an item that is not a
+    Postfix log entry."""
     epoch = _epoch(item, "time")
     message = item.get("message")
     if epoch is None or not isinstance(message, str):
@@ -84,10 +85,10 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
         program,
         str(item.get("priority") or ""),
         message,
-        line_words(message),
         key,
         occurrence,
         *_event_values(postfix.parse(program, message)),
+        line_words(message),
     )
 
 

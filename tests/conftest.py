@@ -83,8 +83,8 @@ def pool(db_url: str) -> Iterator:
     p.wait()
     with p.connection() as conn:
         conn.execute(
-            """TRUNCATE postfix_lines, rspamd_rows, netfilter_lines, unparsed_lines, ingest_gaps, messages,
-                        message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items"""
+            """TRUNCATE postfix_lines, postfix_line_words, rspamd_rows, netfilter_lines, unparsed_lines, ingest_gaps,
+                        messages, message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items"""
         )
         conn.execute("UPDATE correlation_state SET last_id = 0")
     yield p

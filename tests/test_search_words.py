@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
 from exporter.ingestion import load_window
-from exporter.parsers.words import line_words
+from exporter.parsers.words import line_words, words_literal
 from exporter.store.queries import postfix_page, postfix_where
 
 REAL_LINES = [
@@ -28,7 +31,7 @@ def test_line_words_are_what_the_database_computes(db_url):
     with psycopg.connect(db_url) as conn:
         for line in REAL_LINES:
             python, database = conn.execute(
-                "SELECT %s::tsvector::text, mg_line_words(%s)::text", (line_words(line), line)
+                "SELECT %s::tsvector::text, mg_line_words(%s)::text", (words_literal([line_words(line)]), line)
             ).fetchone()
             assert python == database, line
 
@@ -38,7 +41,7 @@ def test_line_words_are_what_the_database_computes(db_url):
 def test_line_words_match_the_database_for_any_text(db_url, text):
     with psycopg.connect(db_url) as conn:
         python, database = conn.execute(
-            "SELECT %s::tsvector::text, mg_line_words(%s)::text", (line_words(text), text)
+            "SELECT %s::tsvector::text, mg_line_words(%s)::text", (words_literal([line_words(text)]), text)
         ).fetchone()
     assert python == database
 
@@ -91,4 +94,58 @@ def test_line_search_uses_the_words_index(pool):
                 sql.SQL("EXPLAIN SELECT p.id FROM postfix_lines p") + where.sql(), where.params
             ).fetchall()
         )
-    assert "postfix_lines_words" in plan
+    assert "postfix_line_words_words" in plan
+
+
+def _items(first: int, count: int, text) -> list[dict]:
+    """Postfix items (newest first, as mailcow lists them) whose message is text(n)."""
+    items = [
+        {"time": 1_763_100_000 + n // 10, "program": "postfix/lmtp", "priority": "info", "message": text(n)}
+        for n in range(first, first + count)
+    ]
+    return items[::-1]
+
+
+def _line(n: int) -> str:
+    word = " needle" if n in (3, 700, 1299, 2015) else ""
+    return f"{n:05X}A: to=<user{n}@example.org>, relay=dovecot, status=sent{word}"
+
+
+def test_search_reads_only_the_lines_of_blocks_holding_the_words(pool):
+    with pool.connection() as conn:
+        assert load_window(conn, "postfix", _items(0, 1300, _line)) == (1300, 0)
+        blocks = conn.execute("SELECT count(*) FROM postfix_line_words").fetchone()[0]
+    assert blocks == 3  # 512 + 512 + 276 lines
+
+    def found(term: str) -> list[str]:
+        return sorted(row["message"] for row in postfix_page(pool, {"search": term}, 1, 500)[1])
+
+    assert found("needle") == sorted(_line(n) for n in (3, 700, 1299))
+    assert found("user700@example.org") == [_line(700)]
+    assert found("user70") == sorted(_line(n) for n in [70, *range(700, 710)])
+    assert found("sent needle") == found("needle")
+    assert found("needle sent") == []
+
+
+def test_lines_stored_meanwhile_by_another_writer_are_indexed_too(pool):
+    """Two writers load overlapping windows at once: the second one's COPY meets the first one's
+    lines, and its new lines take the INSERT … ON CONFLICT path, words included."""
+
+    def second() -> tuple[int, int]:
+        with pool.connection() as conn:
+            return load_window(conn, "postfix", _items(2000, 20, _line))
+
+    first = pool.getconn()
+    try:
+        with ThreadPoolExecutor(1) as executor:
+            with first.transaction():
+                assert load_window(first, "postfix", _items(2000, 10, _line)) == (10, 0)
+                later = executor.submit(second)
+                time.sleep(1)  # the second writer waits on the first one's lines
+                assert not later.done()
+            assert later.result(timeout=30) == (10, 0)  # after the first one committed: the 10 it lacked
+    finally:
+        pool.putconn(first)
+    rows = postfix_page(pool, {"search": "needle"}, 1, 10)[1]
+    assert [row["message"] for row in rows] == [_line(2015)]
+    assert postfix_page(pool, {"search": "example"}, 1, 100)[0] == 20

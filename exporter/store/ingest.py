@@ -13,9 +13,10 @@ from psycopg_pool import ConnectionPool
 
 from exporter.parsers import netfilter, rspamd
 from exporter.parsers.postfix import EVENT_FIELDS
+from exporter.parsers.words import words_literal
 from exporter.store import counters
 
-POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "words", "line_key", "occurrence", *EVENT_FIELDS)
+POSTFIX_COLUMNS = ("logged_at", "program", "priority", "message", "line_key", "occurrence", *EVENT_FIELDS)
 RSPAMD_COLUMNS = (*rspamd.ROW_FIELDS, "line_key", "occurrence")
 NETFILTER_COLUMNS = ("logged_at", "priority", "message", *netfilter.EVENT_FIELDS, "line_key", "occurrence")
 UNPARSED_COLUMNS = ("source", "item", "error", "line_key", "occurrence")
@@ -25,6 +26,14 @@ TABLES = {
     "netfilter": ("netfilter_lines", NETFILTER_COLUMNS, ("line_key", "occurrence")),
     "unparsed": ("unparsed_lines", UNPARSED_COLUMNS, ("source", "line_key", "occurrence")),
 }
+# Rows of these kinds end with the line's search words (a set, not a column): the new lines' words
+# go into postfix_line_words by blocks of consecutive ids.
+_WITH_WORDS = ("postfix",)
+_AT, _MESSAGE, _KEY, _OCCURRENCE = (
+    POSTFIX_COLUMNS.index(c) for c in ("logged_at", "message", "line_key", "occurrence")
+)
+BLOCK_LINES = 512
+BLOCK_CHARS = 900_000  # the lexemes of one tsvector must stay under 1 MB: no line's words outweigh its text
 
 
 # Counters of new netfilter lines, read from the rows the INSERT returns (`ins`). Postfix and
@@ -63,7 +72,8 @@ _COPIED_DIRECTLY = ("postfix", "rspamd")
 
 def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
     """COPY the rows not stored yet straight into the table (no staging table, no per-row conflict
-    check): half the cost of `_insert_new` for the same lines."""
+    check): half the cost of `_insert_new` for the same lines. Binary COPY: neither side formats
+    or parses each value as text."""
     table, columns, identity = TABLES[kind]
     at, key, occurrence = (columns.index(c) for c in identity)
     times = [row[at] for row in rows]
@@ -77,10 +87,32 @@ def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]
     )
     new = [row for row in rows if (row[at], row[key], row[occurrence]) not in stored] if stored else rows
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(table), cols)
+    words = kind in _WITH_WORDS
+    types = _column_types(conn, table, columns)
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(types)
         for row in new:
-            copy.write_row(row)
+            copy.write_row(row[:-1] if words else row)
+    if words:
+        _index_words(conn, new)
     return len(new)
+
+
+_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def _column_types(conn: psycopg.Connection, table: str, columns: Sequence[str]) -> list[int]:
+    """The type oids of a table's columns (what a binary COPY must send), read once per process."""
+    if (table, tuple(columns)) not in _TYPES:
+        oids = dict(
+            conn.execute(
+                "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+                (table,),
+            ).fetchall()
+        )
+        _TYPES[table, tuple(columns)] = [oids[c] for c in columns]
+    return _TYPES[table, tuple(columns)]
 
 
 def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
@@ -88,6 +120,7 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     table, columns, conflict = TABLES[kind]
     temp = sql.Identifier(f"incoming_{table}")
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    words = kind in _WITH_WORDS
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(temp))
     conn.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, 0::bigint AS ord FROM {} WITH NO DATA").format(
@@ -96,10 +129,15 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     )
     with conn.cursor().copy(sql.SQL("COPY {} ({}, ord) FROM STDIN").format(temp, cols)) as copy:
         for ord_, row in enumerate(rows):
-            copy.write_row((*row, ord_))
+            copy.write_row((*row[:-1], ord_) if words else (*row, ord_))
     insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
         sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
     )
+    if words:
+        new = sorted(conn.execute(insert + sql.SQL(" RETURNING id, line_key, occurrence")).fetchall())
+        by_identity = {(row[_KEY], row[_OCCURRENCE]): row for row in rows}
+        _index_words(conn, [by_identity[key, occurrence] for _, key, occurrence in new], [id_ for id_, _, _ in new])
+        return len(new)
     if kind not in _COUNTED_ON_LOAD:
         return conn.execute(insert).rowcount
     new_rows = sql.SQL("CREATE TEMP TABLE ins ON COMMIT DROP AS WITH i AS ({} RETURNING *) SELECT * FROM i")
@@ -108,6 +146,38 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     inserted = conn.execute("SELECT count(*) FROM ins").fetchone()[0]
     conn.execute("DROP TABLE ins")
     return inserted
+
+
+def _index_words(conn: psycopg.Connection, rows: Sequence[Sequence[Any]], ids: Sequence[int] = ()) -> None:
+    """Store the search words of new Postfix lines — rows in id order, with their ids if known — by
+    blocks of consecutive lines: a block's row holds its id range and every word of its lines."""
+    blocks: list[tuple[int, int]] = []  # (first, last) row of each block
+    first, chars = 0, 0
+    for n, row in enumerate(rows):
+        size = len(row[_MESSAGE])
+        if n > first and (n - first == BLOCK_LINES or chars + size > BLOCK_CHARS):
+            blocks.append((first, n - 1))
+            first, chars = n, 0
+        chars += size
+    if rows:
+        blocks.append((first, len(rows) - 1))
+    if not ids:  # only the ids where blocks begin and end are needed
+        ends = sorted({n for block in blocks for n in block})
+        found = conn.execute(
+            """SELECT t.id FROM unnest(%s::timestamptz[], %s::bytea[], %s::int[]) WITH ORDINALITY
+                                  AS k (logged_at, line_key, occurrence, n)
+               JOIN postfix_lines t USING (logged_at, line_key, occurrence) ORDER BY k.n""",
+            [[rows[n][i] for n in ends] for i in (_AT, _KEY, _OCCURRENCE)],
+        ).fetchall()
+        id_of = {n: id_ for n, (id_,) in zip(ends, found, strict=True)}
+    else:
+        id_of = dict(enumerate(ids))
+    with conn.cursor().copy("COPY postfix_line_words (first_id, last_id, words) FROM STDIN") as copy:
+        for first, last in blocks:
+            literal = words_literal(row[-1] for row in rows[first : last + 1])
+            if len(literal) > BLOCK_CHARS:  # one line of more than BLOCK_CHARS: its first words only
+                literal = literal[:BLOCK_CHARS].rsplit(" ", 1)[0]
+            copy.write_row((id_of[first], id_of[last], literal))
 
 
 def newest_stored(conn: psycopg.Connection, source: str) -> datetime | None:
@@ -241,6 +311,11 @@ def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -
             if count < batch:
                 break
         deleted[table] = total
+    with pool.connection() as conn:  # search word blocks left without a line: one per 512 lines
+        deleted["postfix_line_words"] = conn.execute(
+            """DELETE FROM postfix_line_words b
+               WHERE NOT EXISTS (SELECT 1 FROM postfix_lines p WHERE p.id BETWEEN b.first_id AND b.last_id)"""
+        ).rowcount
     with pool.connection() as conn:  # the hourly rollups: a few rows per hour, one statement each
         for table in ("message_rollup", "delay_rollup", "reason_rollup"):
             deleted[table] = conn.execute(

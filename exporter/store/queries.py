@@ -42,13 +42,13 @@ class Where:
         )
 
     def search_words(self, alias: str, term: str) -> None:
-        """Rows whose stored `words` (computed by the loader) hold every word of `term`, and whose text
-        has those words adjacent and in order. A plain condition: with the column's statistics the
-        planner picks the GIN index for a rare term and a newest-first walk for a common one."""
+        """Postfix lines with every word of `term` adjacent and in order (the last one as a prefix):
+        the index finds the blocks of lines holding all the words (postfix_line_words), and only
+        their lines are read and checked."""
         self.add(
-            f"{alias}.words @@ mg_words_query(%s)"
-            f" AND (mg_words_pattern(%s) IS NULL OR {alias}.message ~* mg_words_pattern(%s))",
-            term,
+            f"{alias}.id IN (SELECT generate_series(first_id, last_id) FROM postfix_line_words"
+            " WHERE words @@ mg_words_query(%s))"
+            f" AND {alias}.message ~* mg_words_pattern(%s)",
             term,
             term,
         )
