@@ -27,7 +27,6 @@ from psycopg_pool import ConnectionPool
 from exporter.mailcow_client import MailcowClient, MailcowError
 from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
-from exporter.parsers.words import line_words
 from exporter.store import ingest as store
 from exporter.store import status as status_store
 
@@ -73,8 +72,7 @@ _event_values = attrgetter(*postfix.EVENT_FIELDS)  # an event's fields as a tupl
 
 
 def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
-    """A postfix_lines row, then the line's search words; raises ValueError for an item that is not a
-    Postfix log entry."""
+    """A postfix_lines row; raises ValueError for an item that is not a Postfix log entry."""
     epoch = _epoch(item, "time")
     message = item.get("message")
     if epoch is None or not isinstance(message, str):
@@ -88,7 +86,6 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
         key,
         occurrence,
         *_event_values(postfix.parse(program, message)),
-        line_words(message),
     )
 
 

@@ -16,15 +16,12 @@ from collections.abc import Iterable
 
 # Runs longer than 200 characters split into pieces: a lexeme must stay far below PostgreSQL's 2 KB limit.
 _WORD = re.compile(r"[a-z0-9]{1,200}")
-MAX_WORDS = 16383  # words after this many in one line are not indexed
 
 
-def line_words(message: str) -> set[str]:
-    """The distinct search words of one line; any text in, never raises."""
-    text = message if message.isascii() else message.encode("ascii", "replace").decode("ascii")
-    return set(_WORD.findall(text.lower())[:MAX_WORDS])
-
-
-def words_literal(lines: Iterable[set[str]]) -> str:
-    """The tsvector literal ("word other ...") of every word of the given lines, each once."""
-    return " ".join(set().union(*lines))
+def words_literal(messages: Iterable[str]) -> str:
+    """The tsvector literal ("word other ...") of every word of the given lines, each once; any text
+    in, never raises. One pass over the lines' text joined: a line break separates words anyway."""
+    text = "\n".join(messages)
+    if not text.isascii():
+        text = text.encode("ascii", "replace").decode("ascii")
+    return " ".join(set(_WORD.findall(text.lower())))

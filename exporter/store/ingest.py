@@ -26,8 +26,7 @@ TABLES = {
     "netfilter": ("netfilter_lines", NETFILTER_COLUMNS, ("line_key", "occurrence")),
     "unparsed": ("unparsed_lines", UNPARSED_COLUMNS, ("source", "line_key", "occurrence")),
 }
-# Rows of these kinds end with the line's search words (a set, not a column): the new lines' words
-# go into postfix_line_words by blocks of consecutive ids.
+# New lines of these kinds have their search words stored by blocks of consecutive ids (postfix_line_words).
 _WITH_WORDS = ("postfix",)
 _AT, _MESSAGE, _KEY, _OCCURRENCE = (
     POSTFIX_COLUMNS.index(c) for c in ("logged_at", "message", "line_key", "occurrence")
@@ -88,13 +87,12 @@ def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]
     new = [row for row in rows if (row[at], row[key], row[occurrence]) not in stored] if stored else rows
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(table), cols)
-    words = kind in _WITH_WORDS
     types = _column_types(conn, table, columns)
     with conn.cursor().copy(statement) as copy:
         copy.set_types(types)
         for row in new:
-            copy.write_row(row[:-1] if words else row)
-    if words:
+            copy.write_row(row)
+    if kind in _WITH_WORDS:
         _index_words(conn, new)
     return len(new)
 
@@ -129,7 +127,7 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     )
     with conn.cursor().copy(sql.SQL("COPY {} ({}, ord) FROM STDIN").format(temp, cols)) as copy:
         for ord_, row in enumerate(rows):
-            copy.write_row((*row[:-1], ord_) if words else (*row, ord_))
+            copy.write_row((*row, ord_))
     insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
         sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
     )
@@ -174,7 +172,7 @@ def _index_words(conn: psycopg.Connection, rows: Sequence[Sequence[Any]], ids: S
         id_of = dict(enumerate(ids))
     with conn.cursor().copy("COPY postfix_line_words (first_id, last_id, words) FROM STDIN") as copy:
         for first, last in blocks:
-            literal = words_literal(row[-1] for row in rows[first : last + 1])
+            literal = words_literal(row[_MESSAGE] for row in rows[first : last + 1])
             if len(literal) > BLOCK_CHARS:  # one line of more than BLOCK_CHARS: its first words only
                 literal = literal[:BLOCK_CHARS].rsplit(" ", 1)[0]
             copy.write_row((id_of[first], id_of[last], literal))
