@@ -12,7 +12,8 @@ from psycopg import sql
 
 from exporter.ingestion import load_window
 from exporter.parsers.words import words_literal
-from exporter.store.queries import postfix_page, postfix_where
+from exporter.store import queries
+from exporter.store.queries import postfix_page, postfix_where, search_blocks
 
 REAL_LINES = [
     "0E873A0000C6: client=mail-out.shop.example.com[185.241.194.202]",
@@ -84,17 +85,29 @@ def test_search_finds_whole_queue_ids_prefixes_and_phrases(pool):
         assert conn.execute("SELECT mg_words_query('  ;; ')").fetchone()[0] is None
 
 
-def test_line_search_uses_the_words_index(pool):
+def test_line_search_reads_only_the_blocks_the_words_index_finds(pool):
     with pool.connection() as conn:
+        assert load_window(conn, "postfix", _items(0, 1300, _line)) == (1300, 0)
         conn.execute("SET enable_seqscan = off")  # a tiny table would be scanned: ask what the index can do
-        where = postfix_where({"search": "bob@example.org"})
+        lookup = conn.execute(
+            "EXPLAIN SELECT first_id, last_id FROM postfix_line_words WHERE words @@ mg_words_query('needle')"
+        ).fetchall()
+        assert "postfix_line_words_words" in "\n".join(row[0] for row in lookup)
+        conn.execute("RESET enable_seqscan")
+        ranges = search_blocks(conn, "user700@example.org")
+        assert ranges is not None and len(ranges) == 1  # the one block of line 700 (lines 512 to 1023)
+        first, last = ranges[0]
+        assert last - first == 511
+        where = postfix_where(conn, {"search": "user700@example.org"})
         plan = "\n".join(
             row[0]
             for row in conn.execute(
                 sql.SQL("EXPLAIN SELECT p.id FROM postfix_lines p") + where.sql(), where.params
             ).fetchall()
         )
-    assert "postfix_line_words_words" in plan
+        assert "postfix_lines_pkey" in plan and "Seq Scan" not in plan
+        assert search_blocks(conn, "example") is not None  # 3 adjacent blocks: one range
+        assert search_blocks(conn, "nowhere") == []
 
 
 def _items(first: int, count: int, text) -> list[dict]:
@@ -111,7 +124,7 @@ def _line(n: int) -> str:
     return f"{n:05X}A: to=<user{n}@example.org>, relay=dovecot, status=sent{word}"
 
 
-def test_search_reads_only_the_lines_of_blocks_holding_the_words(pool):
+def test_search_reads_only_the_lines_of_blocks_holding_the_words(pool, monkeypatch):
     with pool.connection() as conn:
         assert load_window(conn, "postfix", _items(0, 1300, _line)) == (1300, 0)
         blocks = conn.execute("SELECT count(*) FROM postfix_line_words").fetchone()[0]
@@ -125,11 +138,17 @@ def test_search_reads_only_the_lines_of_blocks_holding_the_words(pool):
     assert found("user70") == sorted(_line(n) for n in [70, *range(700, 710)])
     assert found("sent needle") == found("needle")
     assert found("needle sent") == []
+    # a term in many blocks: every line is read and checked instead, with the same answers
+    expected = {term: found(term) for term in ("needle", "user70", "sent needle", "needle sent")}
+    monkeypatch.setattr(queries, "MAX_SEARCH_RANGES", 0)
+    with pool.connection() as conn:
+        assert queries.search_blocks(conn, "needle") is None
+    assert {term: found(term) for term in expected} == expected
 
 
 def test_lines_stored_meanwhile_by_another_writer_are_indexed_too(pool):
-    """Two writers load overlapping windows at once: the second one's COPY meets the first one's
-    lines, and its new lines take the INSERT … ON CONFLICT path, words included."""
+    """Two writers load overlapping windows at once: the second one waits for the first one's commit,
+    then stores only the lines it lacked, words included."""
 
     def second() -> tuple[int, int]:
         with pool.connection() as conn:
@@ -141,7 +160,7 @@ def test_lines_stored_meanwhile_by_another_writer_are_indexed_too(pool):
             with first.transaction():
                 assert load_window(first, "postfix", _items(2000, 10, _line)) == (10, 0)
                 later = executor.submit(second)
-                time.sleep(1)  # the second writer waits on the first one's lines
+                time.sleep(1)  # the second writer waits for the first one
                 assert not later.done()
             assert later.result(timeout=30) == (10, 0)  # after the first one committed: the 10 it lacked
     finally:

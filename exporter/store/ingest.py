@@ -56,14 +56,16 @@ def load(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> 
     if not rows:
         return 0
     if kind in _COPIED_DIRECTLY:
-        try:
-            with conn.transaction():  # a savepoint: a line stored meanwhile by another writer undoes only this
-                return _copy_new(conn, kind, rows)
-        except psycopg.errors.UniqueViolation:
-            pass
+        # One writer at a time, until its commit (the worker and an import-logs run may overlap): the
+        # lines stored meanwhile are never in the way of a COPY, a block of search words holds only
+        # its own ids, and ids are committed in order, so correlation's watermark never passes a line
+        # that is not committed yet.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LINE_WRITER_LOCK_KEY,))
+        return _copy_new(conn, kind, rows)
     return _insert_new(conn, kind, rows)
 
 
+LINE_WRITER_LOCK_KEY = 0x6D63_6C77  # "mclw"
 # Tables whose identity starts with the line's time: the lines already stored for a window are
 # one range read, and the rest is COPYed straight into the table.
 _COPIED_DIRECTLY = ("postfix", "rspamd")
@@ -118,7 +120,6 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     table, columns, conflict = TABLES[kind]
     temp = sql.Identifier(f"incoming_{table}")
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    words = kind in _WITH_WORDS
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(temp))
     conn.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, 0::bigint AS ord FROM {} WITH NO DATA").format(
@@ -131,11 +132,6 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY ord ON CONFLICT ({}) DO NOTHING").format(
         sql.Identifier(table), cols, cols, temp, sql.SQL(", ").join(map(sql.Identifier, conflict))
     )
-    if words:
-        new = sorted(conn.execute(insert + sql.SQL(" RETURNING id, line_key, occurrence")).fetchall())
-        by_identity = {(row[_KEY], row[_OCCURRENCE]): row for row in rows}
-        _index_words(conn, [by_identity[key, occurrence] for _, key, occurrence in new], [id_ for id_, _, _ in new])
-        return len(new)
     if kind not in _COUNTED_ON_LOAD:
         return conn.execute(insert).rowcount
     new_rows = sql.SQL("CREATE TEMP TABLE ins ON COMMIT DROP AS WITH i AS ({} RETURNING *) SELECT * FROM i")
@@ -146,9 +142,11 @@ def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any
     return inserted
 
 
-def _index_words(conn: psycopg.Connection, rows: Sequence[Sequence[Any]], ids: Sequence[int] = ()) -> None:
-    """Store the search words of new Postfix lines — rows in id order, with their ids if known — by
-    blocks of consecutive lines: a block's row holds its id range and every word of its lines."""
+def _index_words(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Store the search words of new Postfix lines (rows in id order, just stored) by blocks of
+    consecutive lines: a block's row holds its id range and every word of its lines."""
+    if not rows:
+        return
     blocks: list[tuple[int, int]] = []  # (first, last) row of each block
     first, chars = 0, 0
     for n, row in enumerate(rows):
@@ -157,19 +155,15 @@ def _index_words(conn: psycopg.Connection, rows: Sequence[Sequence[Any]], ids: S
             blocks.append((first, n - 1))
             first, chars = n, 0
         chars += size
-    if rows:
-        blocks.append((first, len(rows) - 1))
-    if not ids:  # only the ids where blocks begin and end are needed
-        ends = sorted({n for block in blocks for n in block})
-        found = conn.execute(
-            """SELECT t.id FROM unnest(%s::timestamptz[], %s::bytea[], %s::int[]) WITH ORDINALITY
-                                  AS k (logged_at, line_key, occurrence, n)
-               JOIN postfix_lines t USING (logged_at, line_key, occurrence) ORDER BY k.n""",
-            [[rows[n][i] for n in ends] for i in (_AT, _KEY, _OCCURRENCE)],
-        ).fetchall()
-        id_of = {n: id_ for n, (id_,) in zip(ends, found, strict=True)}
-    else:
-        id_of = dict(enumerate(ids))
+    blocks.append((first, len(rows) - 1))
+    ends = sorted({n for block in blocks for n in block})  # only where blocks begin and end
+    found = conn.execute(
+        """SELECT t.id FROM unnest(%s::timestamptz[], %s::bytea[], %s::int[]) WITH ORDINALITY
+                              AS k (logged_at, line_key, occurrence, n)
+           JOIN postfix_lines t USING (logged_at, line_key, occurrence) ORDER BY k.n""",
+        [[rows[n][i] for n in ends] for i in (_AT, _KEY, _OCCURRENCE)],
+    ).fetchall()
+    id_of = {n: id_ for n, (id_,) in zip(ends, found, strict=True)}
     with conn.cursor().copy("COPY postfix_line_words (first_id, last_id, words) FROM STDIN") as copy:
         for first, last in blocks:
             literal = words_literal(row[_MESSAGE] for row in rows[first : last + 1])
