@@ -204,8 +204,10 @@ def test_counters_survive_restart_and_retention_and_keep_rising(databases):
         before = counters_of(samples(scrape(create_app(make_config(url), pool).test_client())))
         deleted = ingest_store.delete_before(pool, datetime.now(UTC) + timedelta(days=1))  # everything goes
         assert deleted["postfix_lines"] > 0 and deleted["messages"] > 0
-        with pool.connection() as conn:  # a deleted message's recipients are gone with it
+        with pool.connection() as conn:  # a deleted message's recipients, and its lines' search words, go too
             assert conn.execute("SELECT count(*) FROM message_recipients").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM postfix_line_words").fetchone()[0] == 0
+        assert deleted["postfix_line_words"] > 0
         fresh_pool = create_pool(url, 2)  # a restarted service: new process, new pool, new registry
         try:
             restarted = counters_of(samples(scrape(create_app(make_config(url), fresh_pool).test_client())))
