@@ -99,20 +99,20 @@ def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]
     return len(new)
 
 
-_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+_TYPES: dict[str, list[int]] = {}
 
 
 def _column_types(conn: psycopg.Connection, table: str, columns: Sequence[str]) -> list[int]:
     """The type oids of a table's columns (what a binary COPY must send), read once per process."""
-    if (table, tuple(columns)) not in _TYPES:
+    if table not in _TYPES:
         oids = dict(
             conn.execute(
                 "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
                 (table,),
             ).fetchall()
         )
-        _TYPES[table, tuple(columns)] = [oids[c] for c in columns]
-    return _TYPES[table, tuple(columns)]
+        _TYPES[table] = [oids[c] for c in columns]
+    return _TYPES[table]
 
 
 def _insert_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]) -> int:
