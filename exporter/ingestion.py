@@ -10,6 +10,7 @@ lines away before we read them: a gap is recorded and the fetch interval shorten
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -92,9 +94,17 @@ def postfix_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
 _rspamd_values = attrgetter(*rspamd.ROW_FIELDS)
 
 
+def _json_bytes(value: Any) -> bytes:
+    """JSON for a jsonb column: orjson (a third of json.dumps' cost), json.dumps for what it refuses."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: big ints, lone surrogates, non-string keys
+        return json.dumps(value).encode("utf-8", "surrogatepass")
+
+
 def rspamd_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:
     values = _rspamd_values(rspamd.parse(dict(item)))
-    return (*[Jsonb(v) if isinstance(v, dict) else v for v in values], key, occurrence)
+    return (*[Jsonb(v, _json_bytes) if isinstance(v, dict) else v for v in values], key, occurrence)
 
 
 def netfilter_row(item: Mapping[str, Any], key: bytes, occurrence: int) -> tuple:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.parsers import netfilter, postfix, rspamd
-from exporter.parsers.lines import line_key, number_window
+from exporter.parsers.lines import canonical_json, line_key, number_window
 
 # (program, message, expected fields) — real lines from mailcow-api.md §3.1 unless noted.
 POSTFIX_CASES = [
@@ -407,6 +410,24 @@ def test_line_key_covers_every_field_and_ignores_time_type():
     assert line_key("postfix", base) == line_key("postfix", {**base, "time": 1790000000})
     for field in base:
         assert line_key("postfix", base) != line_key("postfix", {**base, field: base[field] + "1"})
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES)
+def test_rspamd_keys_hash_the_text_earlier_versions_hashed(value):
+    """Keys of stored rows came from json.dumps; a row fetched again must get the same key (or it
+    would be stored twice), whichever encoder writes the text now."""
+    reference = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert canonical_json(value) == reference.encode("utf-8", "surrogatepass")
+    row = {"unix_time": 1722852500, "score": 1e-05, "symbols": {"X": {"score": value}}}
+    old = "rspamd-history\x1f" + json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert line_key("rspamd-history", row) == hashlib.sha256(old.encode("utf-8", "surrogatepass")).digest()
 
 
 def test_discard_lines_carry_the_envelope():
