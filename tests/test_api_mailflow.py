@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 
 import pytest
@@ -158,6 +159,29 @@ def test_rspamd_and_netfilter_logs(api):
     assert warnings and all(w["action"] == "warning" for w in warnings)
     ip = warnings[0]["ip"]
     assert all(w["ip"] == ip for w in client.get(f"/api/logs/netfilter?ip={ip}").get_json()["data"])
+
+
+def _rspamd_text(row: dict) -> str:
+    """The searchable text of an API rspamd row, as words (lower case, one space between)."""
+    text = " ".join(v or "" for v in (row["subject"], row["sender_smtp"], (row["message_id"] or "").strip("<>")))
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_rspamd_search_by_subject_sender_and_message_id(api):
+    client, _ = api
+    rows = client.get("/api/logs/rspamd?limit=500").get_json()["data"]
+    row = next(r for r in rows if r["subject"] and len(re.findall(r"[A-Za-z0-9]+", r["subject"])) >= 2)
+    first, second = re.findall(r"[A-Za-z0-9]+", row["subject"])[:2]
+    for term in (f"{first.upper()} {second}", f"{first} {second[:2]}", row["sender_smtp"], row["message_id"][1:-1]):
+        found = client.get("/api/logs/rspamd", query_string={"search": term, "limit": 500}).get_json()["data"]
+        assert row["id"] in {r["id"] for r in found}, term
+        words = " ".join(re.findall(r"[a-z0-9]+", term.lower()))
+        # every word in order and adjacent, the last one as a prefix
+        assert all(re.search(rf"(^| ){re.escape(words)}", _rspamd_text(r)) for r in found), term
+    reversed_term = f"{second} {first}"
+    found = client.get("/api/logs/rspamd", query_string={"search": reversed_term, "limit": 500}).get_json()["data"]
+    assert all(f"{second} {first}".lower() in _rspamd_text(r) for r in found)
+    assert client.get("/api/logs/rspamd?search=zzqqnotaword").get_json()["data"] == []
 
 
 def test_stats(api):

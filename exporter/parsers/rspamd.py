@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.parsers.words import words_literal
+
 SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject"})
 
 
@@ -33,6 +35,7 @@ class RspamdRow:
     symbols: dict[str, Any]
     is_spam: bool
     extra: dict[str, Any] | None  # fields this parser does not name, None when there are none
+    search_words: str  # the words of subject, sender and Message-ID, as a tsvector literal (logs search)
 
 
 ROW_FIELDS = tuple(f.name for f in fields(RspamdRow))
@@ -88,11 +91,14 @@ def parse(row: dict[str, Any]) -> RspamdRow:
         raise BadRow(f"rspamd row lacks unix_time/action/score: {exc}") from exc
     symbols = row.get("symbols") if isinstance(row.get("symbols"), dict) else {}
     size = row.get("size")
+    message_id = _opt_str(row.get("message-id"), "undef", "")
+    subject = _opt_str(row.get("subject"), "unknown") if "subject" in row else None
+    sender_smtp = _opt_str(row.get("sender_smtp"))
     return RspamdRow(
         logged_at=logged_at,
-        message_id=_opt_str(row.get("message-id"), "undef", ""),
-        subject=_opt_str(row.get("subject"), "unknown") if "subject" in row else None,
-        sender_smtp=_opt_str(row.get("sender_smtp")),
+        message_id=message_id,
+        subject=subject,
+        sender_smtp=sender_smtp,
         sender_mime=_opt_str(row.get("sender_mime")),
         rcpt_smtp=_str_list(row.get("rcpt_smtp")),
         rcpt_mime=_str_list(row.get("rcpt_mime")),
@@ -107,4 +113,5 @@ def parse(row: dict[str, Any]) -> RspamdRow:
         symbols=symbols,
         is_spam=action in SPAM_ACTIONS,
         extra={k: v for k, v in row.items() if k not in _KNOWN} or None,
+        search_words=words_literal((subject or "", sender_smtp or "", message_id or "")),
     )

@@ -31,14 +31,16 @@ class Where:
         self.parts.append(sql.SQL(condition))
         self.params.extend(params)
 
-    def search(self, alias: str, table: str, text: str, term: str) -> None:
-        """Rows whose `text` matches `term` through the table's GIN index on mg_search_vector(text).
+    def search_rspamd(self, alias: str, term: str) -> None:
+        """rspamd rows with every word of `term` in subject, sender and Message-ID, adjacent and in
+        order there (the last one as a prefix).
 
-        ARRAY(...) runs the index lookup once; a bare @@ lets the planner pick a newest-first scan that
-        recomputes the vector of every row when it misjudges a prefix term's selectivity.
-        """
+        The words are found through the GIN index on search_words; ARRAY(...) runs that lookup once
+        (a bare @@ lets the planner pick a newest-first scan when it misjudges a prefix term)."""
         self.add(
-            f"{alias}.id = ANY(ARRAY(SELECT id FROM {table} WHERE mg_search_vector({text}) @@ mg_search_query(%s)))",
+            f"{alias}.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE search_words::tsvector @@ mg_words_query(%s)))"
+            f" AND concat_ws(' ', {alias}.subject, {alias}.sender_smtp, {alias}.message_id) ~* mg_words_pattern(%s)",
+            term,
             term,
         )
 
@@ -403,12 +405,7 @@ RSPAMD_DIRECTION = """CASE
 def rspamd_where(filters: Mapping[str, Any], local: Sequence[str]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.search(
-            "r",
-            "rspamd_rows",
-            "coalesce(subject, '') || ' ' || coalesce(sender_smtp, '') || ' ' || coalesce(message_id, '')",
-            filters["search"],
-        )
+        where.search_rspamd("r", filters["search"])
     if filters.get("sender"):
         where.add("r.sender_smtp = %s", filters["sender"])
     if filters.get("direction"):
