@@ -5,7 +5,7 @@ Generates N (default 1,000,000) simulated Postfix + rspamd lines, loads them thr
 product's bulk path (ingestion.load_groups, as import-logs: fetch-sized windows, the next one parsed
 while the last is written, correlation in its own thread) into a scratch database on the server
 (default 127.0.0.1:5432; dropped afterwards), then times /api/messages with and without filters, and
-/api/logs/postfix searches.
+/api/logs/postfix and /api/logs/rspamd searches.
 """
 
 from __future__ import annotations
@@ -146,6 +146,14 @@ def main() -> None:
             "search address": f"/api/logs/postfix?search={sample['recipient']}",
             "search phrase": "/api/logs/postfix?search=connect from",
             "status=rejected": "/api/logs/postfix?status=rejected",
+        }.items():
+            latency(client, label, path)
+        row = client.get("/api/logs/rspamd?limit=1").get_json()["data"][0]
+        print("/api/logs/rspamd latency:")
+        for label, path in {
+            "no filter": "/api/logs/rspamd",
+            "search sender": f"/api/logs/rspamd?search={row['sender_smtp']}",
+            "search word": "/api/logs/rspamd?search=invoice",
         }.items():
             latency(client, label, path)
         pool.close()

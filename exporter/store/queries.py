@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,10 @@ MESSAGE_COLUMNS = sql.SQL(
 )
 
 
+# The words of a search term as mg_words splits them (runs of ASCII letters and digits, in pieces of 200).
+_WORDS = re.compile(r"[A-Za-z0-9]{1,200}")
+
+
 @dataclass
 class Where:
     """A conjunction of SQL conditions with their parameters."""
@@ -36,13 +41,17 @@ class Where:
         order there (the last one as a prefix).
 
         The words are found through the GIN index on search_words; ARRAY(...) runs that lookup once
-        (a bare @@ lets the planner pick a newest-first scan when it misjudges a prefix term)."""
+        (a bare @@ lets the planner pick a newest-first scan when it misjudges a prefix term). The
+        index alone decides a one-word term; adjacency and order are checked on the text."""
         self.add(
-            f"{alias}.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE search_words::tsvector @@ mg_words_query(%s)))"
-            f" AND concat_ws(' ', {alias}.subject, {alias}.sender_smtp, {alias}.message_id) ~* mg_words_pattern(%s)",
-            term,
+            f"{alias}.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE search_words::tsvector @@ mg_words_query(%s)))",
             term,
         )
+        if len(_WORDS.findall(term)) > 1:
+            self.add(
+                f"concat_ws(' ', {alias}.subject, {alias}.sender_smtp, {alias}.message_id) ~* mg_words_pattern(%s)",
+                term,
+            )
 
     def search_words(self, alias: str, term: str, ranges: Sequence[tuple[int, int]] | None) -> None:
         """Postfix lines with every word of `term` adjacent and in order (the last one as a prefix).
