@@ -26,8 +26,7 @@ TABLES = {
     "netfilter": ("netfilter_lines", NETFILTER_COLUMNS, ("line_key", "occurrence")),
     "unparsed": ("unparsed_lines", UNPARSED_COLUMNS, ("source", "line_key", "occurrence")),
 }
-# New lines of these kinds have their search words stored by blocks of consecutive ids (postfix_line_words).
-_WITH_WORDS = ("postfix",)
+# New Postfix lines have their search words stored by blocks of consecutive ids (postfix_line_words).
 _AT, _MESSAGE, _KEY, _OCCURRENCE = (
     POSTFIX_COLUMNS.index(c) for c in ("logged_at", "message", "line_key", "occurrence")
 )
@@ -94,7 +93,7 @@ def _copy_new(conn: psycopg.Connection, kind: str, rows: Sequence[Sequence[Any]]
         copy.set_types(types)
         for row in new:
             copy.write_row(row)
-    if kind in _WITH_WORDS:
+    if kind == "postfix":
         _index_words(conn, new)
     return len(new)
 

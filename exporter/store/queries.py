@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,16 +12,14 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from exporter.parsers.words import word_count
+
 MESSAGE_COLUMNS = sql.SQL(
     """m.id, m.correlation_key, m.queue_id, m.message_id, m.sender, m.first_recipient, m.recipient_count,
        m.subject, m.direction, m.final_status, m.is_complete, m.first_seen, m.last_seen, m.spam_score,
        m.is_spam, m.rspamd_action, m.sasl_username, m.client_ip, m.client_host, m.reject_class,
        m.reject_reason, m.quarantined, m.size"""
 )
-
-
-# The words of a search term as mg_words splits them (runs of ASCII letters and digits, in pieces of 200).
-_WORDS = re.compile(r"[A-Za-z0-9]{1,200}")
 
 
 @dataclass
@@ -47,7 +44,7 @@ class Where:
             f"{alias}.id = ANY(ARRAY(SELECT id FROM rspamd_rows WHERE search_words::tsvector @@ mg_words_query(%s)))",
             term,
         )
-        if len(_WORDS.findall(term)) > 1:
+        if word_count(term) > 1:
             self.add(
                 f"concat_ws(' ', {alias}.subject, {alias}.sender_smtp, {alias}.message_id) ~* mg_words_pattern(%s)",
                 term,
