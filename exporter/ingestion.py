@@ -10,6 +10,7 @@ lines away before we read them: a gap is recorded and the fetch interval shorten
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -158,23 +159,35 @@ def _store_rows(conn: psycopg.Connection, source: str, rows: list[tuple], bad: l
 Group = Sequence[tuple[str, Sequence[Any]]]  # (source, window newest first), stored in one transaction
 
 
+# Parsing allocates a few tuples per line, and rows hold no reference cycles: at the default threshold
+# (700 allocations) the cyclic garbage collector would run every few dozen lines, for nothing. A bulk
+# load raises it while it runs (parsing costs about a tenth less).
+BULK_GC_THRESHOLD = 100_000
+
+
 def load_groups(pool: ConnectionPool, groups: Iterable[Group], loaded: Callable[[], None] = lambda: None) -> int:
     """Bulk load (backfill): parse the next group while the previous one is written; return new lines.
 
     Parsing is Python's work and writing PostgreSQL's, so the two overlap on separate cores; each
     group is one transaction, committed in order, and `loaded` runs after each commit (e.g. to wake
     correlation). At most one parsed group waits, so memory stays bounded however long the input.
+    The garbage collector's first threshold is raised meanwhile (BULK_GC_THRESHOLD).
     """
     inserted = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="loader") as loader:
-        pending: Future[int] | None = None
-        for group in groups:
-            parsed = [(source, *build_rows(source, window)) for source, window in group]
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], BULK_GC_THRESHOLD), *thresholds[1:])
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="loader") as loader:
+            pending: Future[int] | None = None
+            for group in groups:
+                parsed = [(source, *build_rows(source, window)) for source, window in group]
+                if pending is not None:
+                    inserted += pending.result()
+                pending = loader.submit(_store_group, pool, parsed, loaded)
             if pending is not None:
                 inserted += pending.result()
-            pending = loader.submit(_store_group, pool, parsed, loaded)
-        if pending is not None:
-            inserted += pending.result()
+    finally:
+        gc.set_threshold(*thresholds)
     return inserted
 
 

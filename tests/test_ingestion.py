@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from datetime import UTC, datetime
@@ -136,8 +137,10 @@ def test_bulk_load_commits_groups_in_log_order_and_reports_each(pool):
     def loaded() -> None:  # runs after each commit: another connection already sees the group
         seen.append(_count(pool, "postfix_lines"))
 
+    thresholds = gc.get_threshold()
     assert load_groups(pool, groups, loaded) == 50
     assert seen == [10, 20, 30, 40, 50]
+    assert gc.get_threshold() == thresholds  # the collector is as the process had it
     with pool.connection() as conn:
         order = [m for (m,) in conn.execute("SELECT message FROM postfix_lines ORDER BY id")]
     assert order == [f"ABCDEF{n:04X}: removed" for n in range(50)]
