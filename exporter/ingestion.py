@@ -160,7 +160,7 @@ Group = Sequence[tuple[str, Sequence[Any]]]  # (source, window newest first), st
 
 
 # Parsing allocates a few tuples per line, and rows hold no reference cycles: at the default threshold
-# (700 allocations) the cyclic garbage collector would run every few dozen lines, for nothing. A bulk
+# (700 allocations) the cyclic garbage collector would run every few hundred lines, for nothing. A bulk
 # load raises it while it runs (parsing costs about a tenth less).
 BULK_GC_THRESHOLD = 100_000
 
