@@ -6,8 +6,8 @@ same way: `mg_words_query` makes a search term's words a query on the stored wor
 (postfix_line_words: the distinct words of a few hundred consecutive lines): a busy server's lines
 share most of their words, so a block holds a tenth of the index entries the same lines would hold
 one by one. rspamd rows store the words of their subject, sender and Message-ID. Computed here, off
-the database's core: PostgreSQL's text-search parser cost more than
-the rest of loading a line, and it splits hex queue ids such as 0E873A0000C6 after the "0E873".
+the database's core: PostgreSQL's text-search parser cost more than the rest of loading a line, and
+it splits hex queue ids such as 0E873A0000C6 after the "0E873".
 """
 
 from __future__ import annotations
