@@ -67,8 +67,9 @@ def _web_config(config: Config, bind: tuple[str, int]) -> Config:
     says so (then warn at every start). A specific bind address is a host name we serve."""
     host, port = bind
     if not config.auth_enabled and not config.auth_opt_out and not is_loopback(host):
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         raise ConfigError(
-            f"AUTH_PASSWORD: not set, and --bind {host}:{port} is reachable from other machines; set AUTH_PASSWORD, "
+            f"AUTH_PASSWORD: not set, and --bind {shown} is reachable from other machines; set AUTH_PASSWORD, "
             "or AUTH_ENABLED=false to serve without authentication on purpose"
         )
     if config.auth_opt_out:

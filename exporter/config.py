@@ -26,8 +26,8 @@ SECRET_KEYS = frozenset(
 )
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-# Names this machine answers to whatever the settings say: a page on another site cannot make a
-# browser send them (DNS rebinding needs a name the attacker controls).
+# Host names always served: a DNS-rebinding page cannot make a browser send them (it needs a name the
+# attacker controls); pages on other local ports are told apart by their origin.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 AUTH_OFF_WARNING = (
     "authentication is off (AUTH_ENABLED=false): anyone who can reach this service can read the mail logs "
@@ -46,12 +46,8 @@ def _default_data_dir() -> str:
 def _check_http_url(value: str | None) -> None:
     if not value:
         return
-    try:
-        parsed = urlsplit(value)
-        ok = parsed.scheme in ("http", "https") and bool(parsed.hostname) and (parsed.port or 0) >= 0
-    except ValueError:  # a port that is not a number
-        ok = False
-    if not ok:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {mask_url(value)!r}")
 
 

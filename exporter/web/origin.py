@@ -122,7 +122,9 @@ def require_same_site(token_form: bool) -> None:
     if not any(name in request.headers for name in BROWSER_HEADERS):
         return  # a script: nothing cross-site to defend against; authentication decides
     caller = _caller_origin()
-    allowed = own_origins() if token_form else own_origins() | {grafana_origin()}
+    allowed = own_origins()
+    if not token_form and (grafana := grafana_origin()):
+        allowed.add(grafana)  # fetch panel actions: Grafana's pages call the JSON API
     if caller is None or caller not in allowed:
         sender = f"requests from {caller}" if caller else "browser requests that do not say which page sent them"
         raise CrossSiteRefused(403, "Forbidden", f"{sender} may not change anything here", "ORIGIN_REFUSED")
