@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
 from exporter.database import create_pool, migrate, start_embedded
 
 log = logging.getLogger("mailcow_grafana")
@@ -59,6 +60,27 @@ def _database_url(config: Config) -> str:
     os.environ["DATABASE_URL"] = url
     migrate(url)
     return url
+
+
+def _web_config(config: Config, bind: tuple[str, int]) -> Config:
+    """Fail closed before serving: no open service on an address others can reach unless AUTH_ENABLED=false
+    says so (then warn at every start). A specific bind address is a host name we serve."""
+    host, port = bind
+    if not config.auth_enabled and not config.auth_opt_out and not is_loopback(host):
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise ConfigError(
+            f"AUTH_PASSWORD: not set, and --bind {shown} is reachable from other machines; set AUTH_PASSWORD, "
+            "or AUTH_ENABLED=false to serve without authentication on purpose"
+        )
+    if config.auth_opt_out:
+        log.warning(AUTH_OFF_WARNING)
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_unspecified:
+            host = ""  # 0.0.0.0 / :: is no name a client uses
+    if host:
+        config = dataclasses.replace(config, trusted_hosts=[*config.trusted_hosts, host_name(host)])
+    log.info("answering to the host names %s (add others with TRUSTED_HOSTS)", ", ".join(sorted(config.served_hosts)))
+    return config
 
 
 # --- commands --------------------------------------------------------------------------
@@ -151,7 +173,7 @@ def cmd_import_dmarc(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _config()
+    config = _web_config(_config(), args.bind)
     url = _database_url(config)
     _gunicorn(config, url, args.bind, args.workers)
     return 0
@@ -174,7 +196,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _config()
+    config = _web_config(_config(), args.bind)
     url = _database_url(config)
     worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
     try:
@@ -215,7 +237,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
         }
     )
-    config = _config()
+    config = _web_config(_config(), args.bind)
     simulator = subprocess.Popen(
         [
             sys.executable,

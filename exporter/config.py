@@ -6,13 +6,14 @@ field is validated by a marshmallow schema and errors are turned into `ConfigErr
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -24,6 +25,14 @@ SECRET_KEYS = frozenset(
     {"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key", "dmarc_imap_password"}
 )
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# Host names always served: a DNS-rebinding page cannot make a browser send them (it needs a name the
+# attacker controls); pages on other local ports are told apart by their origin.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+AUTH_OFF_WARNING = (
+    "authentication is off (AUTH_ENABLED=false): anyone who can reach this service can read the mail logs "
+    "and act on the queue and quarantine"
+)
 
 
 class ConfigError(Exception):
@@ -37,9 +46,31 @@ def _default_data_dir() -> str:
 def _check_http_url(value: str | None) -> None:
     if not value:
         return
-    parsed = urlparse(value)
+    parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {value!r}")
+        raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {mask_url(value)!r}")
+
+
+def host_name(value: str) -> str:
+    """A host as Host headers and URLs carry it, compared without case, IPv6 brackets or a trailing dot."""
+    return value.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    name = host_name(host)
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return name == "localhost"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any user:password@ part replaced, safe to print, log or return."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="********@" + parts.netloc.rpartition("@")[2]))
 
 
 class _CommaList(fields.Field):
@@ -106,6 +137,7 @@ class _EnvSchema(Schema):
     )
     GRAFANA_URL = fields.String(load_default=None, attribute="grafana_url")
     PUBLIC_URL = fields.String(load_default=None, attribute="public_url")
+    TRUSTED_HOSTS = _CommaList(load_default=list, attribute="trusted_hosts")
     SECRET_KEY = fields.String(load_default=None, attribute="secret_key", validate=validate.Length(min=16))
     DNS_RESOLVERS = _CommaList(load_default=list, attribute="dns_resolvers")
     DNS_CHECK_INTERVAL_HOURS = fields.Integer(
@@ -149,6 +181,12 @@ class _EnvSchema(Schema):
     def _check_url(self, value: str, **_: Any) -> None:
         _check_http_url(value)
 
+    @validates("TRUSTED_HOSTS")
+    def _check_hosts(self, value: list[str], **_: Any) -> None:
+        bad = [h for h in value if not _is_host(host_name(h))]
+        if bad:
+            raise ValidationError(f"not a host name or IP address (no scheme, port or path): {', '.join(bad)}")
+
     @validates("DATABASE_URL")
     def _check_db(self, value: str | None, **_: Any) -> None:
         if not value:
@@ -173,6 +211,7 @@ class _EnvSchema(Schema):
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Config:
+        data["auth_opt_out"] = data["auth_enabled"] is False
         if data["auth_enabled"] is None:
             data["auth_enabled"] = bool(data["auth_password"])
         if data["auth_enabled"] and not data["auth_password"]:
@@ -180,7 +219,16 @@ class _EnvSchema(Schema):
         for key in ("mailcow_url", "grafana_url", "public_url"):
             if data.get(key):
                 data[key] = data[key].rstrip("/")
+        data["trusted_hosts"] = [host_name(h) for h in data["trusted_hosts"]]
         return Config(**data)
+
+
+def _is_host(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME_RE.match(name))
 
 
 @dataclass(frozen=True)
@@ -203,6 +251,7 @@ class Config:
     local_domains: list[str] = field(default_factory=list)
     timezone: str = "UTC"
     auth_enabled: bool = False
+    auth_opt_out: bool = False  # AUTH_ENABLED=false set explicitly: running without auth on purpose
     auth_username: str = "admin"
     auth_password: str | None = None
     log_level: str = "INFO"
@@ -214,6 +263,7 @@ class Config:
     live_cache_seconds: float = 5.0
     grafana_url: str | None = None  # Grafana's origin: CORS for panel actions, links back to dashboards
     public_url: str | None = None  # this service as browsers reach it: the action links in dashboards
+    trusted_hosts: list[str] = field(default_factory=list)  # Host names we answer to, besides the loopback ones
     secret_key: str | None = None  # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
     dns_resolvers: list[str] = field(default_factory=list)  # "ip" or "ip:port"; empty = the system's
     dns_check_interval_hours: int = 6
@@ -245,12 +295,22 @@ class Config:
     def read_write(self) -> bool:
         return bool(self.mailcow_api_key_rw)
 
+    @property
+    def served_hosts(self) -> frozenset[str]:
+        """Host names requests may carry: loopback, PUBLIC_URL's host and TRUSTED_HOSTS (the CLI adds the bind
+        address). Any other Host is refused: a DNS-rebinding page reaches us under its own name."""
+        public = [host_name(urlsplit(self.public_url).hostname or "")] if self.public_url else []
+        return LOOPBACK_HOSTS | {*self.trusted_hosts, *public}
+
     def masked(self) -> dict[str, Any]:
         """The configuration with secrets replaced, safe to print or return."""
         out = asdict(self)
         for key in SECRET_KEYS:
             if out.get(key):
                 out[key] = "********"
+        for key in ("mailcow_url", "grafana_url", "public_url"):
+            if out.get(key):
+                out[key] = mask_url(out[key])
         return out
 
 

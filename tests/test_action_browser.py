@@ -1,5 +1,6 @@
 """The confirmation pages in a real headless Chromium: a Grafana data link opens one, the person
-confirms, mailcow changes; a foreign page's form or script and plain GETs change nothing."""
+confirms, mailcow changes; a foreign page's form or script, a DNS-rebinding page and plain GETs
+change nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.conftest import make_config
 
 ROOT = Path(__file__).parent.parent
 GRAFANA = "http://grafana.example:3000"
+EVIL_HOST = "rebind.evil.example"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,7 @@ def browser():
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(flag)
+    options.add_argument(f"--host-resolver-rules=MAP {EVIL_HOST} 127.0.0.1")  # the rebound name
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -134,3 +137,45 @@ def test_a_foreign_page_and_plain_gets_change_nothing(browser, service, sim, poo
 
     assert ident in sim.state.quarantine
     assert all(entry["outcome"] == "refused" for entry in audit(pool))
+
+
+REBINDING_PAGE = """<p id="state">waiting</p><script>
+(async () => {
+  const seen = {};
+  try {
+    const api = await fetch('/api/quarantine/delete',
+      {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({items: [ID]})});
+    seen.api = api.status;
+    const page = await fetch('/actions/quarantine/release?items=ID');
+    seen.page = page.status;
+    const token = (await page.text()).match(/name="token" value="([^"]+)"/);
+    seen.token = Boolean(token);
+    if (token) {
+      const form = await fetch('/actions/quarantine/release',
+        {method: 'POST', body: new URLSearchParams({items: 'ID', token: token[1]})});
+      seen.form = form.status;
+    }
+  } catch (e) { seen.error = String(e); }
+  document.getElementById('state').textContent = JSON.stringify(seen);
+})();
+</script>"""
+
+
+def test_a_dns_rebinding_page_can_neither_act_nor_get_a_token(browser, db_url, pool, mailcow, sim, live_app):
+    """evil.example first resolved to the attacker's server (which served this page), then to us: the
+    page's same-origin requests reach the service with Host: evil.example. One server on one port
+    stands for both answers: the attacker's page under /evil, the service everywhere else."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    with pool.connection() as conn:
+        conn.execute("TRUNCATE action_audit")
+    ident = min(sim.state.quarantine)
+    attacker = Flask("attacker")
+    attacker.add_url_rule("/page", "page", lambda: REBINDING_PAGE.replace("ID", str(ident)))
+    service = create_app(make_config(db_url, mailcow.url, grafana_url=GRAFANA, live_cache_seconds=0), pool)
+    server = live_app(DispatcherMiddleware(service, {"/evil": attacker}))
+
+    browser.get(server.url.replace("127.0.0.1", EVIL_HOST) + "/evil/page")
+    WebDriverWait(browser, 15).until(lambda b: b.find_element(By.ID, "state").text != "waiting")
+    assert json.loads(browser.find_element(By.ID, "state").text) == {"api": 400, "page": 400, "token": False}
+    assert ident in sim.state.quarantine and audit(pool) == []

@@ -390,3 +390,70 @@ def test_read_only_pages_explain_instead_of_offering_a_button(db_url, audit_pool
     assert page.status_code == 403 and "READ_ONLY" in page.get_data(as_text=True)
     assert 'id="confirm"' not in page.get_data(as_text=True)
     assert client.get("/actions/quarantine/explode?items=1").status_code == 404
+
+
+def writes(sim) -> list[str]:
+    """The write calls mailcow received, oldest first."""
+    return [entry["uri"] for entry in reversed(sim.state.logs["api"]) if entry["method"] == "POST"]
+
+
+def test_a_confirmation_token_acts_once(client, sim, audit_pool):
+    """Three flushes from one page were possible for 15 minutes: the second post of a form is refused."""
+    token = _token(client.get("/actions/queue/flush").get_data(as_text=True))
+    before = writes(sim)
+    answers = [client.post("/actions/queue/flush", data={"token": token}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 403, 403]
+    assert all("CSRF_REUSED" in a.get_data(as_text=True) for a in answers[1:])
+    assert len(writes(sim)) == len(before) + 1
+    assert [(e["outcome"], e["code"]) for e in audit_entries(audit_pool)] == [
+        ("success", None),
+        ("refused", "CSRF_REUSED"),
+        ("refused", "CSRF_REUSED"),
+    ]
+    fresh = _token(client.get("/actions/queue/flush").get_data(as_text=True))  # a new page acts again
+    assert client.post("/actions/queue/flush", data={"token": fresh}).status_code == 200
+
+
+def test_a_token_is_spent_for_every_process_and_replica_at_once(db_url, audit_pool, mailcow, sim, live_app):
+    """Two replicas (own pools, own HTTP servers) share only PostgreSQL; racing posts act exactly once."""
+    import threading
+
+    import httpx
+
+    from exporter.database import create_pool
+
+    pools = [create_pool(db_url, 4) for _ in range(2)]
+    try:
+        servers = [
+            live_app(create_app(make_config(db_url, mailcow.url, live_cache_seconds=0, secret_key="k" * 32), p))
+            for p in pools
+        ]
+        qid = deferred_ids(sim, 1)[0]
+        page = httpx.get(f"{servers[0].url}/actions/queue/hold?items={qid}")
+        token, answers = _token(page.text), []
+        start = threading.Barrier(6)
+
+        def post(url: str) -> None:
+            start.wait()
+            answers.append(httpx.post(f"{url}/actions/queue/hold", data={"items": qid, "token": token}).status_code)
+
+        threads = [threading.Thread(target=post, args=(s.url,)) for s in servers for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == [200, 403, 403, 403, 403, 403]
+        assert writes(sim).count("/api/v1/edit/mailq") == 1
+    finally:
+        for p in pools:
+            p.close()
+
+
+def test_preflights_pass_without_credentials_only_on_the_action_routes(db_url, audit_pool, mailcow):
+    client = make_client(db_url, audit_pool, mailcow.url, auth_enabled=True, auth_password="s3cret-pass")
+    preflight = {"Origin": GRAFANA, "Access-Control-Request-Method": "POST"}
+    action = client.options("/api/queue/action", headers=preflight)
+    assert action.status_code == 204 and action.headers["Access-Control-Allow-Origin"] == GRAFANA
+    for path in ("/api/audit-log", "/actions/queue/hold", "/api/dmarc/upload"):
+        response = client.options(path, headers=preflight)
+        assert response.status_code == 401 and "Access-Control-Allow-Origin" not in response.headers, path

@@ -68,3 +68,89 @@ def test_defaults_and_auth_follows_the_password():
         "example.org",
         "example.net",
     ]
+
+
+def test_check_config_and_bad_values_mask_url_credentials():
+    shown = run_cli("check-config", env={**BASE, "MAILCOW_URL": "https://monitor:pa55-w0rd@mail.example.org"})
+    assert shown.returncode == 0, shown.stderr
+    assert "MAILCOW_URL=https://********@mail.example.org" in shown.stdout and "pa55-w0rd" not in shown.stdout
+    bad = run_cli("check-config", env={**BASE, "MAILCOW_URL": "ftp://monitor:pa55-w0rd@mail.example.org"})
+    assert bad.returncode == 2 and "MAILCOW_URL" in bad.stderr and "pa55-w0rd" not in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "run", "demo"])
+@pytest.mark.parametrize("bind", ["0.0.0.0", "[::]", "192.0.2.10"])
+def test_an_open_service_on_a_reachable_address_refuses_to_start(command, bind):
+    # DATABASE_URL points nowhere: a start that got past the check would fail differently, and fast
+    env = {**BASE, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DATA_DIR": "/nonexistent"}
+    result = run_cli(command, "--bind", f"{bind}:18088", env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailcow-grafana: AUTH_PASSWORD: ")
+    assert "AUTH_ENABLED=false" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("host", "starts"),
+    [
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.10", False),
+        ("mail.example.org", False),
+        ("127.0.0.1", True),
+        ("127.0.0.5", True),
+        ("::1", True),
+        ("localhost", True),
+    ],
+)
+def test_only_loopback_binds_may_run_without_credentials(host, starts):
+    from exporter.cli import _web_config
+
+    config = load_config(BASE)
+    if starts:
+        assert _web_config(config, (host, 8088)).served_hosts >= {"localhost", "127.0.0.1", "::1"}
+    else:
+        with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: "):
+            _web_config(config, (host, 8088))
+    with_password = _web_config(load_config({**BASE, "AUTH_PASSWORD": "pw"}), (host, 8088))
+    assert (host in with_password.served_hosts) == (host not in ("0.0.0.0", "::"))  # a bind address is ours
+
+
+def test_trusted_hosts_are_host_names_or_addresses():
+    config = load_config({**BASE, "TRUSTED_HOSTS": "Mailcow-Grafana, [2001:db8::5], stats.example.org."})
+    assert config.trusted_hosts == ["mailcow-grafana", "2001:db8::5", "stats.example.org"]
+    assert load_config({**BASE, "AUTH_ENABLED": "false"}).auth_opt_out is True
+    assert load_config(BASE).auth_opt_out is False
+    for bad in ("http://stats.example.org", "stats.example.org:8088", "a/b", "*"):
+        with pytest.raises(ConfigError, match=r"^TRUSTED_HOSTS: "):
+            load_config({**BASE, "TRUSTED_HOSTS": bad})
+
+
+def test_auth_switched_off_on_purpose_starts_on_any_address_and_warns(db_url):
+    import time
+
+    import httpx
+
+    from tests.prometheus import free_port
+
+    port = free_port()
+    env = {**BASE, "AUTH_ENABLED": "false", "DATABASE_URL": db_url}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MAILCOW_", "AUTH_", "DATABASE_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "serve", "--bind", f"0.0.0.0:{port}", "--workers", "1"],
+        env={**clean, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and health is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert health and "AUTH_ENABLED=false" in health["warnings"][0]
+    finally:
+        proc.terminate()
+        stderr = proc.communicate(timeout=30)[1]
+    assert "WARNING" in stderr and "authentication is off (AUTH_ENABLED=false)" in stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import yaml
@@ -40,3 +42,24 @@ def test_service_refuses_to_start_without_its_secrets():
     env = _compose()["services"]["mailcow-grafana"]["environment"]
     for variable in ("MAILCOW_URL", "MAILCOW_API_KEY", "AUTH_PASSWORD"):
         assert ":?" in env[variable], variable
+
+
+def test_grafana_and_prometheus_reach_the_service_under_a_host_name_it_answers(db_url, pool):
+    """The service refuses Host names it does not serve: the compose stack trusts its service name."""
+    from urllib.parse import urlsplit
+
+    from exporter.config import load_config
+    from exporter.web.app import create_app
+
+    env = _compose()["services"]["mailcow-grafana"]["environment"]
+    trusted = re.sub(r"\$\{[^}]*\}", "", env["TRUSTED_HOSTS"])  # .env leaves TRUSTED_HOSTS empty
+    config = load_config({"MAILCOW_URL": "https://mail.example.org", "MAILCOW_API_KEY": "x", "TRUSTED_HOSTS": trusted})
+    datasources = yaml.safe_load((ROOT / "provisioning/grafana/datasources/mailcow.yaml").read_text())
+    prometheus = yaml.safe_load((ROOT / "provisioning/prometheus/prometheus.yml").read_text())
+    hosts = [urlsplit(d["url"]).netloc for d in datasources["datasources"] if "mailcow-grafana" in d["url"]]
+    hosts += [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    client = create_app(dataclasses.replace(config, database_url=db_url), pool).test_client()
+    assert len(hosts) == 3
+    for host in hosts:
+        assert client.get("/api/info", headers={"Host": host}).status_code == 200, host
+    assert client.get("/api/info", headers={"Host": "evil.example"}).status_code == 400

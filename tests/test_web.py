@@ -129,3 +129,45 @@ def test_credentials_are_checked(secured):
     assert client.get("/api/info", headers=_basic("admin", "wrong")).status_code == 401
     assert client.get("/api/info", headers=_basic("root", PASSWORD)).status_code == 401
     assert client.get("/api/info", headers={"Authorization": "Basic !!!"}).status_code == 401
+
+
+def test_security_headers_on_json_html_and_error_responses(db_url, pool):
+    client = create_app(make_config(db_url), pool).test_client()
+    responses = {
+        "json": client.get("/api/info"),
+        "html": client.get("/"),
+        "action page": client.get("/actions/queue/hold?items=ABCDE12345"),  # mailcow down: an HTML error page
+        "metrics": client.get("/metrics"),
+        "not found": client.get("/no/such/page"),
+        "bad method": client.post("/api/health"),
+        "foreign host": client.get("/api/info", headers={"Host": "evil.example"}),
+    }
+    assert responses["html"].mimetype == responses["action page"].mimetype == "text/html"
+    assert responses["foreign host"].status_code == 400
+    for name, response in responses.items():
+        assert response.headers["X-Content-Type-Options"] == "nosniff", name
+        assert response.headers["Referrer-Policy"] == "same-origin", name
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], name
+
+
+SECRET_URL = "https://monitor:pa55-w0rd@mail.example.org"
+
+
+def test_mailcow_url_credentials_are_masked_everywhere(db_url, pool, caplog):
+    client = create_app(make_config(db_url, SECRET_URL), pool).test_client()
+    caplog.set_level("DEBUG")
+    shown = {
+        "health": client.get("/api/health").get_json()["config"]["mailcow_url"],
+        "info": client.get("/api/info").get_json()["mailcow_url"],
+        "settings": client.get("/api/settings/info").get_json()["configuration"]["mailcow_url"],
+    }
+    assert shown == dict.fromkeys(shown, "https://********@mail.example.org")
+    assert "pa55-w0rd" not in caplog.text
+
+
+def test_auth_switched_off_on_purpose_is_a_health_warning(db_url, pool):
+    quiet = create_app(make_config(db_url), pool).test_client().get("/api/health").get_json()
+    assert quiet["warnings"] == []
+    config = make_config(db_url, auth_enabled=False, auth_opt_out=True)
+    body = create_app(config, pool).test_client().get("/api/health").get_json()
+    assert body["status"] == "healthy" and "AUTH_ENABLED=false" in body["warnings"][0]

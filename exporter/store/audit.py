@@ -1,4 +1,4 @@
-"""The action audit log and the service's own generated secrets."""
+"""The action audit log, spent confirmation tokens and the service's own generated secrets."""
 
 from __future__ import annotations
 
@@ -98,3 +98,16 @@ def secret(pool: ConnectionPool, name: str) -> str:
             (name, secrets.token_urlsafe(32)),
         )
         return conn.execute("SELECT value FROM app_secrets WHERE name = %s", (name,)).fetchone()[0]
+
+
+def spend_token(pool: ConnectionPool, nonce: str, expires_at: datetime) -> bool:
+    """Mark a confirmation token used; False when it was used before. One statement, so two requests
+    racing with the same token cannot both win; tokens long expired are dropped on the way."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            """WITH expired AS (DELETE FROM spent_action_tokens WHERE expires_at < now() - interval '1 hour')
+               INSERT INTO spent_action_tokens (nonce, expires_at) VALUES (%s, %s)
+               ON CONFLICT (nonce) DO NOTHING RETURNING nonce""",
+            (nonce, expires_at),
+        ).fetchone()
+    return row is not None

@@ -1,7 +1,7 @@
 """Confirmation pages for actions, the target of plain Grafana data links (any Grafana version,
 viewers included). `GET /actions/<target>/<action>?items=…` only shows what would happen, to
-which items, with a form; the form's POST (same origin, signed token bound to exactly those
-items) does it and shows mailcow's answer per item. `?all=1` (queue: `&queue=<name>`) lists
+which items, with a form; the form's POST (same origin, signed single-use token bound to exactly
+those items) does it and shows mailcow's answer per item. `?all=1` (queue: `&queue=<name>`) lists
 everything currently there, so a bulk action still names each item and the count."""
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ DESTRUCTIVE = frozenset({"delete", "super_delete", "learnspam"})
 
 def _page(status: int, title: str, **values: Any) -> Response:
     response = Response(render_template("action.html", title=title, **values), status=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"  # no clickjacking of the confirm button
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    response.headers["Cache-Control"] = "no-store"  # frames and scripts are refused on every page (origin.py)
     return response
 
 
@@ -143,13 +141,26 @@ def confirm(target: str, action: str) -> Response:
     return _page(200, f"Confirm: {action.replace('_', ' ')} ({target})", confirm=values, back_url=_back_url())
 
 
+def _form_items() -> list[str]:
+    return [part.strip() for part in request.form.get("items", "").split(",") if part.strip()]
+
+
+@bp.errorhandler(origin.CrossSiteRefused)
+def _cross_site(exc: origin.CrossSiteRefused) -> Response:
+    """The app's guard refused the form (a foreign page posted it): record the attempt, explain."""
+    args = request.view_args or {}
+    refuse("page", str(args.get("target"))[:40], str(args.get("action")), _form_items(), exc)
+    return _error_page(exc)
+
+
 @bp.post("/<target>/<action>")
+@origin.token_form
 def perform(target: str, action: str) -> Response:
-    """Do it: same-origin form with a token issued for exactly these items."""
-    items = [part.strip() for part in request.form.get("items", "").split(",") if part.strip()]
+    """Do it: a form from our own page (the app's guard checks the origin) with an unused token issued
+    for exactly these items."""
+    items = _form_items()
     try:
         try:
-            origin.require_same_site(allow_grafana=False)
             parsed = actions.parse(target, action, items or None)
             origin.check_token(request.form.get("token"), parsed.target, parsed.action, parsed.items)
         except ActionInputError as exc:

@@ -2,9 +2,10 @@
 audit log, and `run_action`, which the confirmation pages share.
 
 Cross-site defence: a JSON body is required (an HTML form cannot send one, and a cross-origin
-script must pass a CORS preflight that only GRAFANA_URL's origin gets), and a browser request
-from any other origin is refused. HTTP Basic auth applies when enabled (Grafana's Infinity
-datasource sends it server-side for Infinity actions).
+script must pass a CORS preflight that only GRAFANA_URL's origin gets), and the app's cross-site
+guard (`origin.require_same_site`) refuses browser requests from any other origin; refusals are
+audited here. HTTP Basic auth applies when enabled (Grafana's Infinity datasource sends it
+server-side for Infinity actions).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from exporter.readmodels import iso
 from exporter.store import audit as audit_store
 from exporter.store.audit import AuditEntry
 from exporter.web import context, origin
-from exporter.web.errors import ApiError
+from exporter.web.errors import ApiError, error_response
 from exporter.web.params import AuditParams, parse
 
 bp = Blueprint("actions", __name__, url_prefix="/api")
@@ -36,6 +37,14 @@ ROUTES = {  # JSON API path -> (target, fixed action or None when the body names
     "/queue/action": ("queue", None),
     "/queue/delete": ("queue", "delete"),
 }
+
+
+def _endpoint(path: str) -> str:
+    return path.strip("/").replace("/", "_")
+
+
+# the routes whose CORS preflights auth lets through (browsers send them without credentials)
+PREFLIGHT_ENDPOINTS = frozenset(f"{bp.name}.{_endpoint(path)}" for path in ROUTES)
 
 
 def _via() -> str:
@@ -128,10 +137,6 @@ def error_status(result: ActionResult) -> tuple[int, str, str] | None:
 
 def _json_action(target: str, fixed: str | None) -> Response:
     via = _via()
-    try:
-        origin.require_same_site(allow_grafana=True)
-    except ApiError as exc:
-        raise refuse(via, target, fixed or "?", [], exc) from None
     body = request.get_json(silent=True) if request.is_json else None
     if not isinstance(body, dict):
         raise refuse(
@@ -165,18 +170,24 @@ def _json_action(target: str, fixed: str | None) -> Response:
 
 
 def _register(path: str, target: str, fixed: str | None) -> None:
-    endpoint = path.strip("/").replace("/", "_")
-
     def view() -> Response:
         if request.method == "OPTIONS":
             return Response(status=204)  # the CORS preflight; add_cors decides what it allows
         return _json_action(target, fixed)
 
-    bp.add_url_rule(path, endpoint, view, methods=["POST", "OPTIONS"])
+    bp.add_url_rule(path, _endpoint(path), view, methods=["POST", "OPTIONS"])
 
 
 for _path, (_target, _fixed) in ROUTES.items():
     _register(_path, _target, _fixed)
+
+
+@bp.errorhandler(origin.CrossSiteRefused)
+def _cross_site(exc: origin.CrossSiteRefused) -> Response:
+    """The app's guard refused a browser request: record the attempt like any other refusal."""
+    target, fixed = ROUTES[request.path.removeprefix("/api")]
+    refuse(_via(), target, fixed or "?", [], exc)
+    return error_response(exc.status, exc.error, exc.detail, exc.code)
 
 
 @bp.after_request

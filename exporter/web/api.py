@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from exporter import __version__, store
-from exporter.config import Config
+from exporter.config import AUTH_OFF_WARNING, Config, mask_url
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 
@@ -35,10 +35,11 @@ def health() -> Response:
         "config": {
             "fetch_interval": config.fetch_interval,
             "retention_days": config.retention_days,
-            "mailcow_url": config.mailcow_url,
+            "mailcow_url": mask_url(config.mailcow_url),
             "blacklist_enabled": False,
             "auth_enabled": config.auth_enabled,
         },
+        "warnings": [AUTH_OFF_WARNING] if config.auth_opt_out else [],
     }
     response = jsonify(body)
     response.status_code = 200 if connected else 503
@@ -53,7 +54,7 @@ def info() -> Response:
     body: dict[str, Any] = {
         "name": config.app_title,
         "version": __version__,
-        "mailcow_url": config.mailcow_url,
+        "mailcow_url": mask_url(config.mailcow_url),
         "local_domains": config.local_domains,
         "fetch_interval": config.fetch_interval,
         "retention_days": config.retention_days,

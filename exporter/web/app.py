@@ -27,6 +27,7 @@ from exporter.web import (
     mailcow_state,
     messages,
     metrics,
+    origin,
     settings,
     stats,
 )
@@ -53,7 +54,9 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
-    install_auth(app, config)
+    origin.install_host_check(app)  # first: a foreign Host meets nothing else
+    install_auth(app, config, actions.PREFLIGHT_ENDPOINTS)
+    origin.install_cross_site_defence(app)  # after auth: anonymous requests leave no audit entries
     register_error_handlers(app)
     for blueprint in (
         index.bp,

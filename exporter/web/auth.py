@@ -29,8 +29,9 @@ def _credentials_ok(config: Config) -> bool:
     return user_ok and password_ok
 
 
-def install_auth(app: Flask, config: Config) -> None:
-    """Require credentials before any handler runs (404s included, so routes are not probed)."""
+def install_auth(app: Flask, config: Config, preflight_endpoints: frozenset[str]) -> None:
+    """Require credentials before any handler runs (404s included, so routes are not probed); only the
+    CORS preflights of `preflight_endpoints` (browsers send them without credentials) are let through."""
     if not config.auth_enabled:
         return
 
@@ -38,7 +39,7 @@ def install_auth(app: Flask, config: Config) -> None:
     def _require_auth() -> Response | None:
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        if request.method == "OPTIONS" and (request.endpoint or "").startswith("actions."):
+        if request.method == "OPTIONS" and request.endpoint in preflight_endpoints:
             return None  # CORS preflights never carry credentials; they answer headers only
         if _credentials_ok(config):
             return None
