@@ -75,3 +75,14 @@ def junk_mail(subject: str) -> bytes:
     message["Subject"] = subject
     message.set_content("Hello, this is not a report.")
     return message.as_bytes()
+
+
+def nested_mail(depth: int, report: bytes, container: str = "multipart") -> bytes:
+    """A mail with the report `depth` containers deep: multipart/mixed parts or message/rfc822 mails."""
+    head = b"From: dmarc@example.net\r\nTo: dmarc@example.org\r\nSubject: nested report\r\n"
+    if container == "multipart":
+        opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth))
+        closing = "".join(f"\r\n--b{i}--" for i in reversed(range(depth)))
+    else:
+        opening, closing = "Content-Type: message/rfc822\r\n\r\n" * depth, ""
+    return head + opening.encode() + b"Content-Type: application/xml\r\n\r\n" + report + closing.encode() + b"\r\n"
