@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from email.parser import BytesParser
 from typing import Any
 
 from imap_tools import AND, MailBox, MailBoxUnencrypted
@@ -24,11 +25,14 @@ log = logging.getLogger(__name__)
 
 
 class RawMessage(MailMessage):
-    """A fetched mail that also keeps its exact bytes (parsing works on those)."""
+    """A fetched mail that keeps its exact bytes (parsing works on those). Unlike imap-tools' own
+    __init__, which this mirrors, it parses only the headers (uid, subject and message-id are all the
+    sync reads): a full parse of a hostile mail nested 2,000 deep would overflow the stack inside
+    fetch(); the report parser parses the whole mail with its part limit."""
 
     def __init__(self, fetch_data: list) -> None:
-        super().__init__(fetch_data)
-        self.raw: bytes = self._get_message_data_parts(fetch_data)[0]
+        self.raw, self._raw_uid_data, self._raw_flag_data = self._get_message_data_parts(fetch_data)
+        self.obj = BytesParser().parsebytes(self.raw, headersonly=True)
 
 
 class _MailBox(MailBox):
