@@ -86,3 +86,16 @@ def nested_mail(depth: int, report: bytes, container: str = "multipart") -> byte
     else:
         opening, closing = "Content-Type: message/rfc822\r\n\r\n" * depth, ""
     return head + opening.encode() + b"Content-Type: application/xml\r\n\r\n" + report + closing.encode() + b"\r\n"
+
+
+def arf_mail(arrival: bytes = b"Sat, 1 Jun 2024 10:00:00 +0200", sample_from: bytes = b"a@example.org") -> bytes:
+    """An ARF failure report for example.org whose From and sample Subject headers carry raw 8-bit bytes."""
+    return (
+        b"To: dmarc@example.org\r\nFrom: DMARC \xff\xfe Reporter <dmarc@example.net>\r\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: message/feedback-report\r\n\r\n"
+        b"Feedback-Type: auth-failure\r\nReported-Domain: example.org\r\nSource-IP: 192.0.2.1\r\n"
+        b"Arrival-Date: " + arrival + b"\r\n\r\n"
+        b"--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: Rechnung \xfc\r\nFrom: " + sample_from + b"\r\n\r\n"
+        b"body\r\n--B--\r\n"
+    )

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from exporter.dmarc.errors import InvalidReport
 from exporter.dmarc.reports import parse_file
-from tests.dmarc_reports import nested_mail
+from tests.dmarc_reports import arf_mail, nested_mail
 
 SAMPLES = Path(__file__).parent.parent.parent / "shared" / "data" / "dmarc-samples"
 
@@ -317,7 +317,6 @@ _RSS_PROBE = """
 import json, resource, sys, time
 from exporter.dmarc.errors import InvalidReport
 from exporter.dmarc.reports import parse_file
-from tests.dmarc_reports import nested_mail
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
@@ -490,26 +489,16 @@ def test_a_record_count_the_store_cannot_hold_is_refused(count):
     assert parse_file(_xml_body().replace("<pct>100</pct>", "<pct>1e400</pct>").encode()).reports[0]
 
 
-ARF = (
-    b"To: dmarc@example.org\r\nFrom: DMARC \xff\xfe Reporter <dmarc@example.net>\r\n"
-    b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\r\n\r\n'
-    b"--B\r\nContent-Type: message/feedback-report\r\n\r\n"
-    b"Feedback-Type: auth-failure\r\nReported-Domain: example.org\r\nSource-IP: 192.0.2.1\r\n"
-    b"Arrival-Date: %s\r\n\r\n"
-    b"--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: Rechnung \xfc\r\nFrom: %s\r\n\r\nbody\r\n--B--\r\n"
-)
-
-
 def test_failure_reports_with_8_bit_headers_give_text():
-    report = parse_file(ARF % (b"Sat, 1 Jun 2024 10:00:00 +0200", b"a@example.org")).reports[0]
+    report = parse_file(arf_mail()).reports[0]
     reporter, subject = report["reporter"], report["sample"]["subject"]
     assert type(reporter) is str and reporter == "DMARC \ufffd\ufffd Reporter <dmarc@example.net>"
     assert type(subject) is str and subject == "Rechnung \ufffd"
     assert report["arrival_date"] == datetime(2024, 6, 1, 8, tzinfo=UTC)
-    past_9999 = parse_file(ARF % (b"Fri, 31 Dec 9999 23:59:59 -2359", b"a@example.org")).reports[0]
+    past_9999 = parse_file(arf_mail(arrival=b"Fri, 31 Dec 9999 23:59:59 -2359")).reports[0]
     assert past_9999["arrival_date"] is None
     with pytest.raises(InvalidReport, match="NUL character"):
-        parse_file(ARF % (b"Sat, 1 Jun 2024 10:00:00 +0200", b"a\0@example.org"))
+        parse_file(arf_mail(sample_from=b"a\0@example.org"))
 
 
 @settings(max_examples=200, deadline=None)
