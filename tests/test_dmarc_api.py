@@ -231,6 +231,19 @@ def test_import_dmarc_command_imports_a_folder_once(db_url, dmarc_pool, tmp_path
         assert conn.execute("SELECT count(*) FROM dmarc_failure_reports").fetchone()[0] == 5
 
 
+def test_import_dmarc_command_reports_hostile_files_and_imports_the_rest(db_url, dmarc_pool, tmp_path):
+    (tmp_path / "good.xml").write_bytes(aggregate_xml("google.com", "cli", "example.org", DAY, DAY + 86399, GOOGLE))
+    (tmp_path / "nested.eml").write_bytes(nested_mail(2000, NICE))
+    (tmp_path / "xxe.xml").write_bytes(PADDED_XXE)
+    env = {**os.environ, "DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "exporter.cli", "import-dmarc", "--quiet", str(tmp_path)]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "3 files: 1 reports stored, 0 already there, 2 not readable" in run.stdout
+    assert "nested.eml: nested.eml: the e-mail has more than 100 MIME parts" in run.stderr
+    assert "xxe.xml: xxe.xml: DTDs and entities are not allowed" in run.stderr
+
+
 def test_grafana_rows_give_one_pass_rate_series_per_domain(loaded):
     other = [("81.2.69.142", 10, "fail", "fail", "quarantine"), ("81.2.69.142", 30, "pass", "fail", "none")]
     assert (
