@@ -20,14 +20,14 @@ _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
 
 
 def decode(data: bytes) -> str:
-    """The document as text: UTF-16 (BOM or not) or UTF-8 (invalid bytes dropped, BOM removed),
+    """The document as text: UTF-16 (BOM or not) or UTF-8, invalid bytes dropped and BOM removed,
     without the XML declaration (the text is already decoded; lxml refuses one naming an encoding)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
+        text = data.decode("utf-16", errors="ignore")
     elif data[:2] == b"<\x00":
-        text = data.decode("utf-16-le")
+        text = data.decode("utf-16-le", errors="ignore")
     elif data[:2] == b"\x00<":
-        text = data.decode("utf-16-be")
+        text = data.decode("utf-16-be", errors="ignore")
     else:
         text = data.decode("utf-8", errors="ignore")
     text = _DECLARATION.sub("", text.lstrip("\ufeff \t\r\n"), count=1).lstrip()

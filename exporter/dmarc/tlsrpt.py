@@ -88,8 +88,8 @@ def parse(data: bytes) -> dict[str, Any]:
             {
                 "policy_type": (_text(policy.get("policy-type")) or "no-policy-found").lower(),
                 "policy_domain": _text(policy.get("policy-domain")).lower().rstrip("."),
-                "policy_strings": [_text(s) for s in _list(policy.get("policy-string"))],
-                "mx_hosts": [_text(m) for m in (mx if isinstance(mx, list) else [mx])],
+                "policy_strings": [text for s in _list(policy.get("policy-string")) if (text := _text(s))],
+                "mx_hosts": [text for m in (mx if isinstance(mx, list) else [mx]) if (text := _text(m))],
                 "successful_sessions": _count(
                     summary.get("total-successful-session-count"), "total-successful-session-count"
                 ),
