@@ -518,3 +518,67 @@ def test_failure_reports_with_8_bit_headers_give_text():
 def test_arbitrary_bytes_never_crash_the_parser(data):
     with contextlib.suppress(InvalidReport):
         parse_file(data)
+
+
+def _damaged_zip(offset: int, value: bytes | None = None, directory_shift: int = 0) -> bytes:
+    """The sample zipped, with `value` written at `offset` (inside the deflate stream) or the end
+    record's central-directory offset moved by `directory_shift`."""
+    data = bytearray(_zip([("report.xml", NICE)]))
+    if value is not None:
+        data[offset : offset + len(value)] = value
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + directory_shift)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_damaged_zip(60, b"\0" * 10), "cannot be extracted (Error -3 while decompressing"),
+        (_damaged_zip(0, directory_shift=100), "cannot be extracted (negative seek value"),
+        (b'<?xml version="1.0"?><?xml version="1.0" encoding="UTF-8"?>' + _xml_body().encode(), "not well-formed XML"),
+    ],
+    ids=["corrupt-deflate", "bad-directory-offset", "second-declaration"],
+)
+def test_damaged_files_are_refused_with_the_reason(data, reason):
+    with pytest.raises(InvalidReport, match=re.escape(reason)):
+        parse_file(data)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        _xml_body().replace("<row>", "<row>lost</row><x>", 1),  # the first record's row is a leaf
+        _xml_body()
+        .replace("<feedback>", '<feedback xmlns="urn:x">')
+        .replace("<org_name>", "<org_nameContent-Type:>", 1),  # recovered as a name lxml will not set
+    ],
+    ids=["leaf-row", "unsettable-name"],
+)
+def test_recovered_garbage_keeps_the_readable_records(document):
+    report = parse_file(document.encode()).reports[0]
+    assert report["errors"][0].startswith("Invalid XML") and len(report["records"]) >= 19
+
+
+_SMALL_SAMPLES = [p for p in sorted(SAMPLES.rglob("*.*")) if 0 < p.stat().st_size < 20_000 and p.suffix != ".md"]
+_TOKENS = [b"<", b"&", b"\0", b"\xff", b"<!DOCTYPE x>", b"--", b"\r\n\r\n", b"[", b"{", b'"', b"1e400", b"-1"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_SMALL_SAMPLES),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 2), st.sampled_from(_TOKENS)), min_size=1, max_size=6),
+)
+def test_damaged_real_samples_never_crash_the_parser(path, edits):
+    """Real reports with bytes replaced, removed or inserted are read or refused, never a crash."""
+    data = bytearray(path.read_bytes())
+    for where, how, token in edits:
+        at = int(where * len(data))
+        if how == 0:
+            data[at : at + 1] = token[:1]
+        elif how == 1:
+            del data[at : at + 40]
+        else:
+            data[at:at] = token
+    with contextlib.suppress(InvalidReport):
+        parse_file(bytes(data))

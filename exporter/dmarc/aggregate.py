@@ -8,6 +8,7 @@ expanded), and the record count is bounded before anything is built.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from datetime import UTC, datetime
@@ -52,7 +53,8 @@ def _strip_namespaces(root: Node) -> str | None:
             uri, _, local = tag[1:].partition("}")
             if local == "feedback":
                 namespace = uri
-            node.tag = local
+            with contextlib.suppress(ValueError):  # a name lxml will not set (recovered garbage) keeps its namespace
+                node.tag = local
     return namespace
 
 
@@ -100,10 +102,11 @@ def _feedback(root: Node) -> Node:
     return found
 
 
-def _fields(node: Node | None) -> dict[str, Any]:
-    """Direct children by tag: text for leaves, the element for the rest (one pass, no path lookups)."""
+def _fields(node: Node | str | None) -> dict[str, Any]:
+    """Direct children by tag: text for leaves, the element for the rest (one pass, no path lookups).
+    A leaf's text where an element belongs (`<row>text</row>`) has none."""
     out: dict[str, Any] = {}
-    if node is None:
+    if not isinstance(node, Node):
         return out
     for child in node:
         tag = child.tag

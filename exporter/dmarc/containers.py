@@ -114,7 +114,15 @@ def unzip(data: bytes, origin: str, budget: Budget) -> Iterator[tuple[str, bytes
         try:
             with archive.open(member) as handle:
                 yield name, budget.take(iter(lambda h=handle: h.read(1024 * 1024), b""), member.compress_size, name)
-        except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+        ) as exc:
             raise InvalidReport(f"{name}: cannot be extracted ({exc})") from None
 
 

@@ -54,13 +54,13 @@ def parse(text: str) -> tuple[Element, str | None]:
     if tags > MAX_TAGS:
         raise InvalidReport(f"{tags:,} tags is over the {MAX_TAGS:,}-tag limit")
     complaint = None
-    try:
+    try:  # ValueError: lxml's own refusal, e.g. of a second declaration naming an encoding
         root = etree.fromstring(text, _parser(recover=False))
-    except etree.XMLSyntaxError as exc:
+    except (etree.XMLSyntaxError, ValueError) as exc:
         complaint = str(exc)
         try:
             root = etree.fromstring(text, _parser(recover=True))
-        except etree.XMLSyntaxError:
+        except (etree.XMLSyntaxError, ValueError):
             root = None
         if root is None:
             raise InvalidReport(f"not well-formed XML: {complaint}") from None
