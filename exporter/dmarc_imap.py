@@ -16,6 +16,7 @@ from imap_tools.message import MailMessage
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
+from exporter.dmarc.containers import printable
 from exporter.dmarc.errors import InvalidReport
 from exporter.dmarc_import import import_bytes, reverse_dns
 from exporter.geoip import GeoIP
@@ -96,8 +97,8 @@ def sync(
                         failed.append(
                             {
                                 "email_id": message.uid,
-                                "message_id": message.headers.get("message-id", ("",))[0],
-                                "subject": message.subject,
+                                "message_id": printable(message.headers.get("message-id", ("",))[0]),
+                                "subject": printable(message.subject),
                                 "error": str(exc),
                             }
                         )

@@ -16,7 +16,7 @@ import pytest
 from exporter.geoip import GeoIP, flag
 from exporter.web.app import create_app
 from tests.conftest import make_config
-from tests.dmarc_reports import TABLES, aggregate_xml, arf_mail, nested_mail, tls_json
+from tests.dmarc_reports import TABLES, aggregate_xml, arf_mail, nested_mail, report_mail, tls_json
 
 ROOT = Path(__file__).parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -121,6 +121,20 @@ def test_a_failure_report_with_8_bit_headers_is_stored_and_listed(client):
     assert upload(client, arf_mail(), "failure.eml").status_code == 201
     listed = client.get("/api/dmarc/domains/example.org/failure-reports?days=3650").get_json()["data"]
     assert [r["reporter"] for r in listed] == ["DMARC \ufffd\ufffd Reporter <dmarc@example.net>"]
+
+
+def test_file_and_attachment_names_with_control_characters_are_stored_printable(client, dmarc_pool):
+    xml = aggregate_xml("google.com", "named", "example.org", DAY, DAY + 86399, GOOGLE)
+    assert upload(client, xml, "report\x00.xml").status_code == 201
+    mail = report_mail(tls_json("g.com", "t-named", "example.org", *TLS_DAY, 1, 0), "tls.json", "TLS report")
+    mail = mail.replace(b'filename="tls.json.gz"', b"filename*=utf-8''tls%00%ff.json.gz")
+    assert upload(client, mail, "tls.eml").status_code == 201
+    with dmarc_pool.connection() as conn:
+        sources = conn.execute("SELECT source FROM dmarc_reports UNION ALL SELECT source FROM tls_reports").fetchall()
+    assert sorted(s for (s,) in sources) == [
+        "report\ufffd.xml",
+        "tls.eml > part 3 (application/gzip, tls\ufffd\ufffd.json.gz)",
+    ]
 
 
 def test_domains_overview_and_daily_reports_count_what_the_reports_say(loaded):

@@ -98,16 +98,18 @@ def test_hostile_mails_go_to_the_invalid_folder_and_the_good_ones_are_imported(d
     hostile = {
         "nested 2,000 deep": nested_mail(2000, report),
         "a DTD after 100 kB": report_mail(b"<!--" + b" " * 100_000 + b"-->" + dtd.split(b"?>", 1)[1], "dtd.xml", "x"),
+        "an 8-bit message id": junk_mail("Lunch").replace(b"Subject", b"Message-ID: <\xff\x01@example.net>\r\nSubject"),
     }
     with MailBoxUnencrypted("127.0.0.1", imap_port).login(USER, PASSWORD) as box:
         for mail in hostile.values():
             box.append(mail, "INBOX")
     fill(imap_port, 2, 0, first=2)
     row = dmarc_imap.sync(imap_config(db_url, imap_port), dmarc_pool, None, "auto")
-    assert row["status"] == "success" and (row["reports_created"], row["reports_failed"]) == (4, 2)
+    assert row["status"] == "success" and (row["reports_created"], row["reports_failed"]) == (4, 3)
     errors = " | ".join(f["error"] for f in row["failed_emails"])
     assert "DTDs and entities are not allowed" in errors and "more than 100 MIME parts" in errors
-    assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 4, "Archive/Invalid": 2}
+    assert "<\ufffd\ufffd@example.net>" in [f["message_id"] for f in row["failed_emails"]]
+    assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 4, "Archive/Invalid": 3}
     assert stored(dmarc_pool) == (4, sum(range(1, 5)))
 
 

@@ -105,7 +105,7 @@ def unzip(data: bytes, origin: str, budget: Budget) -> Iterator[tuple[str, bytes
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InvalidReport(f"{origin}: not a valid zip archive ({exc})") from None
     for member in members:
-        name = f"{origin} > {member.filename}"
+        name = printable(f"{origin} > {member.filename}")
         if member.file_size > budget.left or member.file_size > max(member.compress_size, 1024) * MAX_RATIO:
             raise InvalidReport(
                 f"{name}: claims {member.file_size:,} bytes from {member.compress_size:,}; refusing a possible "
@@ -128,7 +128,13 @@ def unzip(data: bytes, origin: str, budget: Budget) -> Iterator[tuple[str, bytes
 
 def payloads(data: bytes, origin: str = "file") -> Iterator[Payload]:
     """Every XML or JSON document inside `data`, unwrapping gzip, zip and e-mail."""
-    return _unwrap(data, origin, 0, Budget())
+    return _unwrap(data, printable(origin), 0, Budget())
+
+
+def printable(text: str) -> str:
+    """A name from the sender (file, zip member, MIME part) as shown and stored: control characters
+    (NUL, which PostgreSQL cannot store, included) and undecodable bytes become U+FFFD."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def _unwrap(data: bytes, origin: str, depth: int, budget: Budget) -> Iterator[Payload]:
@@ -189,7 +195,8 @@ def _mail_payloads(data: bytes, origin: str, depth: int, budget: Budget) -> Iter
             continue
         if not body:
             continue
-        name = f"{origin} > part {number} ({ctype}{', ' + part.get_filename() if part.get_filename() else ''})"
+        filename = part.get_filename()
+        name = printable(f"{origin} > part {number} ({ctype}{', ' + filename if filename else ''})")
         kind = kind_of(body)
         if ctype.startswith("text/") and kind not in ("xml", "json"):
             continue  # the human-readable cover text
