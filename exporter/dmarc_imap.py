@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from email.parser import BytesParser
 from typing import Any
 
 from imap_tools import AND, MailBox, MailBoxUnencrypted
@@ -15,6 +16,7 @@ from imap_tools.message import MailMessage
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
+from exporter.dmarc.containers import printable
 from exporter.dmarc.errors import InvalidReport
 from exporter.dmarc_import import import_bytes, reverse_dns
 from exporter.geoip import GeoIP
@@ -24,11 +26,14 @@ log = logging.getLogger(__name__)
 
 
 class RawMessage(MailMessage):
-    """A fetched mail that also keeps its exact bytes (parsing works on those)."""
+    """A fetched mail that keeps its exact bytes (parsing works on those). Unlike imap-tools' own
+    __init__, which this mirrors, it parses only the headers (uid, subject and message-id are all the
+    sync reads): a full parse of a hostile mail nested 2,000 deep would overflow the stack inside
+    fetch(); the report parser parses the whole mail with its part limit."""
 
     def __init__(self, fetch_data: list) -> None:
-        super().__init__(fetch_data)
-        self.raw: bytes = self._get_message_data_parts(fetch_data)[0]
+        self.raw, self._raw_uid_data, self._raw_flag_data = self._get_message_data_parts(fetch_data)
+        self.obj = BytesParser().parsebytes(self.raw, headersonly=True)
 
 
 class _MailBox(MailBox):
@@ -92,8 +97,8 @@ def sync(
                         failed.append(
                             {
                                 "email_id": message.uid,
-                                "message_id": message.headers.get("message-id", ("",))[0],
-                                "subject": message.subject,
+                                "message_id": printable(message.headers.get("message-id", ("",))[0]),
+                                "subject": printable(message.subject),
                                 "error": str(exc),
                             }
                         )

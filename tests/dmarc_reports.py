@@ -75,3 +75,27 @@ def junk_mail(subject: str) -> bytes:
     message["Subject"] = subject
     message.set_content("Hello, this is not a report.")
     return message.as_bytes()
+
+
+def nested_mail(depth: int, report: bytes, container: str = "multipart") -> bytes:
+    """A mail with the report `depth` containers deep: multipart/mixed parts or message/rfc822 mails."""
+    head = b"From: dmarc@example.net\r\nTo: dmarc@example.org\r\nSubject: nested report\r\n"
+    if container == "multipart":
+        opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth))
+        closing = "".join(f"\r\n--b{i}--" for i in reversed(range(depth)))
+    else:
+        opening, closing = "Content-Type: message/rfc822\r\n\r\n" * depth, ""
+    return head + opening.encode() + b"Content-Type: application/xml\r\n\r\n" + report + closing.encode() + b"\r\n"
+
+
+def arf_mail(arrival: bytes = b"Sat, 1 Jun 2024 10:00:00 +0200", sample_from: bytes = b"a@example.org") -> bytes:
+    """An ARF failure report for example.org whose From and sample Subject headers carry raw 8-bit bytes."""
+    return (
+        b"To: dmarc@example.org\r\nFrom: DMARC \xff\xfe Reporter <dmarc@example.net>\r\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: message/feedback-report\r\n\r\n"
+        b"Feedback-Type: auth-failure\r\nReported-Domain: example.org\r\nSource-IP: 192.0.2.1\r\n"
+        b"Arrival-Date: " + arrival + b"\r\n\r\n"
+        b"--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: Rechnung \xfc\r\nFrom: " + sample_from + b"\r\n\r\n"
+        b"body\r\n--B--\r\n"
+    )

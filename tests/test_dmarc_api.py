@@ -16,7 +16,7 @@ import pytest
 from exporter.geoip import GeoIP, flag
 from exporter.web.app import create_app
 from tests.conftest import make_config
-from tests.dmarc_reports import TABLES, aggregate_xml, tls_json
+from tests.dmarc_reports import TABLES, aggregate_xml, arf_mail, nested_mail, report_mail, tls_json
 
 ROOT = Path(__file__).parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -69,6 +69,72 @@ def test_upload_is_201_then_200_duplicate_then_400_with_the_reason(client):
     huge = upload(client, b"<" + b"x" * 300_000)
     assert huge.status_code == 413
     assert client.post("/api/dmarc/upload", data={}).get_json()["code"] == "FILE_REQUIRED"
+
+
+NICE = (SHARED / "dmarc-samples" / "extract_report" / "nice-input.xml").read_bytes()
+PADDED_XXE = (
+    b"<!--"
+    + b" " * 150_000
+    + b'--><!DOCTYPE feedback [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    + NICE.split(b"?>", 1)[1].replace(b"<report_id>", b"<report_id>&x;", 1)
+)
+TLS_DAY = (datetime.fromtimestamp(DAY, UTC).isoformat(), datetime.fromtimestamp(DAY + 86399, UTC).isoformat())
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (PADDED_XXE, "DTDs and entities are not allowed"),
+        (nested_mail(2000, NICE), "more than 100 MIME parts"),
+        (nested_mail(2000, NICE, "message/rfc822"), "more than 100 MIME parts"),
+        (gzip.compress(b"<" + b"\0" * 120_000_000), "decompression bomb"),
+        (
+            aggregate_xml("g.com", "r-big", "example.org", DAY, DAY + 86399, [("192.0.2.1", 2**31, *"pp", "none")]),
+            "count",
+        ),
+        (tls_json("g.com", "t-big", "example.org", *TLS_DAY, 10**30, 0), "is over 9,223,372,036,854,775,807"),
+        (tls_json("g\u0000com", "t-nul", "example.org", *TLS_DAY, 1, 0), "NUL character"),
+        (arf_mail(sample_from=b"a\0@example.org"), "NUL character"),
+    ],
+    ids=[
+        "xxe-after-padding",
+        "mime-2000-deep",
+        "rfc822-2000-deep",
+        "gzip-bomb",
+        "count",
+        "tls-count",
+        "tls-nul",
+        "arf-nul",
+    ],
+)
+def test_hostile_uploads_are_400_with_the_reason_and_store_nothing(client, dmarc_pool, data, reason):
+    response = upload(client, data, "hostile")
+    body = response.get_json()
+    assert response.status_code == 400 and set(body) == {"error", "detail", "code"}
+    assert body["code"] == "INVALID_REPORT" and reason in body["detail"]
+    with dmarc_pool.connection() as conn:
+        stored = conn.execute("SELECT (SELECT count(*) FROM dmarc_reports) + (SELECT count(*) FROM tls_reports)")
+        assert stored.fetchone()[0] == 0
+
+
+def test_a_failure_report_with_8_bit_headers_is_stored_and_listed(client):
+    assert upload(client, arf_mail(), "failure.eml").status_code == 201
+    listed = client.get("/api/dmarc/domains/example.org/failure-reports?days=3650").get_json()["data"]
+    assert [r["reporter"] for r in listed] == ["DMARC \ufffd\ufffd Reporter <dmarc@example.net>"]
+
+
+def test_file_and_attachment_names_with_control_characters_are_stored_printable(client, dmarc_pool):
+    xml = aggregate_xml("google.com", "named", "example.org", DAY, DAY + 86399, GOOGLE)
+    assert upload(client, xml, "report\x00.xml").status_code == 201
+    mail = report_mail(tls_json("g.com", "t-named", "example.org", *TLS_DAY, 1, 0), "tls.json", "TLS report")
+    mail = mail.replace(b'filename="tls.json.gz"', b"filename*=utf-8''tls%00%ff.json.gz")
+    assert upload(client, mail, "tls.eml").status_code == 201
+    with dmarc_pool.connection() as conn:
+        sources = conn.execute("SELECT source FROM dmarc_reports UNION ALL SELECT source FROM tls_reports").fetchall()
+    assert sorted(s for (s,) in sources) == [
+        "report\ufffd.xml",
+        "tls.eml > part 3 (application/gzip, tls\ufffd\ufffd.json.gz)",
+    ]
 
 
 def test_domains_overview_and_daily_reports_count_what_the_reports_say(loaded):
@@ -177,6 +243,19 @@ def test_import_dmarc_command_imports_a_folder_once(db_url, dmarc_pool, tmp_path
         assert conn.execute("SELECT count(*) FROM dmarc_reports").fetchone()[0] == 21
         assert conn.execute("SELECT count(*) FROM tls_reports").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM dmarc_failure_reports").fetchone()[0] == 5
+
+
+def test_import_dmarc_command_reports_hostile_files_and_imports_the_rest(db_url, dmarc_pool, tmp_path):
+    (tmp_path / "good.xml").write_bytes(aggregate_xml("google.com", "cli", "example.org", DAY, DAY + 86399, GOOGLE))
+    (tmp_path / "nested.eml").write_bytes(nested_mail(2000, NICE))
+    (tmp_path / "xxe.xml").write_bytes(PADDED_XXE)
+    env = {**os.environ, "DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "exporter.cli", "import-dmarc", "--quiet", str(tmp_path)]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "3 files: 1 reports stored, 0 already there, 2 not readable" in run.stdout
+    assert "nested.eml: nested.eml: the e-mail has more than 100 MIME parts" in run.stderr
+    assert "xxe.xml: xxe.xml: DTDs and entities are not allowed" in run.stderr
 
 
 def test_grafana_rows_give_one_pass_rate_series_per_domain(loaded):

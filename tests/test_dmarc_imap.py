@@ -10,7 +10,7 @@ from imap_tools import MailBoxUnencrypted
 from exporter import dmarc_imap
 from exporter.web.app import create_app
 from tests.conftest import make_config
-from tests.dmarc_reports import TABLES, aggregate_xml, junk_mail, report_mail
+from tests.dmarc_reports import TABLES, aggregate_xml, junk_mail, nested_mail, report_mail
 from tests.imap import running_dovecot
 
 USER, PASSWORD = "dmarc@example.org", "imap-test-pass"
@@ -87,6 +87,30 @@ def test_twenty_reports_and_three_junk_mails(db_url, dmarc_pool, imap_port):
     again = dmarc_imap.sync(config, dmarc_pool, None, "auto")
     assert (again["emails_found"], again["reports_created"]) == (0, 0)
     assert stored(dmarc_pool) == (20, sum(range(1, 21)))
+
+
+def test_hostile_mails_go_to_the_invalid_folder_and_the_good_ones_are_imported(db_url, dmarc_pool, imap_port):
+    fill(imap_port, 2, 0)
+    report = aggregate_xml("google.com", "deep", "example.org", DAY, DAY + 86399, [("192.0.2.9", 5, *"pp", "none")])
+    dtd = report.replace(b"<feedback>", b'<!DOCTYPE feedback [<!ENTITY e "201">]><feedback>').replace(
+        b"<report_id>", b"<report_id>&e;"
+    )
+    hostile = {
+        "nested 2,000 deep": nested_mail(2000, report),
+        "a DTD after 100 kB": report_mail(b"<!--" + b" " * 100_000 + b"-->" + dtd.split(b"?>", 1)[1], "dtd.xml", "x"),
+        "an 8-bit message id": junk_mail("Lunch").replace(b"Subject", b"Message-ID: <\xff\x01@example.net>\r\nSubject"),
+    }
+    with MailBoxUnencrypted("127.0.0.1", imap_port).login(USER, PASSWORD) as box:
+        for mail in hostile.values():
+            box.append(mail, "INBOX")
+    fill(imap_port, 2, 0, first=2)
+    row = dmarc_imap.sync(imap_config(db_url, imap_port), dmarc_pool, None, "auto")
+    assert row["status"] == "success" and (row["reports_created"], row["reports_failed"]) == (4, 3)
+    errors = " | ".join(f["error"] for f in row["failed_emails"])
+    assert "DTDs and entities are not allowed" in errors and "more than 100 MIME parts" in errors
+    assert "<\ufffd\ufffd@example.net>" in [f["message_id"] for f in row["failed_emails"]]
+    assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 4, "Archive/Invalid": 3}
+    assert stored(dmarc_pool) == (4, sum(range(1, 5)))
 
 
 def test_a_crash_between_storing_and_moving_loses_nothing(db_url, dmarc_pool, imap_port):

@@ -2,45 +2,27 @@
 plain dicts. Counts and pass/fail are the reporter's own `policy_evaluated`; auth results are
 kept exactly as given (a result without a domain included).
 
-Safety: DTDs and entity declarations are refused outright (reports never have them), the parser
-neither resolves entities nor touches the network, and the record count is bounded.
+Safety: the XML goes through `safexml` (DTDs and entities refused wherever they are, nothing
+expanded), and the record count is bounded before anything is built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from datetime import UTC, datetime
 from typing import Any
-from xml.etree import ElementTree
 
-from lxml import etree
-
+from exporter.dmarc import safexml
 from exporter.dmarc.errors import InvalidReport
 
 MAX_RECORDS = 100_000
-Node = ElementTree.Element
+MAX_COUNT = 2**31 - 1  # messages in one record: the store's integer column
+Node = safexml.Element
 DMARC2_NS = "urn:ietf:params:xml:ns:dmarc-2.0"
 
-_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
-_BETWEEN_TAGS = re.compile(r">\s+<")
 _RECORD_TAG = re.compile(r"<(?:[\w.-]+:)?record[\s>]")
-_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
-_PARSER = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
-
-
-def _text(data: bytes) -> str:
-    """The document as text: UTF-16 (BOM or not) or UTF-8 (invalid bytes dropped, BOM removed)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
-    elif data[:2] == b"<\x00":
-        text = data.decode("utf-16-le")
-    elif data[:2] == b"\x00<":
-        text = data.decode("utf-16-be")
-    else:
-        text = data.decode("utf-8", errors="ignore")
-    text = _DECLARATION.sub("", text.lstrip("\ufeff \t\r\n"), count=1).lstrip()
-    return _BETWEEN_TAGS.sub("><", text)  # indentation only: the parser then builds far fewer strings
 
 
 def _check_record_count(records: int) -> None:
@@ -49,28 +31,17 @@ def _check_record_count(records: int) -> None:
 
 
 def _root(data: bytes, errors: list[str]) -> Node:
-    """The parsed document: the standard library's C parser for well-formed reports (fast), lxml's
-    recovering parser for broken ones. Entities never get here: a DTD is refused first."""
-    head = data[:65536]
-    if _DTD.search(head) or _DTD.search(head.replace(b"\x00", b"")):
-        raise InvalidReport("DTDs and entity declarations are not allowed in a report")
+    """The parsed document; a broken one is recovered and noted in `errors`."""
     _check_record_count(data.count(b"<record") + data.count(b":record") // 2)  # before anything is built
-    text = _text(data)
+    text = safexml.decode(data)
     if not text:
         raise InvalidReport("the report is empty")
-    if b"\x00" in head:  # UTF-16: count again on the text
+    if b"\x00" in data[:65536]:  # UTF-16: count again on the text
         _check_record_count(sum(1 for _ in _RECORD_TAG.finditer(text)))
-    try:
-        return ElementTree.fromstring(text)
-    except ElementTree.ParseError as exc:
-        strict_error = str(exc)
-    recovered = etree.fromstring(text, etree.XMLParser(recover=True, **_PARSER))
-    if recovered is None:
-        raise InvalidReport(f"not well-formed XML: {strict_error}")
-    errors.append(f"Invalid XML: {strict_error}")
-    for node in list(recovered.iter(etree.PI, etree.Comment)):
-        node.getparent().remove(node)
-    return ElementTree.fromstring(etree.tostring(recovered))  # one element type from here on
+    root, complaint = safexml.parse(text)
+    if complaint:
+        errors.append(f"Invalid XML: {complaint}")
+    return root
 
 
 def _strip_namespaces(root: Node) -> str | None:
@@ -82,7 +53,8 @@ def _strip_namespaces(root: Node) -> str | None:
             uri, _, local = tag[1:].partition("}")
             if local == "feedback":
                 namespace = uri
-            node.tag = local
+            with contextlib.suppress(ValueError):  # a name lxml will not set (recovered garbage) keeps its namespace
+                node.tag = local
     return namespace
 
 
@@ -117,7 +89,7 @@ def _epoch(value: str | None, what: str) -> datetime:
 def _int(value: str | None) -> int | None:
     try:
         return int(float(value)) if value is not None else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -130,10 +102,11 @@ def _feedback(root: Node) -> Node:
     return found
 
 
-def _fields(node: Node | None) -> dict[str, Any]:
-    """Direct children by tag: text for leaves, the element for the rest (one pass, no path lookups)."""
+def _fields(node: Node | str | None) -> dict[str, Any]:
+    """Direct children by tag: text for leaves, the element for the rest (one pass, no path lookups).
+    A leaf's text where an element belongs (`<row>text</row>`) has none."""
     out: dict[str, Any] = {}
-    if node is None:
+    if not isinstance(node, Node):
         return out
     for child in node:
         tag = child.tag
@@ -177,7 +150,7 @@ def _record(node: Node) -> dict[str, Any]:
     row = _fields(parts.get("row"))
     source_ip = _ip(row.get("source_ip"))
     count = _int(row.get("count") if isinstance(row.get("count"), str) else None)
-    if count is None or count < 0:
+    if count is None or not 0 <= count <= MAX_COUNT:
         raise InvalidReport(f"record for {source_ip} has no valid count")
     evaluated_node = row.get("policy_evaluated")
     evaluated = _fields(evaluated_node)

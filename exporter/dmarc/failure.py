@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email
-import email.policy
 import ipaddress
 import re
 from datetime import UTC, datetime
@@ -14,6 +12,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from exporter.dmarc.containers import parse_mail
 from exporter.dmarc.errors import InvalidReport
 
 _EXIM_MARK = "A message claiming to be from you has failed"
@@ -32,9 +31,15 @@ def _date(value: str | None) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: past year 9999 in UTC
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _header(message: Message, name: str) -> str | None:
+    """A header as text: one with 8-bit bytes comes back as a Header object (bytes as U+FFFD)."""
+    value = message.get(name)
+    return None if value is None else str(value)
 
 
 def _ip(value: str | None) -> str | None:
@@ -59,7 +64,7 @@ def _sample_headers(message: Message) -> dict[str, str | None]:
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message):
-                return {"subject": inner.get("Subject"), "from": inner.get("From"), "to": inner.get("To")}
+                return {name.lower(): _header(inner, name) for name in ("Subject", "From", "To")}
             text = part.get_payload(decode=True) or b""
             fields = _fields(text.decode("utf-8", errors="replace"))
             return {"subject": fields.get("subject"), "from": fields.get("from"), "to": fields.get("to")}
@@ -80,7 +85,7 @@ def _feedback_text(part: Message) -> str:
 
 def parse(data: bytes) -> dict[str, Any]:
     """One failure report from an e-mail; InvalidReport when the mail is not one."""
-    message = email.message_from_bytes(data, policy=email.policy.compat32)
+    message = parse_mail(data)
     for part in message.walk():
         if part.get_content_type() != "message/feedback-report":
             continue
@@ -100,7 +105,7 @@ def parse(data: bytes) -> dict[str, Any]:
             "auth_failure": fields.get("auth-failure"),
             "delivery_result": fields.get("delivery-result"),
             "authentication_results": fields.get("authentication-results"),
-            "reporter": message.get("From"),
+            "reporter": _header(message, "From"),
             "sample": _sample_headers(message),
         }
     for part in message.walk():
@@ -129,7 +134,7 @@ def parse(data: bytes) -> dict[str, Any]:
             "auth_failure": "dmarc",
             "delivery_result": values.get("dmarc_results"),
             "authentication_results": headers.get("authentication-results"),
-            "reporter": message.get("From"),
+            "reporter": _header(message, "From"),
             "sample": {"subject": headers.get("subject"), "from": headers.get("from"), "to": headers.get("to")},
         }
     raise InvalidReport("not a DMARC failure report")

@@ -19,14 +19,29 @@ class Parsed:
 def parse_payload(payload: Payload) -> dict[str, Any]:
     try:
         if payload.kind == "failure":
-            report = failure.parse(payload.data)
+            report = _storable(failure.parse(payload.data))
         elif kind_of(payload.data) == "json":
-            report = tlsrpt.parse(payload.data)
+            report = _storable(tlsrpt.parse(payload.data))
         else:
-            report = aggregate.parse(payload.data)
+            report = aggregate.parse(payload.data)  # XML cannot carry NUL: the parser drops it
     except InvalidReport as exc:
         raise InvalidReport(f"{payload.origin}: {exc}") from None
     report["source"] = payload.origin
+    return report
+
+
+def _storable(report: dict[str, Any]) -> dict[str, Any]:
+    """The report, refused when a value has a NUL (JSON's \\u0000, a byte in a mail header):
+    PostgreSQL's text and jsonb cannot hold one, so storing it would fail."""
+    values: list[Any] = [report]
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise InvalidReport("the report contains a NUL character, which cannot be stored")
     return report
 
 
