@@ -221,7 +221,13 @@ def scraped_twice(databases, tmp_path_factory):
                     import_bytes(pool, b"not a report", "junk.xml")
                 truth = inbound_total(replicas[0].url) - before
                 time.sleep(4)  # both have scraped and evaluated the rules since
-                yield {"single": single, "pair": pair, "at": time.time(), "inbound": truth}
+                yield {
+                    "single": single,
+                    "pair": pair,
+                    "at": time.time(),
+                    "inbound": truth,
+                    "replicas": [r.url for r in replicas],
+                }
         finally:
             for server in replicas:
                 server.stop()
@@ -278,3 +284,13 @@ def test_the_overview_counts_the_inbound_messages_once(scraped_twice):
     (counted,) = query(scraped_twice["pair"], expr, scraped_twice["at"]).values()
     assert scraped_twice["inbound"] > 100
     assert counted == pytest.approx(scraped_twice["inbound"], rel=0.1)
+
+
+def test_replicas_differ_only_in_the_families_about_themselves(scraped_twice):
+    """The premise of the max across replicas: B reports what A reports just before and after it."""
+    a, b = scraped_twice["replicas"]
+    before, other, after = (samples(httpx.get(f"{url}/metrics", timeout=10).text) for url in (a, b, a))
+    assert set(before) == set(other) == set(after)
+    for key, value in other.items():
+        if key[0] not in PROCESS_FAMILIES:  # gauges of elapsed time (lag, queue age) grow between scrapes
+            assert min(before[key], after[key]) <= value <= max(before[key], after[key]), key
