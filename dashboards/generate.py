@@ -24,6 +24,8 @@ TAG = "mailcow"
 FILTERS = (("direction", "${direction}"), ("domain", "${domain}"), ("search", "${search}"))
 RANGE = (("from", "${__timeFrom}"), ("to", "${__timeTo}"), ("interval_ms", "${__interval_ms}"))
 Panel = dict[str, Any]
+# Target labels Prometheus gives each scraped replica of the service (`pod`: Kubernetes).
+REPLICA_LABELS = ("instance", "pod")
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -58,6 +60,28 @@ def infinity(
         "columns": [{"selector": c, "text": c, "type": col_type(c, kind)} for c, kind in columns.items()],
         "filters": [],
     }
+
+
+def across_replicas(expr: str) -> str:
+    """`expr` (one replica's gauge, or its rate/increase of a counter) taken once for any number of replicas.
+
+    Every replica reads the same PostgreSQL, so each scraped one reports the same figures under its
+    own `instance` (and `pod`) label: summing them would count every figure once per replica. The
+    max across replicas is taken of each replica's own rate or increase, never of raw counters: a max
+    of counters dips when the replica with the freshest sample goes away, which rate() reads as a reset.
+    """
+    return f"max without ({', '.join(REPLICA_LABELS)}) ({expr})"
+
+
+def total(expr: str, by: str = "") -> str:
+    """The sum (by `by`) of `expr`'s series, each counted once however many replicas report it."""
+    grouping = f" by ({by}) " if by else ""
+    return f"sum{grouping}({across_replicas(expr)})"
+
+
+def per_minute(counter: str, by: str = "") -> str:
+    """Events per minute of `counter` (a selector), summed by `by`."""
+    return total(f"rate({counter}[$__rate_interval])", by) + " * 60"
 
 
 def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> dict[str, Any]:
@@ -413,19 +437,19 @@ def overview() -> dict:
         stat(
             "Inbound messages",
             "Messages received from outside in the range (Prometheus counter).",
-            prom('sum(increase(mailcow_messages_total{direction="inbound"}[$__range]))', instant=True),
+            prom(total('increase(mailcow_messages_total{direction="inbound"}[$__range])'), instant=True),
             "short",
         ),
         stat(
             "Outbound messages",
             "Messages sent by authenticated users to other servers.",
-            prom('sum(increase(mailcow_messages_total{direction="outbound"}[$__range]))', instant=True),
+            prom(total('increase(mailcow_messages_total{direction="outbound"}[$__range])'), instant=True),
             "short",
         ),
         stat(
             "Internal messages",
             "Messages between mailcow's own domains.",
-            prom('sum(increase(mailcow_messages_total{direction="internal"}[$__range]))', instant=True),
+            prom(total('increase(mailcow_messages_total{direction="internal"}[$__range])'), instant=True),
             "short",
         ),
         stat(
@@ -451,19 +475,19 @@ def overview() -> dict:
         stat(
             "Mail queue",
             "Messages in Postfix's queues now.",
-            prom("sum(mailcow_queue_messages)", instant=True),
+            prom(total("mailcow_queue_messages"), instant=True),
             "short",
         ),
         stat(
             "Quarantine",
             "Messages held in mailcow's quarantine now.",
-            prom("sum(mailcow_quarantine_messages)", instant=True),
+            prom(total("mailcow_quarantine_messages"), instant=True),
             "short",
         ),
         stat(
             "Containers down",
             "mailcow containers not running.",
-            prom("count(mailcow_container_up == 0) or vector(0)", instant=True),
+            prom("count(" + across_replicas("mailcow_container_up") + " == 0) or vector(0)", instant=True),
             "short",
         ),
         stat(
@@ -483,9 +507,9 @@ def overview() -> dict:
             "Auth failures and bans",
             "Failed logins and netfilter bans per minute.",
             [
-                prom("sum(rate(mailcow_postfix_sasl_auth_failures_total[$__rate_interval])) * 60", "SASL failures"),
-                prom("sum(rate(mailcow_netfilter_warnings_total[$__rate_interval])) * 60", "netfilter warnings", "B"),
-                prom("sum(rate(mailcow_netfilter_bans_total[$__rate_interval])) * 60", "bans", "C"),
+                prom(per_minute("mailcow_postfix_sasl_auth_failures_total"), "SASL failures"),
+                prom(per_minute("mailcow_netfilter_warnings_total"), "netfilter warnings", "B"),
+                prom(per_minute("mailcow_netfilter_bans_total"), "bans", "C"),
             ],
             "short",
             w=8,
@@ -493,7 +517,7 @@ def overview() -> dict:
         series(
             "Messages by direction (Prometheus)",
             "Completed messages per minute by direction.",
-            [prom(f"sum by (direction) (rate(mailcow_messages_total{d}[$__rate_interval])) * 60", "{{direction}}")],
+            [prom(per_minute(f"mailcow_messages_total{d}", "direction"), "{{direction}}")],
             "short",
             w=12,
         ),
@@ -627,8 +651,9 @@ def delivery() -> dict:
             "95th percentile of delivery delay by direction.",
             [
                 prom(
-                    "histogram_quantile(0.95, sum by (le, direction) "
-                    "(rate(mailcow_delivery_delay_seconds_bucket[$__rate_interval])))",
+                    "histogram_quantile(0.95, "
+                    + total("rate(mailcow_delivery_delay_seconds_bucket[$__rate_interval])", "le, direction")
+                    + ")",
                     "{{direction}}",
                 )
             ],
@@ -659,11 +684,11 @@ def delivery() -> dict:
             "Per minute, by remote provider class.",
             [
                 prom(
-                    "sum by (remote) (rate(mailcow_postfix_deferrals_total[$__rate_interval])) * 60",
+                    per_minute("mailcow_postfix_deferrals_total", "remote"),
                     "deferred {{remote}}",
                 ),
                 prom(
-                    "sum by (remote) (rate(mailcow_postfix_bounces_total[$__rate_interval])) * 60",
+                    per_minute("mailcow_postfix_bounces_total", "remote"),
                     "bounced {{remote}}",
                     "B",
                 ),
@@ -694,7 +719,7 @@ def security() -> dict:
             "Per minute; outbound = authenticated senders.",
             [
                 prom(
-                    "sum by (action, direction) (rate(mailcow_rspamd_actions_total[$__rate_interval])) * 60",
+                    per_minute("mailcow_rspamd_actions_total", "action, direction"),
                     "{{direction}} {{action}}",
                 )
             ],
@@ -740,7 +765,7 @@ def security() -> dict:
         stat(
             "Active bans",
             "Networks netfilter bans now.",
-            prom("sum(mailcow_netfilter_active_bans)", instant=True),
+            prom(total("mailcow_netfilter_active_bans"), instant=True),
             "short",
             w=8,
             h=8,
@@ -796,7 +821,7 @@ def queue_quarantine() -> dict:
         stat(
             "Queued",
             "Messages in Postfix's queues now.",
-            prom("sum(mailcow_queue_messages)", instant=True),
+            prom(total("mailcow_queue_messages"), instant=True),
             "short",
             w=6,
         ),
@@ -810,21 +835,21 @@ def queue_quarantine() -> dict:
         stat(
             "Quarantined",
             "Messages in mailcow's quarantine.",
-            prom("sum(mailcow_quarantine_messages)", instant=True),
+            prom(total("mailcow_quarantine_messages"), instant=True),
             "short",
             w=6,
         ),
         stat(
             "Deferred queue",
             "Messages waiting for a retry.",
-            prom('sum(mailcow_queue_messages{queue="deferred"})', instant=True),
+            prom(total('mailcow_queue_messages{queue="deferred"}'), instant=True),
             "short",
             w=6,
         ),
         series(
             "Queue size by queue",
             "Postfix queue sizes over time.",
-            [prom("sum by (queue) (mailcow_queue_messages)", "{{queue}}")],
+            [prom(total("mailcow_queue_messages", "queue"), "{{queue}}")],
             "short",
             w=24,
             h=6,
@@ -1081,7 +1106,7 @@ def dmarc() -> dict:
         stat(
             "Invalid reports (range)",
             "Uploads, files and mails that held no readable report.",
-            prom("sum(increase(mailcow_dmarc_invalid_reports_total[$__range]))", instant=True),
+            prom(total("increase(mailcow_dmarc_invalid_reports_total[$__range])"), instant=True),
             "short",
             w=6,
         ),
@@ -1141,7 +1166,7 @@ def domains_mailboxes() -> dict:
         stat(
             "Domains with DNS errors",
             "SPF, DKIM or DMARC checks in error (last check).",
-            prom("count(mailcow_dns_check_status == 2) or vector(0)", instant=True),
+            prom("count(" + across_replicas("mailcow_dns_check_status") + " == 2) or vector(0)", instant=True),
             "short",
             w=6,
         ),
@@ -1194,7 +1219,7 @@ def service_health() -> dict:
     panels = [
         stat(
             "Database",
-            "1 when the service can read its PostgreSQL.",
+            "1 when every scraped replica of the service can read its PostgreSQL.",
             prom("min(mailcow_grafana_database_up)", instant=True),
             "bool",
             w=6,
@@ -1202,21 +1227,21 @@ def service_health() -> dict:
         stat(
             "Gaps (range)",
             "Times mailcow rotated lines away before they were read.",
-            prom("sum(increase(mailcow_grafana_ingest_gaps_total[$__range]))", instant=True),
+            prom(total("increase(mailcow_grafana_ingest_gaps_total[$__range])"), instant=True),
             "short",
             w=6,
         ),
         stat(
             "Job failures (range)",
             "Failed background job runs.",
-            prom("sum(increase(mailcow_grafana_job_failures_total[$__range]))", instant=True),
+            prom(total("increase(mailcow_grafana_job_failures_total[$__range])"), instant=True),
             "short",
             w=6,
         ),
         stat(
             "mailcow API down",
             "Endpoint groups whose last call failed.",
-            prom("count(mailcow_api_up == 0) or vector(0)", instant=True),
+            prom("count(" + across_replicas("mailcow_api_up") + " == 0) or vector(0)", instant=True),
             "short",
             w=6,
         ),
@@ -1229,7 +1254,7 @@ def service_health() -> dict:
         series(
             "Lines ingested",
             "Lines stored per second, per source.",
-            [prom("sum by (source) (rate(mailcow_grafana_lines_ingested_total[$__rate_interval]))", "{{source}}")],
+            [prom(total("rate(mailcow_grafana_lines_ingested_total[$__rate_interval])", "source"), "{{source}}")],
             "short",
         ),
         table(

@@ -4,6 +4,10 @@ Every web process and replica reads the same tables, so they all report the same
 counters survive restarts and retention. Names follow Prometheus' conventions: `mailcow_…` for
 the mail server, `mailcow_grafana_…` for this service's own health; base units (seconds, bytes,
 ratios 0-1); `_total` counters; no per-mailbox or per-sender labels.
+
+With several replicas scraped, each reports every figure under its own `instance` label, so the
+dashboards and alert rules take the max across replicas before adding series up; only
+PROCESS_FAMILIES describe the answering process itself.
 """
 
 from __future__ import annotations
@@ -103,6 +107,12 @@ COUNTERS = {
         ("target", "action", "outcome"),
     ),
 }
+# Families about the answering process, not the mail server: they may differ between replicas.
+PROCESS_FAMILIES = (
+    "mailcow_grafana_database_up",
+    "mailcow_grafana_build_info",
+    "mailcow_grafana_scrape_duration_seconds",
+)
 ALWAYS_PRESENT = ("sasl_auth_failures", "netfilter_bans", "netfilter_unbans", "dmarc_invalid_reports")
 QUEUES = ("incoming", "active", "deferred", "hold", "maildrop")
 _SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}

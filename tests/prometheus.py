@@ -1,13 +1,15 @@
-"""A real Prometheus on a free loopback port, scraping one target every second."""
+"""A real Prometheus on a free loopback port, scraping its targets (replicas of the service) every second."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import yaml
 
 
@@ -19,10 +21,12 @@ def free_port() -> int:
 
 @contextmanager
 def running_prometheus(
-    tmp_path: Path, target_url: str, *, password: str | None = None, rule_files: Sequence[Path] = ()
+    tmp_path: Path, target_urls: str | Sequence[str], *, password: str | None = None, rule_files: Sequence[Path] = ()
 ) -> Iterator[str]:
-    """Start `prometheus` scraping `target_url` (Basic auth as admin when `password`); yield its API URL."""
-    job: dict = {"job_name": "mailcow-grafana", "static_configs": [{"targets": [target_url.removeprefix("http://")]}]}
+    """Start `prometheus` scraping the target(s) in one job (Basic auth as admin when `password`); yield its API URL."""
+    urls = [target_urls] if isinstance(target_urls, str) else target_urls
+    targets = [url.removeprefix("http://") for url in urls]
+    job: dict = {"job_name": "mailcow-grafana", "static_configs": [{"targets": targets}]}
     if password:
         job["basic_auth"] = {"username": "admin", "password": password}
     config = {
@@ -47,3 +51,18 @@ def running_prometheus(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def scraped(api: str, targets: int, timeout: float = 60) -> bool:
+    """Wait until Prometheus has scraped each of its `targets` successfully at least twice."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            body = httpx.get(f"{api}/query", params={"query": "sum_over_time(up[1m])"}, timeout=5).json()
+        except httpx.TransportError:
+            continue
+        counts = [float(r["value"][1]) for r in body.get("data", {}).get("result", [])]
+        if len(counts) == targets and min(counts) >= 2:
+            return True
+    return False
