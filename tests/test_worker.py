@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from exporter import correlation
-from exporter.database import migrate
-from exporter.jobs import LEADER_LOCK_KEY
+from exporter.database import create_pool, migrate
+from exporter.jobs import LEADER_LOCK_KEY, tracked
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
@@ -222,9 +222,42 @@ def private_postgres() -> Iterator[pgserver.PostgresServer]:
     server.cleanup()
 
 
+def _stop_postgres(server: pgserver.PostgresServer) -> None:
+    os.kill(server.get_pid(), signal.SIGINT)  # PostgreSQL's fast shutdown
+    _wait(lambda: not server.get_postmaster_info().is_running(), 30, "PostgreSQL to stop")
+
+
+def test_jobs_run_on_while_the_database_is_down_and_record_again_after(private_postgres, caplog):
+    url = private_postgres.get_uri()
+    migrate(url)
+    pool = create_pool(url, 2)
+    try:
+        with pool.connection() as conn:  # leaves a connection idle in the pool
+            conn.execute("SELECT 1")
+        _stop_postgres(private_postgres)
+        private_postgres.ensure_postgres_running()
+        with pool.connection() as conn:  # the pool hands out a live connection, not the dead one it held
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+        _stop_postgres(private_postgres)
+        pool.timeout = 1.0  # wait less than the default 10 s for a connection that cannot come
+        runs: list[int] = []
+        assert tracked(pool, "probe", lambda: runs.append(1) or "done")() == "done"
+        assert runs == [1], "the job ran although its status could not be recorded"
+        assert "job probe: cannot record its status" in caplog.text
+        private_postgres.ensure_postgres_running()
+        pool.timeout = 10.0
+        tracked(pool, "probe", lambda: runs.append(2))()
+        with pool.connection() as conn:
+            row = conn.execute("SELECT status, runs FROM job_status WHERE name = 'probe'").fetchone()
+        assert row == ("success", 1) and runs == [1, 2]
+    finally:
+        pool.close()
+
+
 def test_worker_and_health_survive_a_postgresql_restart(private_postgres, live_app, tmp_path):
-    """The database is stopped under the running service, then mailcow fails too: health says so,
-    the same worker process keeps going and resumes ingesting once both are back."""
+    """The database stops under the running service in the middle of a fetch, then mailcow fails too:
+    health says so, the same worker process keeps going and resumes ingesting once both are back."""
     url = private_postgres.get_uri()
     migrate(url)
     sim, clock, mailcow_url = _traffic(live_app)
@@ -236,11 +269,27 @@ def test_worker_and_health_survive_a_postgresql_restart(private_postgres, live_a
         leader = _leader(url)
         assert leader is not None and _health(base)[1]["reasons"] == []
 
-        os.kill(private_postgres.get_pid(), signal.SIGINT)  # PostgreSQL's fast shutdown
-        _wait(lambda: not private_postgres.get_postmaster_info().is_running(), 30, "PostgreSQL to stop")
+        # PostgreSQL stops in the middle of a fetch round (mailcow answers slowly)
+        slow = time.time()
+        httpx.post(f"{mailcow_url}/sim/fault", json={"mode": "slow", "delay": 2})
+        _wait(
+            lambda: (
+                _one(
+                    url,
+                    "SELECT count(*) FROM job_status WHERE name = 'fetch_logs' AND status = 'running' "
+                    "AND last_run_at > to_timestamp(%s)",
+                    slow,
+                )
+                == 1
+            ),
+            30,
+            "a fetch round under way",
+        )
+        down = time.monotonic()
+        _stop_postgres(private_postgres)
         status, body = _health(base)
         assert (status, body["status"], body["database"]) == (503, "unhealthy", "disconnected")
-        time.sleep(3)
+        time.sleep(max(0.0, 12 - (time.monotonic() - down)))  # longer than a pool waits for a connection (10 s)
 
         httpx.post(f"{mailcow_url}/sim/fault", json={"mode": "server_error"})  # mailcow fails as well
         back = time.time()
