@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -21,11 +22,13 @@ import pytest
 
 from exporter import correlation
 from exporter.database import create_pool, migrate
-from exporter.jobs import LEADER_LOCK_KEY, tracked
+from exporter.jobs import LEADER_LOCK_KEY, Worker, tracked
+from exporter.mailcow_client import MailcowClient
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
-from tests.conftest import RO_KEY, RW_KEY, SIM_START, ManualClock
+from exporter.web.app import create_app
+from tests.conftest import RO_KEY, RW_KEY, SIM_START, ManualClock, make_config
 from tests.mailflow import make_rig
 from tests.prometheus import free_port
 from tests.test_ingestion import _snapshot
@@ -367,3 +370,26 @@ def test_run_restarts_a_killed_worker(databases, live_app, tmp_path):
         return False
 
     _wait(gone, 10, "the worker to stop with run")
+
+
+def test_every_job_is_declared_once_scheduled_and_listed(pool, db_url):
+    """The scheduler and /api/settings/info read one registry; the README names every job."""
+    client = MailcowClient("http://127.0.0.1:9", RO_KEY)
+    imap = make_config(db_url, dmarc_imap_enabled=True, dmarc_imap_host="imap.example.org")
+    scheduled = {job.id: job for job in Worker(imap, pool, client).scheduler().get_jobs()}
+    listed = create_app(imap, pool).test_client().get("/api/settings/info").get_json()["background_jobs"]
+    assert set(listed) == set(scheduled) | {"fetch_logs", "complete_correlations"}
+    assert {"sync_accounts", "dns_check", "update_geoip", "dmarc_imap_import"} <= set(scheduled)
+    assert listed["sync_status"]["interval"] == "every 30 seconds (STATUS_SYNC_INTERVAL)"
+    assert scheduled["sync_status"].trigger.interval == timedelta(seconds=30)
+    assert listed["dns_check"]["interval"] == "every 6 hours (DNS_CHECK_INTERVAL_HOURS)"
+    assert scheduled["dns_check"].trigger.interval == timedelta(hours=6)
+    assert all(listed[name]["description"] and listed[name]["status"] == "scheduled" for name in scheduled)
+
+    plain = make_config(db_url)  # no IMAP server: the import is listed as disabled and never scheduled
+    assert "dmarc_imap_import" not in {job.id for job in Worker(plain, pool, client).scheduler().get_jobs()}
+    listed = create_app(plain, pool).test_client().get("/api/settings/info").get_json()["background_jobs"]
+    assert listed["dmarc_imap_import"]["status"] == "disabled"
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert [name for name in listed if f"| `{name}` |" not in readme] == []
