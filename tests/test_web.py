@@ -46,21 +46,11 @@ def test_health_reports_database_and_config(app):
     }
 
 
-def _fetched(pool, source: str, age: timedelta, fetched: int = 10, unparsed: int = 0) -> None:
+def _fetched(pool, source: str, age: timedelta) -> None:
     """Record a successful fetch of `source` as the worker does, `age` ago."""
     at = datetime.now(UTC) - age
     with pool.connection() as conn:
-        ingest_store.save_state(
-            conn,
-            source,
-            at,
-            newest=at,
-            oldest=at,
-            fetched=fetched,
-            inserted=fetched - unparsed,
-            unparsed=unparsed,
-            unparsed_new=unparsed,
-        )
+        ingest_store.save_state(conn, source, at, newest=at, oldest=at, fetched=10, inserted=10)
 
 
 def _correlated(pool, age: timedelta) -> None:
