@@ -220,9 +220,11 @@ def _health(base: str) -> tuple[int, dict]:
 def private_postgres() -> Iterator[pgserver.PostgresServer]:
     """A PostgreSQL cluster of this test's own, to stop and start under the running service (never
     the shared one). A short directory: its Unix socket lives there."""
-    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="mg-pg-")) / "pgdata", cleanup_mode="delete")
+    root = Path(tempfile.mkdtemp(prefix="mg-pg-"))
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="delete")
     yield server
     server.cleanup()
+    root.rmdir()
 
 
 def _stop_postgres(server: pgserver.PostgresServer) -> None:
