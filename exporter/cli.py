@@ -23,6 +23,8 @@ import httpx
 from exporter import __version__
 from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
 from exporter.database import create_pool, migrate, start_embedded
+from exporter.supervisor import stop_process as _stop
+from exporter.supervisor import supervise
 
 log = logging.getLogger("mailcow_grafana")
 DEFAULT_BIND = "127.0.0.1:8088"
@@ -196,14 +198,20 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _web_config(_config(), args.bind)
-    url = _database_url(config)
-    worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
-    try:
-        _gunicorn(config, url, args.bind, args.workers)
-    finally:
-        _stop(worker)
-    return 0
+    config = _web_config(_config(), args.bind)  # fail closed here, before any child starts
+    _database_url(config)
+    return _supervise(args)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """`serve` and `worker` as child processes, the worker restarted when it dies, until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    host, port = args.bind
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    command = [sys.executable, "-m", "exporter.cli"]
+    return supervise([*command, "serve", "--bind", bind, "--workers", str(args.workers)], [*command, "worker"], stop)
 
 
 def _import_demo_reports(config: Config, url: str) -> None:
@@ -259,7 +267,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _wait_http(f"http://127.0.0.1:{sim_port}/api/v1/get/status/version", {"X-API-Key": ro_key}, simulator)
         url = _database_url(config)
         _import_demo_reports(config, url)
-        worker = subprocess.Popen([sys.executable, "-m", "exporter.cli", "worker"], env=os.environ.copy())
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         print(
             f"\nmailcow-grafana {__version__} demo\n"
@@ -269,13 +276,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  database:  {(config.database_url and 'DATABASE_URL') or f'embedded in {config.embedded_db_dir}'}\n",
             flush=True,
         )
-        try:
-            _gunicorn(config, url, args.bind, args.workers)
-        finally:
-            _stop(worker)
+        return _supervise(args)
     finally:
         _stop(simulator)
-    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -328,15 +331,6 @@ def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> 
             return create_app(app_config)
 
     Server().run()
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _free_port() -> int:

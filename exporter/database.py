@@ -46,12 +46,16 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
 
 
 def create_pool(url: str, size: int = 5) -> ConnectionPool:
-    """A connection pool whose sessions are pinned to UTC."""
+    """A connection pool whose sessions are pinned to UTC.
+
+    Each connection is checked as it is handed out: after a database restart the pool replaces its
+    dead connections instead of failing one job or request per connection it held."""
     pool = ConnectionPool(
         url,
         min_size=1,
         max_size=size,
         kwargs={"options": _SESSION_OPTIONS},
+        check=ConnectionPool.check_connection,
         open=False,
         name="mailcow-grafana",
         timeout=10,

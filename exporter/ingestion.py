@@ -208,7 +208,7 @@ class FetchResult:
     source: str
     fetched: int
     inserted: int
-    unparsed: int
+    unparsed: int  # items of the snapshot no parser could read
     gap: tuple[datetime, datetime] | None
     requests: int
     list_length: int | None  # mailcow's list length when the snapshot reached its end
@@ -245,8 +245,10 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
         count = min(count * 2, MAX_SNAPSHOT)
     with pool.connection() as conn, conn.transaction():
         gap = _gap(conn, source, items, newest, newest_epoch, spec) if not reached else None
-        inserted, unparsed = load_window(conn, source, items)
+        rows, bad = build_rows(source, items)
+        inserted, unparsed_new = _store_rows(conn, source, rows, bad)
         epochs = [e for e in (_epoch(i, spec.time_key) for i in items if isinstance(i, Mapping)) if e is not None]
+        unreadable = f"{len(bad)} of {len(items)} items could not be parsed, e.g. {bad[0][2]}" if bad else None
         store.save_state(
             conn,
             source,
@@ -255,6 +257,9 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
             oldest=_at(min(epochs)) if epochs else None,
             fetched=len(items),
             inserted=inserted,
+            unparsed=len(bad),
+            unparsed_new=unparsed_new,
+            error=unreadable,
         )
         if gap:
             store.record_gap(conn, source, *gap)
@@ -264,9 +269,11 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
                 gap[0].isoformat(),
                 gap[1].isoformat(),
             )
+    if unparsed_new:
+        log.warning("%s: %s (kept in unparsed_lines)", source, unreadable)
     span = (max(epochs) - min(epochs)) if epochs else 0
     span_rate = len(epochs) / span if span > 0 else None
-    return FetchResult(source, len(items), inserted, unparsed, gap, requests, len(items) if at_end else None, span_rate)
+    return FetchResult(source, len(items), inserted, len(bad), gap, requests, len(items) if at_end else None, span_rate)
 
 
 def _gap(

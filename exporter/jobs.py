@@ -13,10 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from psycopg_pool import ConnectionPool
 
 from exporter import correlation, dmarc_imap, dns_checks
@@ -30,37 +34,22 @@ from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
 from exporter.store import status as status_store
+from exporter.store.jobs import LEADER_LOCK_KEY
 
 log = logging.getLogger(__name__)
 
-LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
-
-# name -> (schedule text, description) as /api/settings/info reports them (seed 002 names).
-JOBS = {
-    "fetch_logs": ("adaptive, at most FETCH_INTERVAL", "Imports Postfix, Rspamd and Netfilter logs from mailcow"),
-    "complete_correlations": (
-        "after every fetch, beside the next one",
-        "Links new log lines into messages and recipients",
-    ),
-    "update_final_status": ("120 seconds", "Re-derives the status of unfinished messages"),
-    "expire_correlations": ("60 seconds", "Expires messages without any line for EXPIRE_AFTER_HOURS"),
-    "cleanup_logs": ("daily at 02:00 UTC", "Removes lines and messages older than RETENTION_DAYS"),
-    "sync_domains": ("10 minutes", "Reads mailcow's domain list (decides message direction)"),
-    "sync_quarantine": ("60 seconds", "Reads mailcow's quarantine (marks quarantined messages)"),
-    "sync_status": (
-        "STATUS_SYNC_INTERVAL (30 seconds)",
-        "Reads mailcow's mail queue, containers, vmail usage, version and bans (for /metrics)",
-    ),
-}
-
 
 def tracked(pool: ConnectionPool, name: str, func: Callable[[], object]) -> Callable[[], object]:
-    """Wrap a job so each run records start, outcome, duration and error text; never raises."""
+    """Wrap a job so each run records start, outcome, duration and error text; never raises.
+
+    Recording is best effort: while the database is down the run fails and is logged, and the next
+    run after it is back records again (a job that raised here would end the worker's loop).
+    """
 
     def run() -> object:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        job_store.job_started(pool, name, started)
+        _record(name, job_store.job_started, pool, name, started)
         error: str | None = None
         result: object = None
         try:
@@ -68,10 +57,17 @@ def tracked(pool: ConnectionPool, name: str, func: Callable[[], object]) -> Call
         except Exception as exc:  # a job failure is recorded, never kills the worker
             error = f"{type(exc).__name__}: {exc}"
             log.error("job %s failed: %s", name, error)
-        job_store.job_finished(pool, name, datetime.now(UTC), time.perf_counter() - t0, error)
+        _record(name, job_store.job_finished, pool, name, datetime.now(UTC), time.perf_counter() - t0, error)
         return result
 
     return run
+
+
+def _record(name: str, write: Callable[..., None], *args: object) -> None:
+    try:
+        write(*args)
+    except psycopg.Error as exc:
+        log.warning("job %s: cannot record its status: %s", name, exc)
 
 
 class Worker:
@@ -200,56 +196,25 @@ class Worker:
     # --- running ----------------------------------------------------------------------
 
     def scheduler(self) -> BackgroundScheduler:
-        """Scheduled jobs; each runs only while this worker is the leader."""
+        """The scheduled jobs of JOBS that this configuration enables; each runs only while this worker
+        is the leader."""
         scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-
-        def leader_only(name: str, func: Callable[[], object]) -> Callable[[], None]:
-            job = tracked(self.pool, name, func)
-
-            def run() -> None:
-                if self.is_leader.is_set():
-                    job()
-
-            return run
-
         now = datetime.now(UTC)
-        scheduler.add_job(leader_only("update_final_status", self.update_final_status), "interval", seconds=120)
-        scheduler.add_job(leader_only("expire_correlations", self.expire), "interval", seconds=60)
-        scheduler.add_job(leader_only("cleanup_logs", self.cleanup), "cron", hour=2, minute=0)
-        scheduler.add_job(leader_only("sync_domains", self.sync_domains), "interval", minutes=10, next_run_time=now)
-        scheduler.add_job(
-            leader_only("sync_accounts", self.sync_accounts),
-            "interval",
-            minutes=10,
-            next_run_time=now + timedelta(seconds=3),
-        )
-        scheduler.add_job(
-            leader_only("dns_check", self.dns_check),
-            "interval",
-            hours=self.config.dns_check_interval_hours,
-            next_run_time=now + timedelta(seconds=30),
-        )
-        scheduler.add_job(
-            leader_only("sync_quarantine", self.sync_quarantine),
-            "interval",
-            seconds=60,
-            next_run_time=now + timedelta(seconds=5),
-        )
-        scheduler.add_job(
-            leader_only("sync_status", self.sync_status),
-            "interval",
-            seconds=self.config.status_sync_interval,
-            next_run_time=now + timedelta(seconds=2),
-        )
-        scheduler.add_job(leader_only("update_geoip", self.update_geoip), "interval", hours=1)
-        if self.config.dmarc_imap_enabled and self.config.dmarc_imap_host:
-            scheduler.add_job(
-                leader_only("dmarc_imap_import", self.import_dmarc_mail),
-                "interval",
-                seconds=self.config.dmarc_imap_interval,
-                next_run_time=now + timedelta(seconds=10),
-            )
+        for job in JOBS.values():
+            if job.run is None or not job.enabled(self.config):
+                continue
+            first = {} if job.first_after is None else {"next_run_time": now + timedelta(seconds=job.first_after)}
+            scheduler.add_job(self._leader_only(job), job.trigger(self.config), id=job.name, name=job.name, **first)
         return scheduler
+
+    def _leader_only(self, job: Job) -> Callable[[], None]:
+        run = tracked(self.pool, job.name, partial(job.run, self))
+
+        def when_leading() -> None:
+            if self.is_leader.is_set():
+                run()
+
+        return when_leading
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: hold leadership, ingest, sleep the adaptive interval; else wait and retry."""
@@ -280,6 +245,128 @@ class Worker:
 
     def sync_domains_safely(self) -> None:
         tracked(self.pool, "sync_domains", self.sync_domains)()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job, declared once: the worker schedules it, /api/settings/info lists it."""
+
+    name: str
+    description: str
+    run: Callable[[Worker], object] | None = None  # None: the ingest loop runs it, not the scheduler
+    every: float | Callable[[Config], float] | None = None  # seconds between runs
+    daily_at: int | None = None  # or once a day at this hour (UTC)
+    first_after: float | None = None  # first run this many seconds after start (default: one interval in)
+    setting: str | None = None  # the variable that sets `every`
+    enabled: Callable[[Config], bool] = lambda _config: True
+    loop_schedule: str = ""  # when the ingest loop runs it
+
+    def seconds(self, config: Config) -> float:
+        return float(self.every(config) if callable(self.every) else self.every or 0)
+
+    def trigger(self, config: Config) -> CronTrigger | IntervalTrigger:
+        if self.daily_at is not None:
+            return CronTrigger(hour=self.daily_at, minute=0, timezone=UTC)
+        return IntervalTrigger(seconds=self.seconds(config), timezone=UTC)
+
+    def schedule(self, config: Config) -> str:
+        """When it runs, in words."""
+        if self.run is None:
+            return self.loop_schedule
+        if self.daily_at is not None:
+            return f"daily at {self.daily_at:02d}:00 UTC"
+        text = f"every {_duration(self.seconds(config))}"
+        return f"{text} ({self.setting})" if self.setting else text
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds:g} seconds"
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "fetch_logs",
+            "Imports Postfix, Rspamd and Netfilter logs from mailcow",
+            loop_schedule="adaptive, at most FETCH_INTERVAL",
+        ),
+        Job(
+            "complete_correlations",
+            "Links new log lines into messages and recipients",
+            loop_schedule="after every fetch, beside the next one",
+        ),
+        Job(
+            "update_final_status",
+            "Re-derives the status of unfinished messages",
+            Worker.update_final_status,
+            every=120,
+        ),
+        Job(
+            "expire_correlations",
+            "Expires messages without any line for EXPIRE_AFTER_HOURS",
+            Worker.expire,
+            every=60,
+        ),
+        Job("cleanup_logs", "Removes lines and messages older than RETENTION_DAYS", Worker.cleanup, daily_at=2),
+        Job(
+            "sync_domains",
+            "Reads mailcow's domain list (decides message direction)",
+            Worker.sync_domains,
+            every=600,
+            first_after=0,
+        ),
+        Job(
+            "sync_accounts",
+            "Reads mailcow's mailboxes and aliases (for the mailbox statistics)",
+            Worker.sync_accounts,
+            every=600,
+            first_after=3,
+        ),
+        Job(
+            "dns_check",
+            "Checks SPF, DKIM and DMARC of every active mailcow domain",
+            Worker.dns_check,
+            every=lambda config: config.dns_check_interval_hours * 3600,
+            first_after=30,
+            setting="DNS_CHECK_INTERVAL_HOURS",
+        ),
+        Job(
+            "sync_quarantine",
+            "Reads mailcow's quarantine (marks quarantined messages)",
+            Worker.sync_quarantine,
+            every=60,
+            first_after=5,
+        ),
+        Job(
+            "sync_status",
+            "Reads mailcow's mail queue, containers, vmail usage, version and bans (for /metrics)",
+            Worker.sync_status,
+            every=lambda config: config.status_sync_interval,
+            first_after=2,
+            setting="STATUS_SYNC_INTERVAL",
+        ),
+        Job(
+            "update_geoip",
+            "Reopens the GeoIP databases when their files changed",
+            Worker.update_geoip,
+            every=3600,
+        ),
+        Job(
+            "dmarc_imap_import",
+            "Imports DMARC and TLS reports from the IMAP mailbox",
+            Worker.import_dmarc_mail,
+            every=lambda config: config.dmarc_imap_interval,
+            first_after=10,
+            setting="DMARC_IMAP_INTERVAL",
+            enabled=lambda config: config.dmarc_imap_enabled and bool(config.dmarc_imap_host),
+        ),
+    )
+}
 
 
 class _LeaderLock:

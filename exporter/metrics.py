@@ -238,6 +238,11 @@ def _ingest(state: store.MetricsState) -> Iterator[Metric]:
         "Times mailcow's capped log list rotated lines away before they were read.",
         labels=["source"],
     )
+    unparsed = CounterMetricFamily(
+        "mailcow_grafana_unparsed_lines",
+        "Fetched items no parser could read (kept in unparsed_lines), by mailcow log source.",
+        labels=["source"],
+    )
     lag = GaugeMetricFamily(
         "mailcow_grafana_ingest_lag_seconds", "Now minus the time of the newest stored line.", labels=["source"]
     )
@@ -250,11 +255,12 @@ def _ingest(state: store.MetricsState) -> Iterator[Metric]:
         source = [row["source"]]
         lines.add_metric(source, row["lines_total"])
         gaps.add_metric(source, row["gaps_total"])
+        unparsed.add_metric(source, row["unparsed_total"])
         if row["newest_line_at"]:
             lag.add_metric(source, max(0.0, (state.now - row["newest_line_at"]).total_seconds()))
         if row["last_success_at"]:
             last.add_metric(source, row["last_success_at"].timestamp())
-    yield from (lines, gaps, lag, last)
+    yield from (lines, gaps, unparsed, lag, last)
 
 
 def _jobs(state: store.MetricsState) -> Iterator[Metric]:

@@ -32,7 +32,8 @@ def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
             try:
                 health = httpx.get(f"{base}/api/health", timeout=2).json()
                 info = httpx.get(f"{base}/api/info", timeout=2).json()
-                if info["import_status"].get("postfix", {}).get("total_entries", 0) > 0:
+                fetched = info["import_status"].get("postfix", {}).get("total_entries", 0) > 0
+                if fetched and health["status"] == "healthy":  # healthy: every source fetched and correlated
                     break
             except (httpx.HTTPError, ValueError):
                 pass

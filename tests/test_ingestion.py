@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import gc
+import json
 import threading
 import time
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
+from flask import Flask, Response
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import correlation
-from exporter.ingestion import MIN_INTERVAL, fetch_source, load_groups, load_window
+from exporter.ingestion import MIN_INTERVAL, Ingestor, fetch_source, load_groups, load_window
 from exporter.mailcow_client import MailcowClient
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.web.app import create_app
 from tests.conftest import RO_KEY, SIM_START, make_config
-from tests.mailflow import make_rig
+from tests.mailflow import COUNTS, make_rig
 
 
 def _count(pool, table: str) -> int:
@@ -241,3 +245,46 @@ def test_discarded_mail_shows_discarded(pool):
     with pool.connection() as conn:
         row = conn.execute("SELECT final_status, is_complete FROM messages WHERE queue_id = 'A1B2C3D4E5'").fetchone()
     assert row == ("discarded", True)
+
+
+def _garbage_mailcow() -> Flask:
+    """A mailcow behind a misbehaving proxy: garbage items in the postfix list, an HTML page for the
+    rspamd history, a JSON answer cut short for netfilter."""
+    app = Flask("garbage")
+    good = {"time": "1790000000", "program": "postfix/qmgr", "priority": "info", "message": "ABCDEF1234: removed"}
+
+    @app.get("/api/v1/get/logs/<service>/<int:count>")
+    def logs(service: str, count: int) -> Response:
+        if service == "postfix":
+            items = ["<html><body>502 Bad Gateway</body></html>", {"unexpected": "shape"}, 42, good]
+            return Response(json.dumps(items), content_type="application/json")
+        if service == "rspamd-history":
+            return Response("<html><body>Please log in</body></html>", content_type="text/html")
+        return Response('[{"time": "1790000000", "mess', content_type="application/json")
+
+    return app
+
+
+def test_garbage_from_mailcow_is_counted_once_and_surfaced(pool, live_app, db_url):
+    server = live_app(_garbage_mailcow())
+    ingestor = Ingestor(MailcowClient(server.url, RO_KEY), pool, COUNTS, max_interval=60)
+    with pytest.raises(RuntimeError, match="non-JSON"):  # whole answers that are not JSON fail the fetch
+        ingestor.fetch_all()
+    with pytest.raises(RuntimeError):  # the same answer again: the unreadable items are not counted twice
+        ingestor.fetch_all()
+    assert (_count(pool, "postfix_lines"), _count(pool, "unparsed_lines")) == (1, 3)
+
+    app = create_app(make_config(db_url), pool).test_client()
+    status = app.get("/api/settings/info").get_json()["import_status"]
+    assert (status["postfix"]["unparsed_total"], status["postfix"]["last_unparsed"]) == (3, 3)
+    assert status["postfix"]["last_error"].startswith("3 of 4 items could not be parsed, e.g. ")
+    assert "non-JSON" in status["rspamd"]["last_error"] and "non-JSON" in status["netfilter"]["last_error"]
+    assert status["rspamd"]["unparsed_total"] == 0
+    scraped = {
+        (s.name, tuple(s.labels.items())): s.value
+        for family in text_string_to_metric_families(app.get("/metrics").get_data(as_text=True))
+        for s in family.samples
+    }
+    assert scraped[("mailcow_grafana_unparsed_lines_total", (("source", "postfix"),))] == 3
+    reasons = app.get("/api/health").get_json()["reasons"]
+    assert "postfix: 3 of the 4 items of the last fetch could not be parsed" in reasons

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
+from exporter.jobs import LEADER_LOCK_KEY
+from exporter.store import ingest as ingest_store
+from exporter.store import jobs as job_store
 from exporter.web.app import create_app
 from tests.conftest import make_config
 
@@ -31,7 +36,7 @@ def test_health_reports_database_and_config(app):
     response = app.test_client().get("/api/health")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["status"] == "healthy" and body["database"] == "connected"
+    assert body["database"] == "connected"
     assert set(body["config"]) == {
         "fetch_interval",
         "retention_days",
@@ -39,6 +44,62 @@ def test_health_reports_database_and_config(app):
         "blacklist_enabled",
         "auth_enabled",
     }
+
+
+def _fetched(pool, source: str, age: timedelta) -> None:
+    """Record a successful fetch of `source` as the worker does, `age` ago."""
+    at = datetime.now(UTC) - age
+    with pool.connection() as conn:
+        ingest_store.save_state(conn, source, at, newest=at, oldest=at, fetched=10, inserted=10)
+
+
+def _correlated(pool, age: timedelta) -> None:
+    at = datetime.now(UTC) - age
+    job_store.job_started(pool, "complete_correlations", at)
+    job_store.job_finished(pool, "complete_correlations", at, 0.1, None)
+
+
+def test_health_is_degraded_with_reasons_while_nothing_ingests(app):
+    """No worker has run: the web side works (200, for liveness probes) but nothing is ingested."""
+    response = app.test_client().get("/api/health")
+    body = response.get_json()
+    assert (response.status_code, body["status"]) == (200, "degraded")
+    assert body["reasons"] == [
+        "no worker holds the ingest lock: is the worker running?",
+        "postfix: no successful fetch yet",
+        "rspamd: no successful fetch yet",
+        "netfilter: no successful fetch yet",
+        "correlation: no successful run yet",
+    ]
+    assert body["ingestion"]["leader"] is False and body["ingestion"]["stale_after_seconds"] == 45
+
+
+def test_health_tells_a_working_leader_from_stale_ingestion(app, pool, db_url):
+    client = app.test_client()
+    for source in ("postfix", "rspamd", "netfilter"):
+        _fetched(pool, source, timedelta(seconds=5))
+    _correlated(pool, timedelta(seconds=5))
+    with psycopg.connect(db_url, autocommit=True) as leader:  # a worker's session holding the ingest lock
+        assert leader.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()[0]
+        body = client.get("/api/health").get_json()
+        assert (body["status"], body["reasons"]) == ("healthy", [])
+        assert body["ingestion"]["leader"] is True
+        assert 4 < body["ingestion"]["sources"]["postfix"]["last_success_age_seconds"] < 60
+
+        _fetched(pool, "rspamd", timedelta(minutes=10))  # its fetches have failed since
+        _correlated(pool, timedelta(minutes=2))
+        response = client.get("/api/health")
+        body = response.get_json()
+        assert (response.status_code, body["status"]) == (200, "degraded")
+        assert [re.sub(r"\d+ s \(", "N s (", r) for r in body["reasons"]] == [
+            "rspamd: no successful fetch for N s (stale after 45 s)",
+            "correlation: no successful run for N s (stale after 45 s)",
+        ]
+        assert 600 <= body["ingestion"]["sources"]["rspamd"]["last_success_age_seconds"] < 660
+        settings = client.get("/api/settings/health").get_json()
+        assert (settings["status"], len(settings["reasons"])) == ("degraded", 2)
+    body = client.get("/api/health").get_json()  # the worker's session ended
+    assert body["reasons"][0] == "no worker holds the ingest lock: is the worker running?"
 
 
 def test_health_is_503_when_the_database_is_down(db_url):
@@ -50,7 +111,8 @@ def test_health_is_503_when_the_database_is_down(db_url):
     finally:
         dead.close(timeout=0)
     assert response.status_code == 503
-    assert response.get_json()["database"] == "disconnected"
+    body = response.get_json()
+    assert (body["status"], body["database"], body["ingestion"]) == ("unhealthy", "disconnected", None)
 
 
 def test_info_shape_never_leaks_secrets(app):

@@ -199,15 +199,20 @@ def save_state(
     oldest: datetime | None,
     fetched: int,
     inserted: int,
+    unparsed: int = 0,
+    unparsed_new: int = 0,
+    error: str | None = None,
     interval: float | None = None,
     rate: float | None = None,
 ) -> None:
+    """A successful fetch: `unparsed` of its `fetched` items were unreadable, `unparsed_new` of them
+    stored for the first time (the counter), `error` says what was wrong with them (else None)."""
     conn.execute(
         """INSERT INTO ingest_state AS s (source, last_fetch_at, last_success_at, newest_line_at, oldest_line_at,
                                           lines_total, last_fetched, last_inserted, last_error, interval_seconds,
-                                          lines_per_second)
-           VALUES (%(source)s, %(at)s, %(at)s, %(newest)s, %(oldest)s, %(inserted)s, %(fetched)s, %(inserted)s, NULL,
-                   %(interval)s, %(rate)s)
+                                          lines_per_second, unparsed_total, last_unparsed)
+           VALUES (%(source)s, %(at)s, %(at)s, %(newest)s, %(oldest)s, %(inserted)s, %(fetched)s, %(inserted)s,
+                   %(error)s, %(interval)s, %(rate)s, %(unparsed_new)s, %(unparsed)s)
            ON CONFLICT (source) DO UPDATE SET
                last_fetch_at = EXCLUDED.last_fetch_at,
                last_success_at = EXCLUDED.last_success_at,
@@ -216,7 +221,9 @@ def save_state(
                lines_total = s.lines_total + EXCLUDED.lines_total,
                last_fetched = EXCLUDED.last_fetched,
                last_inserted = EXCLUDED.last_inserted,
-               last_error = NULL,
+               last_error = EXCLUDED.last_error,
+               unparsed_total = s.unparsed_total + EXCLUDED.unparsed_total,
+               last_unparsed = EXCLUDED.last_unparsed,
                interval_seconds = coalesce(EXCLUDED.interval_seconds, s.interval_seconds),
                lines_per_second = coalesce(EXCLUDED.lines_per_second, s.lines_per_second)""",
         {
@@ -226,6 +233,9 @@ def save_state(
             "oldest": oldest,
             "fetched": fetched,
             "inserted": inserted,
+            "unparsed": unparsed,
+            "unparsed_new": unparsed_new,
+            "error": error,
             "interval": interval,
             "rate": rate,
         },

@@ -8,6 +8,9 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+# The ingest leader's session advisory lock (exporter.jobs): whoever holds it fetches and runs the jobs.
+LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
+
 
 def job_started(pool: ConnectionPool, name: str, at: datetime) -> None:
     with pool.connection() as conn:

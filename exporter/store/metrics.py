@@ -35,7 +35,8 @@ def read(conn: psycopg.Connection) -> MetricsState:
         cur.execute("SET TRANSACTION READ ONLY")
         now = cur.execute("SELECT now() AS now").fetchone()["now"]
         ingest = cur.execute(
-            "SELECT source, lines_total, gaps_total, newest_line_at, last_success_at, last_error FROM ingest_state"
+            "SELECT source, lines_total, gaps_total, unparsed_total, newest_line_at, last_success_at, last_error "
+            "FROM ingest_state"
         ).fetchall()
         jobs = cur.execute(
             "SELECT name, status, last_success_at, last_duration_seconds, runs, failures FROM job_status"

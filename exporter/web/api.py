@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from exporter import __version__, store
+from exporter import __version__
+from exporter import health as service_health
 from exporter.config import AUTH_OFF_WARNING, Config, mask_url
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
@@ -25,12 +26,15 @@ def _iso(value: datetime | None) -> str | None:
 
 @bp.get("/health")
 def health() -> Response:
-    """Public liveness + database probe for Docker and load balancers (503 when the DB is down)."""
+    """Public probe: HTTP 200 while the database answers, else 503 (what Docker and load balancers
+    read); `status` healthy | degraded | unhealthy, with `reasons` and the ingestion figures."""
     config = _config()
-    connected = store.ping(current_app.config["MG_POOL"])
+    verdict = service_health.assess(current_app.config["MG_POOL"], config)
     body = {
-        "status": "healthy" if connected else "unhealthy",
-        "database": "connected" if connected else "disconnected",
+        "status": verdict.status,
+        "database": "connected" if verdict.connected else "disconnected",
+        "reasons": verdict.reasons,
+        "ingestion": verdict.ingestion,
         "version": __version__,
         "config": {
             "fetch_interval": config.fetch_interval,
@@ -42,7 +46,7 @@ def health() -> Response:
         "warnings": [AUTH_OFF_WARNING] if config.auth_opt_out else [],
     }
     response = jsonify(body)
-    response.status_code = 200 if connected else 503
+    response.status_code = verdict.http_status
     return response
 
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify
 
+from exporter import health as service_health
 from exporter import readmodels
-from exporter.jobs import JOBS
+from exporter.config import Config
+from exporter.jobs import JOBS, Job
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import queries
@@ -26,12 +28,12 @@ def info() -> Response:
     statuses = {row["name"]: row for row in job_store.job_statuses(pool())}
     pending = {"complete_correlations": correlation["pending_lines"], "update_final_status": correlation["incomplete"]}
     jobs = {}
-    for name, (schedule, description) in JOBS.items():
+    for name, job in JOBS.items():
         row = statuses.get(name)
         jobs[name] = {
-            "interval": schedule,
-            "description": description,
-            "status": row["status"] if row else ("scheduled" if name == "cleanup_logs" else "idle"),
+            "interval": job.schedule(cfg),
+            "description": job.description,
+            "status": _job_status(job, row, cfg),
             "last_run": readmodels.iso(row["last_run_at"]) if row else None,
             "last_success": readmodels.iso(row["last_success_at"]) if row else None,
             "duration_seconds": row["last_duration_seconds"] if row else None,
@@ -54,6 +56,8 @@ def info() -> Response:
                     "fetch_interval_seconds": row["interval_seconds"],
                     "lines_per_second": row["lines_per_second"],
                     "gaps": row["gaps_total"],
+                    "unparsed_total": row["unparsed_total"],
+                    "last_unparsed": row["last_unparsed"],
                     "last_error": row["last_error"],
                 }
                 for row in ingest_store.ingest_statuses(pool())
@@ -94,21 +98,33 @@ def info() -> Response:
     )
 
 
+def _job_status(job: Job, row: dict | None, cfg: Config) -> str:
+    if not job.enabled(cfg):
+        return "disabled"
+    if row:
+        return row["status"]
+    return "idle" if job.run is None else "scheduled"
+
+
 @bp.get("/health")
 def health() -> Response:
+    """The verdict of /api/health (same status and reasons) plus the last five minutes' activity."""
     t0 = time.perf_counter()
-    try:
-        activity = queries.recent_activity_counts(pool(), datetime.now(UTC) - timedelta(minutes=5))
-        status, db = "healthy", "connected"
-    except Exception:
-        activity, status, db = None, "unhealthy", "disconnected"
+    verdict = service_health.assess(pool(), config())
+    elapsed_ms = round((time.perf_counter() - t0) * 1000, 2)
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    activity = queries.recent_activity_counts(pool(), since) if verdict.connected else None
     response = jsonify(
         {
-            "status": status,
+            "status": verdict.status,
+            "reasons": verdict.reasons,
             "timestamp": readmodels.iso(datetime.now(UTC)),
-            "database": {"status": db, "response_time_ms": round((time.perf_counter() - t0) * 1000, 2)},
+            "database": {
+                "status": "connected" if verdict.connected else "disconnected",
+                "response_time_ms": elapsed_ms,
+            },
             "recent_activity": {"last_5_minutes": activity},
         }
     )
-    response.status_code = 200 if db == "connected" else 503
+    response.status_code = verdict.http_status
     return response
