@@ -139,3 +139,120 @@ def test_every_search_answers_exactly_the_matching_rows(traffic, client, endpoin
     count, texts = run(client, term)
     assert count == _expected(pool, source, term), endpoint
     assert all(_matches(term, text) for text in texts), endpoint
+
+
+# --- bad values are a 400 naming the parameter ----------------------------------------------------------
+
+
+def _envelope(response, status: int) -> dict[str, Any]:
+    """The JSON error envelope of `response`, which must have `status`."""
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert {"error", "detail", "code"} <= set(body) and all(isinstance(body[k], str) for k in ("detail", "code"))
+    return body
+
+
+NUL = "a\x00b"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name"),
+    [
+        ("/api/messages", {"search": NUL}, "search"),
+        ("/api/messages", {"sender": NUL}, "sender"),
+        ("/api/logs/postfix", {"recipient": NUL}, "recipient"),
+        ("/api/logs/netfilter", {"username": NUL}, "username"),
+        ("/api/export/rspamd/csv", {"sender": NUL}, "sender"),
+        ("/api/audit-log", {"actor": NUL}, "actor"),
+        ("/api/mailbox-stats/all", {"domain": NUL}, "domain"),
+        ("/api/message/a%00b/details", {}, "correlation_key"),
+        ("/api/dmarc/domains/a%00b/overview", {}, "domain"),
+        ("/grafana/infinity/messages", {"search": NUL}, "search"),
+        ("/grafana/infinity/messages", {"sender": NUL}, "sender"),
+        ("/grafana/infinity/message_lines", {"key": NUL}, "key"),
+    ],
+)
+def test_a_nul_byte_in_any_text_parameter_is_a_400_naming_it(client, path, params, name):
+    body = _envelope(client.get(path, query_string=params), 400)
+    assert body["detail"].startswith(f"{name}: ") and "NUL" in body["detail"]
+
+
+def test_a_nul_character_in_a_json_body_is_a_400(client):
+    target = {"target": "messages", "payload": {"sender": NUL}}
+    _envelope(client.post("/grafana/json/query", json={"targets": [target]}), 400)
+    _envelope(client.post("/grafana/json/variable", json={"payload": NUL}), 400)
+    _envelope(client.post("/api/queue/action", json={"action": NUL, "items": ["ABCDE12345"]}), 400)
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59", "-62135596800000"])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/messages?start_date={}", "start_date"),
+        ("/api/messages?end_date={}", "end_date"),
+        ("/api/stats/timeline?end_date={}", "end_date"),
+        ("/api/export/netfilter/csv?end_date={}", "end_date"),
+        ("/api/audit-log?start_date={}", "start_date"),
+        ("/grafana/infinity/message_flow?from={}", "from"),
+        ("/grafana/infinity/top_senders?to={}", "to"),
+    ],
+)
+def test_dates_in_year_1_or_9999_are_a_400_naming_the_parameter(client, path, name, date):
+    body = _envelope(client.get(path.format(date)), 400)
+    assert body["detail"].startswith(f"{name}: ")
+
+
+@pytest.mark.parametrize("value", ["1e309", "-1e309", "Infinity", "-Infinity", "NaN", "9" * 400])
+@pytest.mark.parametrize("name", ["limit", "interval_ms", "max_points"])
+def test_infinite_and_huge_numbers_in_grafana_parameters_are_a_400(client, name, value):
+    body = _envelope(client.get("/grafana/infinity/message_flow", query_string={name: value}), 400)
+    assert body["detail"].startswith(f"{name}: ") and body["code"] == "INVALID_PARAMETER"
+    payload = {"target": "postfix_logs", "payload": {name: value}}
+    body = _envelope(client.post("/grafana/json/query", json={"targets": [payload]}), 400)
+    assert body["detail"].startswith(f"{name}: ")
+
+
+@pytest.mark.parametrize("value", ["1e309", "Infinity", "NaN"])
+def test_infinite_scores_in_rest_filters_are_a_400(client, value):
+    body = _envelope(client.get("/api/logs/rspamd", query_string={"min_score": value}), 400)
+    assert body["detail"].startswith("min_score: ")
+
+
+@pytest.mark.parametrize("path", ["/grafana/json/query", "/grafana/json/variable", "/grafana/json/tag-values"])
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        ({"range": ["now-1h", "now"]}, "range"),
+        ({"range": "last hour"}, "range"),
+        ({"range": 3600}, "range"),
+        ({"targets": "message_flow"}, "targets"),
+        ({"targets": 1}, "targets"),
+        ({"targets": {"target": "message_flow"}}, "targets"),
+        ({"targets": ["message_flow"]}, "targets.0"),
+        ({"filters": "direction=inbound"}, "filters"),
+        ({"filters": 7}, "filters"),
+        ({"filters": [["direction", "=", "inbound"]]}, "filters.0"),
+        ({"adhocFilters": {"key": "direction"}}, "adhocFilters"),
+    ],
+)
+def test_json_datasource_bodies_of_the_wrong_shape_are_a_400_naming_the_field(client, path, body, name):
+    answer = _envelope(client.post(path, json={"payload": "domains", **body}), 400)
+    assert answer["detail"].startswith(f"{name}: ")
+
+
+@pytest.mark.parametrize("path", ["/grafana/json/query", "/grafana/json/variable", "/api/queue/action"])
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50 + "1" + "}" * 50, "not json", "[1, 2]"])
+def test_deeply_nested_or_broken_json_bodies_are_a_4xx_envelope(client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    _envelope(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"limit": Infinity}', '{"limit": 1e309}', '{"limit": NaN}', '{"sender": "\\ud800"}']
+)
+def test_json_bodies_are_standard_json_only(client, payload):
+    """No NaN or Infinity literals, no numbers beyond a double, no lone surrogates (not text PostgreSQL stores)."""
+    body = f'{{"targets": [{{"target": "messages", "payload": {payload}}}]}}'
+    _envelope(client.post("/grafana/json/query", data=body, content_type="application/json"), 400)

@@ -22,6 +22,7 @@ from exporter.web import (
     domains,
     export,
     index,
+    inputs,
     logs,
     mailbox_stats,
     mailcow_state,
@@ -42,7 +43,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     if pool is None:
         if not config.database_url:
             raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
-        pool = create_pool(config.database_url, config.db_pool_size)
+        pool = create_pool(config.database_url, config.db_pool_size, config.query_timeout)
     app = Flask("mailcow_grafana")
     app.config.update(
         MG_CONFIG=config,
@@ -55,6 +56,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     app.json.sort_keys = False
     install_auth(app, config)
     register_error_handlers(app)
+    inputs.install(app)
     for blueprint in (
         index.bp,
         api.bp,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from flask import Blueprint, Response, stream_with_context
@@ -19,19 +21,27 @@ bp = Blueprint("export", __name__, url_prefix="/api/export")
 
 
 def _csv(
-    name: str, header: list[str], rows: Iterable[dict[str, Any]], to_row: Callable[[dict[str, Any]], list[Any]]
+    name: str,
+    header: list[str],
+    rows: queries.RowStream,
+    to_row: Callable[[dict[str, Any]], list[Any]],
 ) -> Response:
+    """Stream `rows` as CSV. The query runs and its first row is read before the response starts, so a
+    failure (a timeout, the database gone) is still a JSON error with its status, not a cut-off file."""
+    first = next(rows, None)
+
     def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for count, row in enumerate(rows, start=1):
-            writer.writerow(to_row(row))
-            if count % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+        with closing(rows):  # the cursor and its connection go back to the pool even if the client leaves
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            for count, row in enumerate(chain(() if first is None else (first,), rows), start=1):
+                writer.writerow(to_row(row))
+                if count % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Response(
