@@ -6,12 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg_pool import ConnectionPool
 
+from exporter.database import create_pool
 from exporter.web.app import create_app
 from tests.conftest import make_config
 from tests.mailflow import scenario
@@ -256,3 +262,114 @@ def test_json_bodies_are_standard_json_only(client, payload):
     """No NaN or Infinity literals, no numbers beyond a double, no lone surrogates (not text PostgreSQL stores)."""
     body = f'{{"targets": [{{"target": "messages", "payload": {payload}}}]}}'
     _envelope(client.post("/grafana/json/query", data=body, content_type="application/json"), 400)
+
+
+# --- one request's work is bounded ----------------------------------------------------------------------
+
+
+def test_a_json_query_takes_at_most_20_targets(client):
+    targets = [{"refId": f"T{n}", "target": "summary"} for n in range(21)]
+    body = _envelope(client.post("/grafana/json/query", json={"targets": targets}), 400)
+    assert body["detail"].startswith("targets: ") and "20" in body["detail"]
+    assert len(client.post("/grafana/json/query", json={"targets": targets[:20]}).get_json()) == 20
+
+
+def test_a_json_query_answering_more_than_50000_rows_is_a_413(client):
+    """11 log targets of 5,000 lines each (the fixture holds over 11,000 Postfix lines)."""
+    targets = [{"refId": f"T{n}", "target": "postfix_logs", "payload": {"limit": 5000}} for n in range(11)]
+    body = _envelope(client.post("/grafana/json/query", json={"targets": targets}), 413)
+    assert body["code"] == "TOO_MANY_ROWS"
+    assert client.post("/grafana/json/query", json={"targets": targets[:10]}).status_code == 200
+
+
+@pytest.fixture
+def strict_app(traffic):
+    """The app as `serve` builds it (its own pool) with QUERY_TIMEOUT=1."""
+    _, url = traffic
+    app = create_app(make_config(url, query_timeout=1))
+    yield app
+    app.config["MG_POOL"].close()
+
+
+@contextmanager
+def _locked(url: str, table: str) -> Iterator[None]:
+    """Another session holds `table` exclusively: every read of it waits."""
+    with psycopg.connect(url) as conn:
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table)))
+        yield
+        conn.rollback()
+
+
+def _send(client, request: str):
+    method, _, path = request.partition(" ")
+    if method == "POST":
+        return client.post(path, json={"targets": [{"target": "netfilter_logs"}]})
+    return client.get(path)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        "GET /api/logs/netfilter",
+        "GET /api/export/netfilter/csv",
+        "GET /grafana/infinity/netfilter_logs",
+        "POST /grafana/json/query",
+    ],
+)
+def test_a_statement_longer_than_query_timeout_is_a_503_with_retry_after(traffic, strict_app, request_):
+    """A streamed CSV included: its query runs before the first byte, so the error is still the envelope."""
+    started = time.monotonic()
+    with _locked(traffic[1], "netfilter_lines"):
+        response = _send(strict_app.test_client(), request_)
+    assert time.monotonic() - started < 5
+    assert _envelope(response, 503)["code"] == "QUERY_TIMEOUT"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_the_statement_timeout_is_the_web_pools_only(traffic, strict_app):
+    """The worker's pool runs correlation and retention, which may take long on a big database."""
+    with strict_app.config["MG_POOL"].connection() as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+    worker_pool = create_pool(traffic[1], 1)
+    try:
+        with worker_pool.connection() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    finally:
+        worker_pool.close()
+
+
+def test_a_json_query_stops_once_its_targets_ran_longer_than_query_timeout(traffic, strict_app):
+    """Each target waits about 0.6 s (under the 1 s statement timeout): the third is not started."""
+    stop = threading.Event()
+
+    def lock_in_turns() -> None:
+        with psycopg.connect(traffic[1]) as conn:
+            while not stop.is_set():
+                conn.execute("LOCK TABLE netfilter_lines IN ACCESS EXCLUSIVE MODE")
+                time.sleep(0.6)
+                conn.rollback()
+
+    locker = threading.Thread(target=lock_in_turns)
+    locker.start()
+    try:
+        targets = [{"refId": f"T{n}", "target": "netfilter_logs"} for n in range(6)]
+        response = strict_app.test_client().post("/grafana/json/query", json={"targets": targets})
+    finally:
+        stop.set()
+        locker.join()
+    assert _envelope(response, 503)["code"] == "QUERY_TIMEOUT"
+    assert response.headers["Retry-After"]
+
+
+def test_a_request_finding_every_connection_busy_is_a_503(traffic):
+    """The pool's wait for a free connection is bounded; the answer says to come back."""
+    _, url = traffic
+    pool = ConnectionPool(url, min_size=1, max_size=1, timeout=0.5, open=True)
+    try:
+        app = create_app(make_config(url), pool)
+        with pool.connection():
+            response = app.test_client().get("/api/logs/netfilter")
+        assert _envelope(response, 503)["code"] == "DATABASE_BUSY"
+        assert response.headers["Retry-After"]
+    finally:
+        pool.close()
