@@ -219,6 +219,11 @@ def test_infinite_and_huge_numbers_in_grafana_parameters_are_a_400(client, name,
     assert body["detail"].startswith(f"{name}: ")
 
 
+def test_a_timeline_interval_beyond_a_year_is_a_400(client):
+    body = _envelope(client.get("/api/stats/timeline", query_string={"interval_ms": "9" * 400}), 400)
+    assert body["detail"].startswith("interval_ms: ")
+
+
 @pytest.mark.parametrize("value", ["1e309", "Infinity", "NaN"])
 def test_infinite_scores_in_rest_filters_are_a_400(client, value):
     body = _envelope(client.get("/api/logs/rspamd", query_string={"min_score": value}), 400)

@@ -115,7 +115,7 @@ class TimelineParams(Params):
     hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 366))
     start_date = Instant(load_default=None)
     end_date = Instant(load_default=None)
-    interval_ms = fields.Integer(load_default=None, validate=validate.Range(min=60_000))
+    interval_ms = fields.Integer(load_default=None, validate=validate.Range(min=60_000, max=366 * 24 * 3_600_000))
 
 
 def first_error(exc: ValidationError) -> str:
