@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from exporter.config import ConfigError, load_config
 from exporter.database import create_pool
 from exporter.web.app import create_app
 from tests.conftest import make_config
@@ -329,6 +330,16 @@ def test_a_statement_longer_than_query_timeout_is_a_503_with_retry_after(traffic
     assert time.monotonic() - started < 5
     assert _envelope(response, 503)["code"] == "QUERY_TIMEOUT"
     assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(("value", "ok"), [("5", True), ("0", False), ("61", False), ("soon", False)])
+def test_query_timeout_is_seconds_below_the_web_servers_worker_timeout(value, ok):
+    env = {"MAILCOW_URL": "https://mail.example.org", "MAILCOW_API_KEY": "x", "QUERY_TIMEOUT": value}
+    if ok:
+        assert load_config(env).query_timeout == float(value)
+    else:
+        with pytest.raises(ConfigError, match=r"^QUERY_TIMEOUT: "):
+            load_config(env)
 
 
 def test_the_statement_timeout_is_the_web_pools_only(traffic, strict_app):
