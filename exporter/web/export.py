@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -31,24 +30,25 @@ def _csv(
     first = next(rows, None)
 
     def generate() -> Iterator[str]:
-        with closing(rows):  # the cursor and its connection go back to the pool even if the client leaves
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(header)
-            for count, row in enumerate(chain(() if first is None else (first,), rows), start=1):
-                writer.writerow(to_row(row))
-                if count % 500 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for count, row in enumerate(chain(() if first is None else (first,), rows), start=1):
+            writer.writerow(to_row(row))
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Response(
+    response = Response(
         stream_with_context(generate()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
     )
+    response.call_on_close(rows.close)  # the cursor's connection goes back to the pool, whether read or not
+    return response
 
 
 @bp.get("/postfix/csv")
