@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -389,3 +392,21 @@ def test_a_request_finding_every_connection_busy_is_a_503(traffic):
         assert response.headers["Retry-After"]
     finally:
         pool.close()
+
+
+def test_eight_concurrent_81_kb_queries_are_refused_at_once(traffic, live_app):
+    """The review's load (8 clients at once, each a JSON query of about 81 KB: 1,000 targets) held the web
+    server's threads for 40 s, so /api/health waited; now each is a 400 before any query runs."""
+    pool, url = traffic
+    server = live_app(create_app(make_config(url), pool))
+    targets = [{"refId": f"R{n}", "target": "message_flow", "payload": {"direction": "inbound"}} for n in range(1000)]
+    now = int(time.time() * 1000)
+    body = json.dumps({"targets": targets, "range": {"from": now - 7 * 86_400_000, "to": now}})
+    assert len(body) > 80_000
+    started = time.monotonic()
+    with httpx.Client(base_url=server.url, timeout=120) as http, ThreadPoolExecutor(8) as workers:
+        answers = list(workers.map(lambda _: http.post("/grafana/json/query", content=body), range(8)))
+        assert http.get("/api/health").status_code == 200
+    assert time.monotonic() - started < 3
+    assert [a.status_code for a in answers] == [400] * 8
+    assert all(a.json()["detail"].startswith("targets: ") for a in answers)
