@@ -63,6 +63,7 @@ def _reject_nul() -> None:
 
 
 def install(app: Flask) -> None:
+    """Parse request bodies strictly and refuse NUL bytes, for every route (those added later included)."""
     provider = StrictJSONProvider(app)
     provider.sort_keys = app.json.sort_keys
     app.json = provider
