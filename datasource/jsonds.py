@@ -8,51 +8,83 @@ its `payload` (object, or the JSON string code mode stores) and the ad hoc filte
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from datasource import catalog, params
-from exporter.web import context
-from exporter.web.errors import ApiError
+from exporter.web import context, inputs
+from exporter.web.errors import ApiError, QueryTimeout
+from exporter.web.params import first_error
 
 bp = Blueprint("jsonds", __name__, url_prefix="/grafana/json")
 
 FILTER_KEYS = ("direction", "domain", "search", "status", "sender", "recipient", "ip", "user")
+MAX_TARGETS = 20  # queries in one /query: a panel has a few; hundreds are a load attack, not a dashboard
+MAX_ROWS = 50_000  # rows in one /query answer, all its targets together
+
+
+class _Body(Schema):
+    """The parts of a request body this datasource reads (Grafana sends more; the rest is ignored)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    range = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
+    intervalMs = fields.Raw(load_default=None, allow_none=True)  # Grafana's names
+    maxDataPoints = fields.Raw(load_default=None, allow_none=True)
+    targets = fields.List(
+        fields.Dict(keys=fields.String()),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=MAX_TARGETS, error="at most {max} per query; split the panel"),
+    )
+    filters = fields.List(fields.Dict(keys=fields.String()), load_default=None, allow_none=True)
+    adhocFilters = fields.List(fields.Dict(keys=fields.String()), load_default=None, allow_none=True)
+    payload = fields.Raw(load_default=None, allow_none=True)  # /variable
+    name = fields.Raw(load_default=None, allow_none=True)  # /metric-payload-options
+    key = fields.Raw(load_default=None, allow_none=True)  # /tag-values
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
+    """The request body checked against _Body; an empty body is `{}`, anything else not an object a 400."""
+    raw = request.get_json(force=True) if request.get_data(cache=True) else {}
+    if not isinstance(raw, dict):
+        raise ApiError(400, "Bad Request", "the body must be a JSON object", "INVALID_PARAMETER")
+    try:
+        return _Body().load(raw)
+    except ValidationError as exc:
+        raise ApiError(400, "Bad Request", first_error(exc), "INVALID_PARAMETER") from None
 
 
 def _payload(target: dict[str, Any]) -> dict[str, Any]:
     payload = target.get("payload") or {}
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload) if payload.strip() else {}
+            payload = inputs.loads(payload) if payload.strip() else {}
         except ValueError:
             payload = {}  # what the plugin itself does with invalid JSON
     return {k: v for k, v in payload.items() if isinstance(v, (str, int, float))} if isinstance(payload, dict) else {}
 
 
 def _adhoc(body: dict[str, Any]) -> dict[str, Any]:
-    filters = body.get("filters") or body.get("adhocFilters") or []
+    filters = body["filters"] or body["adhocFilters"] or []
     return {
         f["key"]: f["value"]
         for f in filters
-        if isinstance(f, dict) and f.get("key") in FILTER_KEYS and f.get("operator", "=") == "=" and "value" in f
+        if f.get("key") in FILTER_KEYS and f.get("operator", "=") == "=" and "value" in f
     }
 
 
 def _range(body: dict[str, Any]) -> dict[str, Any]:
-    window = body.get("range") or {}
+    window = body["range"] or {}
     return {
         "from": window.get("from"),
         "to": window.get("to"),
-        "interval_ms": body.get("intervalMs"),
-        "max_points": body.get("maxDataPoints"),
+        "interval_ms": body["intervalMs"],
+        "max_points": body["maxDataPoints"],
     }
 
 
@@ -94,7 +126,7 @@ def _values(name: str, body: dict[str, Any]) -> list[str]:
 @bp.post("/metric-payload-options")
 def payload_options() -> Response:
     body = _body()
-    return jsonify([{"label": v, "value": v} for v in _values(str(body.get("name", "")), body)])
+    return jsonify([{"label": v, "value": v} for v in _values(str(body["name"] or ""), body)])
 
 
 def _column_type(key: str, values: list[Any]) -> str:
@@ -152,16 +184,32 @@ def _frames(name: str, ref: str, rows: list[dict[str, Any]]) -> list[dict[str, A
 
 @bp.post("/query")
 def query() -> Response:
+    """Every target's frames. Bounded: MAX_TARGETS targets, MAX_ROWS rows, and no target starts once
+    the request has run longer than one statement may (QUERY_TIMEOUT)."""
     body = _body()
-    targets = [t for t in body.get("targets") or [] if isinstance(t, dict) and not t.get("hide") and t.get("target")]
+    targets = [t for t in body["targets"] or [] if not t.get("hide") and t.get("target")]
     shared = {**_range(body), **_adhoc(body)}
+    deadline = time.monotonic() + context.config().query_timeout
     frames: list[dict[str, Any]] = []
+    rows_total = 0
     for target in targets:
         name = str(target["target"])
         if name not in catalog.QUERIES:
-            raise ApiError(400, "Bad Request", f"unknown target {name!r}; POST /metrics lists them", "UNKNOWN_QUERY")
+            raise ApiError(
+                400, "Bad Request", f"unknown target {name[:80]!r}; POST /metrics lists them", "UNKNOWN_QUERY"
+            )
+        if time.monotonic() > deadline:
+            raise QueryTimeout()
         args = params.parse_request({**shared, **_payload(target)})
         rows = catalog.run(name, context.pool(), args, context.local_domains(), context.live())
+        rows_total += len(rows)
+        if rows_total > MAX_ROWS:
+            raise ApiError(
+                413,
+                "Payload Too Large",
+                f"the targets return more than {MAX_ROWS:,} rows together; lower their limit or split the panel",
+                "TOO_MANY_ROWS",
+            )
         frames.extend(_frames(name, str(target.get("refId", "A")), rows))
     return jsonify(frames)
 
@@ -169,7 +217,7 @@ def query() -> Response:
 @bp.post("/variable")
 def variable() -> Response:
     body = _body()
-    payload = body.get("payload")
+    payload = body["payload"]
     name = payload.get("target") if isinstance(payload, dict) else payload
     if name not in catalog.VARIABLES:
         raise ApiError(
@@ -187,4 +235,4 @@ def tag_keys() -> Response:
 @bp.post("/tag-values")
 def tag_values() -> Response:
     body = _body()
-    return jsonify([{"text": v} for v in _values(str(body.get("key", "")), body)])
+    return jsonify([{"text": v} for v in _values(str(body["key"] or ""), body)])

@@ -30,8 +30,8 @@ def _int(params: Mapping[str, Any], name: str, default: int | None, low: int, hi
         return default
     try:
         value = int(float(raw))
-    except (TypeError, ValueError):
-        raise ApiError(400, "Bad Request", f"{name}: not a number: {raw!r}", "INVALID_PARAMETER") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: infinity, or a float beyond 1e308
+        raise ApiError(400, "Bad Request", f"{name}: not a number: {str(raw)[:40]!r}", "INVALID_PARAMETER") from None
     if not low <= value <= high:
         raise ApiError(400, "Bad Request", f"{name}: must be between {low} and {high}", "INVALID_PARAMETER")
     return value

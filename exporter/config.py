@@ -98,6 +98,9 @@ class _EnvSchema(Schema):
     DATABASE_URL = fields.String(load_default=None, attribute="database_url")
     DATA_DIR = fields.String(load_default=_default_data_dir, attribute="data_dir")
     DB_POOL_SIZE = fields.Integer(load_default=5, attribute="db_pool_size", validate=validate.Range(min=1, max=100))
+    QUERY_TIMEOUT = fields.Float(  # below the web server's 60 s worker timeout
+        load_default=20.0, attribute="query_timeout", validate=validate.Range(min=1, max=50)
+    )
     FETCH_INTERVAL = fields.Integer(
         load_default=15, attribute="fetch_interval", validate=validate.Range(min=5, max=3600)
     )
@@ -243,6 +246,7 @@ class Config:
     database_url: str | None = None
     data_dir: str = field(default_factory=_default_data_dir)
     db_pool_size: int = 5
+    query_timeout: float = 20.0  # seconds one SQL statement of a web request may run (not the worker's)
     fetch_interval: int = 15
     fetch_count_postfix: int = 2000
     fetch_count_rspamd: int = 500

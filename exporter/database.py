@@ -45,16 +45,20 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(url, options=_SESSION_OPTIONS, **kwargs)
 
 
-def create_pool(url: str, size: int = 5) -> ConnectionPool:
-    """A connection pool whose sessions are pinned to UTC.
+def create_pool(url: str, size: int = 5, statement_timeout: float | None = None) -> ConnectionPool:
+    """A connection pool whose sessions are pinned to UTC; `statement_timeout` (seconds) bounds every
+    statement (the web app's pool: one request must not hold a connection for minutes).
 
     Each connection is checked as it is handed out: after a database restart the pool replaces its
     dead connections instead of failing one job or request per connection it held."""
+    options = _SESSION_OPTIONS
+    if statement_timeout is not None:
+        options += f" -c statement_timeout={round(statement_timeout * 1000)}"
     pool = ConnectionPool(
         url,
         min_size=1,
         max_size=size,
-        kwargs={"options": _SESSION_OPTIONS},
+        kwargs={"options": options},
         check=ConnectionPool.check_connection,
         open=False,
         name="mailcow-grafana",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from exporter.parsers.words import word_count
+
+# Rows read lazily through a server-side cursor; close() (or exhausting it) returns the connection.
+RowStream = Generator[dict[str, Any], None, None]
 
 MESSAGE_COLUMNS = sql.SQL(
     """m.id, m.correlation_key, m.queue_id, m.message_id, m.sender, m.first_recipient, m.recipient_count,
@@ -60,6 +63,15 @@ class Where:
             self.add(f"({' OR '.join([f'{alias}.id BETWEEN %s AND %s'] * len(ranges)) or 'false'})")
             self.params.extend(bound for block in ranges for bound in block)
         self.add(f"{alias}.message ~* mg_words_pattern(%s)", term)
+
+    def search_netfilter(self, alias: str, term: str) -> None:
+        """Netfilter lines whose message has the words of `term` adjacent and in order (the last one as a
+        prefix), through the GIN index on mg_search_vector(message); ARRAY(...) runs that lookup once."""
+        self.add(
+            f"{alias}.id = ANY(ARRAY(SELECT id FROM netfilter_lines"
+            " WHERE mg_search_vector(message) @@ mg_search_query(%s)))",
+            term,
+        )
 
     def sql(self) -> sql.Composable:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts) if self.parts else sql.SQL("")
@@ -262,7 +274,7 @@ def message_by_key(pool: ConnectionPool, key: str) -> dict[str, Any] | None:
     return message
 
 
-def export_messages(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> Iterator[dict[str, Any]]:
+def export_messages(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> RowStream:
     where = message_where(pool, filters)
     query = (
         sql.SQL("SELECT ")
@@ -274,7 +286,7 @@ def export_messages(pool: ConnectionPool, filters: Mapping[str, Any], limit: int
     yield from _stream(pool, query, [*where.params, limit])
 
 
-def _stream(pool: ConnectionPool, query: sql.Composable, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+def _stream(pool: ConnectionPool, query: sql.Composable, params: Sequence[Any]) -> RowStream:
     """Rows through a server-side cursor: constant memory whatever the export size."""
     with pool.connection() as conn, conn.transaction(), conn.cursor(name="export", row_factory=dict_row) as cur:
         cur.itersize = 2000
@@ -362,7 +374,7 @@ def postfix_page(
     return total, rows
 
 
-def export_postfix(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> Iterator[dict[str, Any]]:
+def export_postfix(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> RowStream:
     with pool.connection() as conn:
         where = postfix_where(conn, filters)
     query = (
@@ -458,9 +470,7 @@ def rspamd_page(
     return total, rows
 
 
-def export_rspamd(
-    pool: ConnectionPool, filters: Mapping[str, Any], local: Sequence[str], limit: int
-) -> Iterator[dict[str, Any]]:
+def export_rspamd(pool: ConnectionPool, filters: Mapping[str, Any], local: Sequence[str], limit: int) -> RowStream:
     select, params = _rspamd_select(local)
     where = rspamd_where(filters, local)
     query = (
@@ -479,7 +489,7 @@ NETFILTER_ACTIONS = {"warning": ("warning", "attempts"), "banned": ("ban",), "un
 def netfilter_where(filters: Mapping[str, Any]) -> Where:
     where = Where()
     if filters.get("search"):
-        where.search("n", "netfilter_lines", "message", filters["search"])
+        where.search_netfilter("n", filters["search"])
     if filters.get("ip"):
         where.add("n.ip = %s", filters["ip"])
     if filters.get("username"):
@@ -504,7 +514,7 @@ def netfilter_page(
     )
 
 
-def export_netfilter(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> Iterator[dict[str, Any]]:
+def export_netfilter(pool: ConnectionPool, filters: Mapping[str, Any], limit: int) -> RowStream:
     where = netfilter_where(filters)
     query = (
         sql.SQL("SELECT n.* FROM netfilter_lines n")

@@ -22,6 +22,7 @@ from exporter.web import (
     domains,
     export,
     index,
+    inputs,
     logs,
     mailbox_stats,
     mailcow_state,
@@ -43,7 +44,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     if pool is None:
         if not config.database_url:
             raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
-        pool = create_pool(config.database_url, config.db_pool_size)
+        pool = create_pool(config.database_url, config.db_pool_size, config.query_timeout)
     app = Flask("mailcow_grafana")
     app.config.update(
         MG_CONFIG=config,
@@ -58,6 +59,7 @@ def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
     install_auth(app, config, actions.PREFLIGHT_ENDPOINTS)
     origin.install_cross_site_defence(app)  # after auth: anonymous requests leave no audit entries
     register_error_handlers(app)
+    inputs.install(app)
     for blueprint in (
         index.bp,
         api.bp,

@@ -5,19 +5,36 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from psycopg.errors import QueryCanceled
+from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from exporter.mailcow_client import MailcowError, MailcowReadOnly, MailcowTimeout
 
 log = logging.getLogger(__name__)
+RETRY_AFTER = 10  # seconds a client should wait after a 503 for an overloaded database
 
 
 class ApiError(Exception):
-    """Raised by handlers for a clear client-facing error."""
+    """Raised by handlers for a clear client-facing error; `retry_after` (seconds) for a 503."""
 
-    def __init__(self, status: int, error: str, detail: str, code: str) -> None:
+    def __init__(self, status: int, error: str, detail: str, code: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.code = status, error, detail, code
+        self.retry_after = retry_after
+
+
+class QueryTimeout(ApiError):
+    """A request's database work ran longer than QUERY_TIMEOUT (PostgreSQL's statement_timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "Service Unavailable",
+            "the query took longer than QUERY_TIMEOUT allows; narrow the time range or filters, or retry later",
+            "QUERY_TIMEOUT",
+            RETRY_AFTER,
+        )
 
 
 def error_response(status: int, error: str, detail: str, code: str) -> Response:
@@ -33,7 +50,19 @@ def _code_for(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.error, exc.detail, exc.code)
+        response = error_response(exc.status, exc.error, exc.detail, exc.code)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(QueryCanceled)
+    def _query_canceled(exc: QueryCanceled) -> Response:
+        return _api_error(QueryTimeout())
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_timeout(exc: PoolTimeout) -> Response:
+        detail = "every database connection is busy; retry later"
+        return _api_error(ApiError(503, "Service Unavailable", detail, "DATABASE_BUSY", RETRY_AFTER))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

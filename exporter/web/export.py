@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from flask import Blueprint, Response, stream_with_context
@@ -19,13 +20,20 @@ bp = Blueprint("export", __name__, url_prefix="/api/export")
 
 
 def _csv(
-    name: str, header: list[str], rows: Iterable[dict[str, Any]], to_row: Callable[[dict[str, Any]], list[Any]]
+    name: str,
+    header: list[str],
+    rows: queries.RowStream,
+    to_row: Callable[[dict[str, Any]], list[Any]],
 ) -> Response:
+    """Stream `rows` as CSV. The query runs and its first row is read before the response starts, so a
+    failure (a timeout, the database gone) is still a JSON error with its status, not a cut-off file."""
+    first = next(rows, None)
+
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
-        for count, row in enumerate(rows, start=1):
+        for count, row in enumerate(chain(() if first is None else (first,), rows), start=1):
             writer.writerow(to_row(row))
             if count % 500 == 0:
                 yield buffer.getvalue()
@@ -34,11 +42,13 @@ def _csv(
         yield buffer.getvalue()
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Response(
+    response = Response(
         stream_with_context(generate()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
     )
+    response.call_on_close(rows.close)  # the cursor's connection goes back to the pool, whether read or not
+    return response
 
 
 @bp.get("/postfix/csv")

@@ -25,6 +25,12 @@ MESSAGE_STATUSES = (
 DIRECTIONS = ("inbound", "outbound", "internal")
 
 
+# Dates a query may name: wide enough for any dashboard range, far enough from years 1 and 9999 that
+# no date arithmetic (range defaults, bucket edges, month lists) can overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class Instant(fields.Field):
     """ISO 8601 (naive = UTC) or epoch seconds / milliseconds, as Grafana's ${__from} sends."""
 
@@ -33,11 +39,15 @@ class Instant(fields.Field):
         try:
             if text.lstrip("-").isdigit():
                 number = int(text)
-                return datetime.fromtimestamp(number / 1000 if abs(number) > 10**11 else number, tz=UTC)
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+                parsed = datetime.fromtimestamp(number / 1000 if abs(number) > 10**11 else number, tz=UTC)
+            else:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
         except (ValueError, OverflowError, OSError) as exc:
-            raise ValidationError(f"not a date: {text!r} (use ISO 8601 or epoch milliseconds)") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            raise ValidationError(f"not a date: {text[:40]!r} (use ISO 8601 or epoch milliseconds)") from exc
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if not EARLIEST <= parsed < LATEST:
+            raise ValidationError(f"must be between {EARLIEST.year} and {LATEST.year - 1}, got {text[:40]!r}")
+        return parsed
 
 
 class Params(Schema):
@@ -105,7 +115,21 @@ class TimelineParams(Params):
     hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 366))
     start_date = Instant(load_default=None)
     end_date = Instant(load_default=None)
-    interval_ms = fields.Integer(load_default=None, validate=validate.Range(min=60_000))
+    interval_ms = fields.Integer(load_default=None, validate=validate.Range(min=60_000, max=366 * 24 * 3_600_000))
+
+
+def first_error(exc: ValidationError) -> str:
+    """`name: message` for the first bad field; nested names joined by dots (`targets.0`)."""
+    path: list[str] = []
+    detail: Any = exc.messages
+    while isinstance(detail, (list, dict)):
+        if isinstance(detail, dict):
+            name = min(detail, key=str)
+            path.append(str(name))
+            detail = detail[name]
+        else:
+            detail = detail[0]
+    return f"{'.'.join(path)}: {detail}"
 
 
 def parse(schema: Schema) -> dict[str, Any]:
@@ -113,11 +137,7 @@ def parse(schema: Schema) -> dict[str, Any]:
     try:
         return schema.load(request.args.to_dict())
     except ValidationError as exc:
-        name = sorted(exc.messages)[0]
-        detail = exc.messages[name]
-        while isinstance(detail, (list, dict)):
-            detail = detail[0] if isinstance(detail, list) else next(iter(detail.values()))
-        raise ApiError(400, "Bad Request", f"{name}: {detail}", "VALIDATION_FAILED") from None
+        raise ApiError(400, "Bad Request", first_error(exc), "VALIDATION_FAILED") from None
 
 
 class AuditParams(Params):
