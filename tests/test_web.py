@@ -231,5 +231,6 @@ def test_auth_switched_off_on_purpose_is_a_health_warning(db_url, pool):
     quiet = create_app(make_config(db_url), pool).test_client().get("/api/health").get_json()
     assert quiet["warnings"] == []
     config = make_config(db_url, auth_enabled=False, auth_opt_out=True)
-    body = create_app(config, pool).test_client().get("/api/health").get_json()
-    assert body["status"] == "healthy" and "AUTH_ENABLED=false" in body["warnings"][0]
+    response = create_app(config, pool).test_client().get("/api/health")
+    # a warning, not a failure: the probe's answer stays 200 (no worker runs here, so the status is degraded)
+    assert response.status_code == 200 and "AUTH_ENABLED=false" in response.get_json()["warnings"][0]
