@@ -98,7 +98,7 @@ def _tls_policies(count: int) -> bytes:
             aggregate_xml("g.com", "r-big", "example.org", DAY, DAY + 86399, [("192.0.2.1", 2**31, *"pp", "none")]),
             "count",
         ),
-        (tls_json("g.com", "t-big", "example.org", *TLS_DAY, 10**30, 0), "is over 9,223,372,036,854,775,807"),
+        (tls_json("g.com", "t-big", "example.org", *TLS_DAY, 10**30, 0), "is over 1,000,000,000,000"),
         (tls_json("g\u0000com", "t-nul", "example.org", *TLS_DAY, 1, 0), "NUL character"),
         (arf_mail(sample_from=b"a\0@example.org"), "NUL character"),
         (_tls_policies(101), "101 policies is over the 100-policy limit"),
@@ -247,6 +247,14 @@ def test_a_tls_report_of_60000_failure_details_keeps_exact_counts_and_its_detail
     shown = policy["failure_details"]
     assert len(shown) == 100 and sum(d.get("merged_entries", 0) for d in shown[:3]) == 59_000  # largest first
     assert shown[3]["failed_session_count"] == 997 and "merged_entries" not in shown[3]
+
+
+def test_tls_session_sums_over_many_reports_never_overflow(client):
+    for n, count in enumerate((2**63 - 1, 2**63 - 1, 10**12, 10**12)):
+        response = upload(client, tls_json(f"o{n}", "t", "example.org", *TLS_DAY, count, 0), "t.json")
+        assert response.status_code == (201 if count == 10**12 else 400)
+    daily = client.get("/api/dmarc/domains/example.org/tls-reports/daily")  # was a 500: bigint out of range
+    assert daily.status_code == 200 and daily.get_json()["totals"]["total_successful_sessions"] == 2 * 10**12
 
 
 def test_tls_lists_are_paged_and_bounded_with_exact_totals(client):

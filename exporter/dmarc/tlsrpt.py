@@ -25,7 +25,7 @@ MAX_FAILURE_DETAILS = 1_000  # kept as given per policy, the largest first
 MAX_FOLDED_TYPES = 20  # result types the smaller failure details are folded into; the rest are "other"
 MAX_TEXT = 10_000  # characters of one value (a TLSA record of a whole certificate is ~3,000)
 MAX_NAME = 200  # characters of the reporter, report id and policy domain, which the store indexes
-MAX_COUNT = 2**63 - 1  # sessions: the store's bigint columns
+MAX_COUNT = 10**12  # sessions in one count: far beyond any receiver, and sums over millions fit a bigint
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -109,7 +109,7 @@ def _failures(values: list[Any]) -> list[dict[str, Any]]:
         if kind not in folded and len(folded) >= MAX_FOLDED_TYPES:
             kind = "other"
         entry = folded.setdefault(kind, _failure({"result-type": kind}, 0) | {"merged_entries": 0})
-        entry["failed_session_count"] = min(entry["failed_session_count"] + counts[i], MAX_COUNT)
+        entry["failed_session_count"] += counts[i]
         entry["merged_entries"] += 1
     return kept + sorted(folded.values(), key=lambda f: f["failed_session_count"], reverse=True)
 
