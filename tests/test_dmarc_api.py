@@ -270,6 +270,12 @@ def test_tls_lists_are_paged_and_bounded_with_exact_totals(client):
     assert len(details["providers"]) == 10
     assert (details["stats"]["total_reports"], details["stats"]["total_providers"]) == (102, 102)
     assert details["stats"]["total_sessions"] == 1122
+    window = f"from={(DAY - 86400) * 1000}&to={(DAY + 86400) * 1000}&limit=5"
+    rows = client.get(f"/grafana/infinity/tls_reports?{window}").get_json()
+    assert [(r["organization_name"], r["policy_domains"], r["successful_sessions"]) for r in rows][:2] == [
+        ("org-101", "example.org", 10),
+        ("org-100", "example.org", 10),
+    ] and len(rows) == 5
 
 
 def test_metrics_count_reported_messages_tls_sessions_and_invalid_reports(loaded):
