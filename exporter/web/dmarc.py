@@ -405,7 +405,7 @@ def tls_daily(domain: str) -> Response:
     )
 
 
-TLS_DETAILS_SHOWN = 100  # failure details per policy in a details answer, the largest first
+TLS_DETAILS_SHOWN = 20  # failure details per policy in a details answer, the largest first
 
 
 @bp.get(f"/domains/{_DOMAIN}/tls-reports/<report_date>/details")
@@ -413,7 +413,7 @@ def tls_details(domain: str, report_date: str) -> Response:
     """The day's totals over all its reports, and the first `limit` reports (`providers`), each policy
     with its largest failure details (`failure_details_total` counts them all)."""
     domain, day = _domain(domain), _day(report_date)
-    limit = _int_arg("limit", 100, 1, 1000)
+    limit = _int_arg("limit", 20, 1, 100)
     totals = store.tls_daily(context.pool(), Window(day, domain=domain), day)
     rows = store.tls_day_reports(context.pool(), domain, day, limit, TLS_DETAILS_SHOWN)
     ok = totals[0]["successful_sessions"] if totals else 0
