@@ -520,11 +520,11 @@ def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
             "begin": ms(r["begin_at"]),
             "organization_name": r["organization_name"],
             "report_id": r["report_id"],
-            "policy_domains": ", ".join(sorted({p["policy_domain"] for p in r["policies"]})),
+            "policy_domains": r["policy_domains"],
             "successful_sessions": r["total_success"],
             "failed_sessions": r["total_fail"],
         }
-        for r in dmarc_store.tls_reports(pool, _dmarc_window(args))[: args.limit]
+        for r in dmarc_store.tls_reports(pool, _dmarc_window(args), args.limit)
     ]
 
 

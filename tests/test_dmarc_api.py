@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -43,8 +45,6 @@ def client(db_url, dmarc_pool):
 
 
 def upload(client, data: bytes, name: str = "report.xml"):
-    import io
-
     return client.post("/api/dmarc/upload", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
 
 
@@ -81,6 +81,12 @@ PADDED_XXE = (
 TLS_DAY = (datetime.fromtimestamp(DAY, UTC).isoformat(), datetime.fromtimestamp(DAY + 86399, UTC).isoformat())
 
 
+def _tls_policies(count: int) -> bytes:
+    report = json.loads(tls_json("g.com", f"t-{count}", "example.org", *TLS_DAY, 1, 0))
+    report["policies"] *= count
+    return json.dumps(report).encode()
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -92,9 +98,10 @@ TLS_DAY = (datetime.fromtimestamp(DAY, UTC).isoformat(), datetime.fromtimestamp(
             aggregate_xml("g.com", "r-big", "example.org", DAY, DAY + 86399, [("192.0.2.1", 2**31, *"pp", "none")]),
             "count",
         ),
-        (tls_json("g.com", "t-big", "example.org", *TLS_DAY, 10**30, 0), "is over 9,223,372,036,854,775,807"),
+        (tls_json("g.com", "t-big", "example.org", *TLS_DAY, 10**30, 0), "is over 1,000,000,000,000"),
         (tls_json("g\u0000com", "t-nul", "example.org", *TLS_DAY, 1, 0), "NUL character"),
         (arf_mail(sample_from=b"a\0@example.org"), "NUL character"),
+        (_tls_policies(101), "101 policies is over the 100-policy limit"),
     ],
     ids=[
         "xxe-after-padding",
@@ -105,6 +112,7 @@ TLS_DAY = (datetime.fromtimestamp(DAY, UTC).isoformat(), datetime.fromtimestamp(
         "tls-count",
         "tls-nul",
         "arf-nul",
+        "tls-101-policies",
     ],
 )
 def test_hostile_uploads_are_400_with_the_reason_and_store_nothing(client, dmarc_pool, data, reason):
@@ -214,6 +222,62 @@ def test_tls_reports_list_daily_and_details(client):
     assert policy["failure_details"][0]["result_type"] == "certificate-expired"
 
 
+def test_a_tls_report_of_60000_failure_details_keeps_exact_counts_and_its_details_stay_small(db_url, dmarc_pool):
+    client = create_app(make_config(db_url, dmarc_upload_max_bytes=5_000_000), dmarc_pool).test_client()
+    kinds = ["certificate-expired", "starttls-not-supported", "validation-failure"]
+    sent = [{"result-type": kinds[i % 3], "failed-session-count": i % 997 + 1} for i in range(60_000)]
+    report = json.loads(
+        tls_json("Evil", "t-60k", "example.org", *TLS_DAY, 5, sum(f["failed-session-count"] for f in sent))
+    )
+    report["policies"][0]["failure-details"] = sent
+    data = gzip.compress(json.dumps(report, separators=(",", ":")).encode())
+    assert upload(client, data, "tls.json.gz").status_code == 201
+    window = f"from={(DAY - 86400) * 1000}&to={(DAY + 86400) * 1000}&domain=example.org"
+    types = client.get(f"/grafana/infinity/tls_failure_types?{window}").get_json()
+    assert {t["result_type"]: t["sessions"] for t in types} == {
+        kind: sum(f["failed-session-count"] for f in sent if f["result-type"] == kind) for kind in kinds
+    }
+    daily = client.get("/api/dmarc/domains/example.org/tls-reports/daily").get_json()
+    assert daily["totals"]["total_failed_sessions"] == report["policies"][0]["summary"]["total-failure-session-count"]
+    day = datetime.fromtimestamp(DAY, UTC).strftime("%Y-%m-%d")
+    answer = client.get(f"/api/dmarc/domains/example.org/tls-reports/{day}/details")
+    assert len(answer.get_data()) < 20_000  # was the whole 60,000 details, 4 MB
+    policy = answer.get_json()["providers"][0]["policies"][0]
+    assert policy["failure_details_total"] == 1003  # the 1,000 largest and one merged entry per result type
+    shown = policy["failure_details"]
+    assert len(shown) == 20 and sum(d.get("merged_entries", 0) for d in shown[:3]) == 59_000  # largest first
+    assert shown[3]["failed_session_count"] == 997 and "merged_entries" not in shown[3]
+
+
+def test_tls_session_sums_over_many_reports_never_overflow(client):
+    for n, count in enumerate((2**63 - 1, 2**63 - 1, 10**12, 10**12)):
+        response = upload(client, tls_json(f"o{n}", "t", "example.org", *TLS_DAY, count, 0), "t.json")
+        assert response.status_code == (201 if count == 10**12 else 400)
+    daily = client.get("/api/dmarc/domains/example.org/tls-reports/daily")  # was a 500: bigint out of range
+    assert daily.status_code == 200 and daily.get_json()["totals"]["total_successful_sessions"] == 2 * 10**12
+
+
+def test_tls_lists_are_paged_and_bounded_with_exact_totals(client):
+    for n in range(102):
+        assert upload(client, tls_json(f"org-{n:03}", "t", "example.org", *TLS_DAY, 10, 1), "t.json").status_code == 201
+    listing = client.get("/api/dmarc/domains/example.org/tls-reports?page=3&page_size=50").get_json()
+    assert listing["total"] == 102 and len(listing["data"]) == 2
+    daily = client.get("/api/dmarc/domains/example.org/tls-reports/daily").get_json()["data"][0]
+    assert (daily["report_count"], daily["organization_count"], daily["total_success"]) == (102, 102, 1020)
+    assert daily["organizations"] == [f"org-{n:03}" for n in range(100)]
+    day = datetime.fromtimestamp(DAY, UTC).strftime("%Y-%m-%d")
+    details = client.get(f"/api/dmarc/domains/example.org/tls-reports/{day}/details?limit=10").get_json()
+    assert len(details["providers"]) == 10
+    assert (details["stats"]["total_reports"], details["stats"]["total_providers"]) == (102, 102)
+    assert details["stats"]["total_sessions"] == 1122
+    window = f"from={(DAY - 86400) * 1000}&to={(DAY + 86400) * 1000}&limit=5"
+    rows = client.get(f"/grafana/infinity/tls_reports?{window}").get_json()
+    assert [(r["organization_name"], r["policy_domains"], r["successful_sessions"]) for r in rows][:2] == [
+        ("org-101", "example.org", 10),
+        ("org-100", "example.org", 10),
+    ] and len(rows) == 5
+
+
 def test_metrics_count_reported_messages_tls_sessions_and_invalid_reports(loaded):
     before = loaded.get("/metrics").get_data(as_text=True)
     invalid_before = _value(before, 'mailcow_dmarc_invalid_reports_total{channel="upload"}')
@@ -272,8 +336,6 @@ def test_grafana_rows_give_one_pass_rate_series_per_domain(loaded):
 
 
 def test_a_foreign_page_cannot_upload_or_trigger_an_import(client):
-    import io
-
     xml = aggregate_xml("google.com", "r-csrf", "example.org", DAY, DAY + 86399, GOOGLE)
     foreign = {"Origin": "https://evil.example"}
     response = client.post(

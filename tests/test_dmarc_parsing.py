@@ -468,18 +468,70 @@ def _tls(**changes) -> bytes:
     [
         (b'{"policies": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not valid JSON: depth limit exceeded"),
         (_tls(policies=[1, "x", None]), "names no policy domain"),
-        (_tls(summary={"total-successful-session-count": 10**30}), "is over 9,223,372,036,854,775,807"),
+        (_tls(summary={"total-successful-session-count": 10**30}), "is over 1,000,000,000,000"),
         (_tls(organization_name="Mail\u0000Corp"), "NUL character"),
         (
             _tls(date_range={"start-datetime": "9999-12-31T23:59:59-23:59", "end-datetime": "2016-04-01T23:59:59Z"}),
             "RFC 3339",
         ),
+        (_tls(policies=json.loads(_tls())["policies"] * 101), "101 policies is over the 100-policy limit"),
+        (_tls(policy_string=["mx: mx.example"] * 101), "101 policy-string entries in one policy is over the 100"),
+        (_tls(mx_host=["mx.example"] * 101), "101 mx-host entries in one policy is over the 100 allowed"),
+        (_tls(report_id="r" * 201), "report-id has 201 characters, over the 200 allowed: 'rrrrrrrr"),
+        (_tls(organization_name="x" * 5_000_001), "5,000,"),
     ],
-    ids=["nested-100k", "policy-not-an-object", "count-beyond-bigint", "nul", "past-year-9999"],
+    ids=[
+        "nested-100k",
+        "policy-not-an-object",
+        "count-beyond-bigint",
+        "nul",
+        "past-year-9999",
+        "101-policies",
+        "101-policy-strings",
+        "101-mx-hosts",
+        "long-report-id",
+        "over-5-mb",
+    ],
 )
 def test_hostile_tls_reports_are_refused_with_the_reason(data, reason):
     with pytest.raises(InvalidReport, match=re.escape(reason)):
         parse_file(data, "tls.json")
+
+
+def test_values_quoted_in_errors_are_cut_short():
+    with pytest.raises(InvalidReport) as refused:
+        parse_file(_tls(summary={"total-successful-session-count": 10**308}), "tls.json")
+    message = str(refused.value)  # 1e308 as a 309-digit number: its first 39 characters are quoted
+    assert message.startswith("tls.json: total-successful-session-count 100,000,000,000,000,00")
+    assert message.endswith("… is over 1,000,000,000,000") and len(message) < 120
+    with pytest.raises(InvalidReport) as refused:
+        parse_file(_tls(date_range={"start-datetime": "9" * 5000}), "tls.json")
+    assert len(str(refused.value)) < 120 and str(refused.value).endswith("9999…")
+
+
+def test_failure_details_past_1000_are_folded_per_result_type_keeping_the_session_counts():
+    kinds = ["certificate-expired", "starttls-not-supported", "validation-failure"]
+    sent = [
+        {"result-type": kinds[i % 3], "sending-mta-ip": "192.0.2.1", "failed-session-count": i} for i in range(5000)
+    ]
+    sent.append({"result-type": "dnssec-invalid", "failed-session-count": 1})  # only among the smallest
+    policy = parse_file(_tls(failure_details=sent), "tls.json").reports[0]["policies"][0]
+    details = policy["failure_details"]
+    assert len(details) == 1004  # the 1,000 largest, then one merged entry per result type
+    assert [d["failed_session_count"] for d in details[:3]] == [4999, 4998, 4997]
+    assert {d["result_type"] for d in details[1000:]} == {*kinds, "dnssec-invalid"}
+    assert sum(d.get("merged_entries", 1) for d in details) == len(sent)
+    for kind in (*kinds, "dnssec-invalid"):
+        assert sum(d["failed_session_count"] for d in details if d["result_type"] == kind) == sum(
+            f["failed-session-count"] for f in sent if f["result-type"] == kind
+        )
+
+
+def test_random_result_types_fold_into_at_most_21_entries():
+    sent = [{"result-type": f"type-{i}", "failed-session-count": 1} for i in range(3000)]
+    details = parse_file(_tls(failure_details=sent), "tls.json").reports[0]["policies"][0]["failure_details"]
+    assert len(details) == 1021 and details[1000]["result_type"] == "other"
+    assert sum(d["failed_session_count"] for d in details) == 3000
 
 
 def test_tls_fields_of_the_wrong_type_are_ignored_not_a_crash():

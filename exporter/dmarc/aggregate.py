@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.dmarc import safexml
-from exporter.dmarc.errors import InvalidReport
+from exporter.dmarc.errors import InvalidReport, quoted
 
 MAX_RECORDS = 100_000
 MAX_COUNT = 2**31 - 1  # messages in one record: the store's integer column
@@ -83,7 +83,7 @@ def _epoch(value: str | None, what: str) -> datetime:
     try:
         return datetime.fromtimestamp(int(float(str(value).strip())), UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise InvalidReport(f"{what} is not a Unix time: {value!r}") from None
+        raise InvalidReport(f"{what} is not a Unix time: {quoted(repr(value))}") from None
 
 
 def _int(value: str | None) -> int | None:
@@ -142,7 +142,7 @@ def _ip(text: Any) -> str:
                 return socket.inet_ntop(family, socket.inet_pton(family, text))
             except OSError:
                 continue
-    raise InvalidReport(f"record with an invalid source_ip {text!r}")
+    raise InvalidReport(f"record with an invalid source_ip {quoted(repr(text))}")
 
 
 def _record(node: Node) -> dict[str, Any]:

@@ -331,25 +331,28 @@ def _rate(ok: int, failed: int) -> float | None:
     return round(100.0 * ok / (ok + failed), 2) if ok + failed else None
 
 
-def _tls_for(domain: str) -> list[dict[str, Any]]:
-    """The domain's TLS reports, each counting only its policies for that domain."""
-    out = []
-    for r in store.tls_reports(context.pool(), Window(_since(), domain=domain)):
-        policies = [p for p in r["policies"] if p["policy_domain"] == domain]
-        ok = sum(p["successful_sessions"] for p in policies)
-        failed = sum(p["failed_sessions"] for p in policies)
-        out.append({**r, "policies": policies, "total_success": ok, "total_fail": failed})
-    return out
+def _tls_window(domain: str) -> Window:
+    return Window(_since(), domain=domain)
+
+
+def _page() -> tuple[int, int]:
+    """`page` (from 1) and `page_size` of a list answer."""
+    return _int_arg("page", 1, 1, 10_000), _int_arg("page_size", 100, 1, 1000)
 
 
 @bp.get(f"/domains/{_DOMAIN}/tls-reports")
 def tls_reports(domain: str) -> Response:
+    """A page of the domain's reports, newest first; `total` counts them all."""
     domain = _domain(domain)
-    rows = _tls_for(domain)
+    page, size = _page()
+    days = store.tls_daily(context.pool(), _tls_window(domain))
+    rows = store.tls_reports(context.pool(), _tls_window(domain), size, (page - 1) * size)
     return jsonify(
         {
             "domain": domain,
-            "total": len(rows),
+            "total": sum(d["report_count"] for d in days),
+            "page": page,
+            "page_size": size,
             "data": [
                 {
                     "id": r["id"],
@@ -367,66 +370,61 @@ def tls_reports(domain: str) -> Response:
     )
 
 
-def _by_day(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    days: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        days.setdefault(r["begin_at"].astimezone(UTC).strftime("%Y-%m-%d"), []).append(r)
-    return days
-
-
 @bp.get(f"/domains/{_DOMAIN}/tls-reports/daily")
 def tls_daily(domain: str) -> Response:
     domain = _domain(domain)
     page, size = _int_arg("page", 1, 1, 10_000), _int_arg("page_size", 20, 1, 500)
-    days = _by_day(_tls_for(domain))
-    ok = sum(r["total_success"] for rows in days.values() for r in rows)
-    failed = sum(r["total_fail"] for rows in days.values() for r in rows)
-    data = []
-    for day in sorted(days, reverse=True):
-        rows = days[day]
-        day_ok, day_failed = sum(r["total_success"] for r in rows), sum(r["total_fail"] for r in rows)
-        organizations = sorted({r["organization_name"] for r in rows})
-        data.append(
-            {
-                "date": day,
-                "report_count": len(rows),
-                "organization_count": len(organizations),
-                "organizations": organizations,
-                "total_success": day_ok,
-                "total_fail": day_failed,
-                "success_rate": _rate(day_ok, day_failed),
-            }
-        )
+    days = store.tls_daily(context.pool(), _tls_window(domain))
+    ok, failed = sum(d["successful_sessions"] for d in days), sum(d["failed_sessions"] for d in days)
+    newest = days[::-1][(page - 1) * size : page * size]
     return jsonify(
         {
             "domain": domain,
             "totals": {
                 "total_days": len(days),
-                "total_reports": sum(len(rows) for rows in days.values()),
+                "total_reports": sum(d["report_count"] for d in days),
                 "total_successful_sessions": ok,
                 "total_failed_sessions": failed,
                 "overall_success_rate": _rate(ok, failed),
             },
             "page": page,
             "page_size": size,
-            "data": data[(page - 1) * size : page * size],
+            "data": [
+                {
+                    "date": d["day"].strftime("%Y-%m-%d"),
+                    "report_count": d["report_count"],
+                    "organization_count": d["organization_count"],
+                    "organizations": d["organizations"],
+                    "total_success": d["successful_sessions"],
+                    "total_fail": d["failed_sessions"],
+                    "success_rate": _rate(d["successful_sessions"], d["failed_sessions"]),
+                }
+                for d in newest
+            ],
         }
     )
 
 
+TLS_DETAILS_SHOWN = 20  # failure details per policy in a details answer, the largest first
+
+
 @bp.get(f"/domains/{_DOMAIN}/tls-reports/<report_date>/details")
 def tls_details(domain: str, report_date: str) -> Response:
-    domain = _domain(domain)
-    _day(report_date)
-    rows = _by_day(_tls_for(domain)).get(report_date, [])
-    ok, failed = sum(r["total_success"] for r in rows), sum(r["total_fail"] for r in rows)
+    """The day's totals over all its reports, and the first `limit` reports (`providers`), each policy
+    with its largest failure details (`failure_details_total` counts them all)."""
+    domain, day = _domain(domain), _day(report_date)
+    limit = _int_arg("limit", 20, 1, 100)
+    totals = store.tls_daily(context.pool(), Window(day, domain=domain), day)
+    rows = store.tls_day_reports(context.pool(), domain, day, limit, TLS_DETAILS_SHOWN)
+    ok = totals[0]["successful_sessions"] if totals else 0
+    failed = totals[0]["failed_sessions"] if totals else 0
     return jsonify(
         {
             "domain": domain,
             "date": report_date,
             "stats": {
-                "total_reports": len(rows),
-                "total_providers": len({r["organization_name"] for r in rows}),
+                "total_reports": totals[0]["report_count"] if totals else 0,
+                "total_providers": totals[0]["organization_count"] if totals else 0,
                 "total_success": ok,
                 "total_fail": failed,
                 "total_sessions": ok + failed,
@@ -453,6 +451,7 @@ def tls_details(domain: str, report_date: str) -> Response:
                             "total_sessions": p["successful_sessions"] + p["failed_sessions"],
                             "success_rate": _rate(p["successful_sessions"], p["failed_sessions"]),
                             "failure_details": p["failure_details"] or None,
+                            "failure_details_total": p["failure_details_total"],
                         }
                         for p in r["policies"]
                     ],
