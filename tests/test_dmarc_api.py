@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,9 @@ PADDED_XXE = (
 TLS_DAY = (datetime.fromtimestamp(DAY, UTC).isoformat(), datetime.fromtimestamp(DAY + 86399, UTC).isoformat())
 
 
+LONG = secrets.token_hex(4500)  # random: PostgreSQL compresses a repetitive value below its index row limit
+
+
 def _tls_policies(count: int) -> bytes:
     report = json.loads(tls_json("g.com", f"t-{count}", "example.org", *TLS_DAY, 1, 0))
     report["policies"] *= count
@@ -102,6 +106,10 @@ def _tls_policies(count: int) -> bytes:
         (tls_json("g\u0000com", "t-nul", "example.org", *TLS_DAY, 1, 0), "NUL character"),
         (arf_mail(sample_from=b"a\0@example.org"), "NUL character"),
         (_tls_policies(101), "101 policies is over the 100-policy limit"),
+        (aggregate_xml(LONG, "r-1", "example.org", DAY, DAY + 86399, GOOGLE), "org_name has 9,000 characters"),
+        (aggregate_xml("g.com", LONG, "example.org", DAY, DAY + 86399, GOOGLE), "report_id has 9,000 characters"),
+        (aggregate_xml("g.com", "r-1", f"{LONG}.org", DAY, DAY + 86399, GOOGLE), "domain has 9,004 characters"),
+        (arf_mail().replace(b"Reported-Domain: example.org", f"Reported-Domain: {LONG}.org".encode()), "9,004"),
     ],
     ids=[
         "xxe-after-padding",
@@ -113,6 +121,10 @@ def _tls_policies(count: int) -> bytes:
         "tls-nul",
         "arf-nul",
         "tls-101-policies",
+        "long-reporter",
+        "long-report-id",
+        "long-domain",
+        "long-failure-domain",
     ],
 )
 def test_hostile_uploads_are_400_with_the_reason_and_store_nothing(client, dmarc_pool, data, reason):

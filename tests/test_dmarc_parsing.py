@@ -477,7 +477,7 @@ def _tls(**changes) -> bytes:
         (_tls(policies=json.loads(_tls())["policies"] * 101), "101 policies is over the 100-policy limit"),
         (_tls(policy_string=["mx: mx.example"] * 101), "101 policy-string entries in one policy is over the 100"),
         (_tls(mx_host=["mx.example"] * 101), "101 mx-host entries in one policy is over the 100 allowed"),
-        (_tls(report_id="r" * 201), "report-id has 201 characters, over the 200 allowed: 'rrrrrrrr"),
+        (_tls(report_id="r" * 254), "report-id has 254 characters, over the 253 allowed: 'rrrrrrrr"),
         (_tls(organization_name="x" * 5_000_001), "5,000,"),
     ],
     ids=[

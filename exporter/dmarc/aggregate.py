@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.dmarc import safexml
-from exporter.dmarc.errors import InvalidReport, quoted
+from exporter.dmarc.errors import InvalidReport, indexed_name, quoted
 
 MAX_RECORDS = 100_000
 MAX_COUNT = 2**31 - 1  # messages in one record: the store's integer column
@@ -201,6 +201,7 @@ def parse(data: bytes) -> dict[str, Any]:
     domain = _word(_get(policy, "domain"))
     if not domain:
         raise InvalidReport("policy_published names no domain")
+    indexed_name(domain, "policy_published/domain")
     begin = _epoch(_get(meta, "date_range", "begin"), "date_range/begin")
     end = _epoch(_get(meta, "date_range", "end"), "date_range/end")
     record_nodes = _children(feedback, "record")
@@ -221,10 +222,10 @@ def parse(data: bytes) -> dict[str, Any]:
     return {
         "kind": "aggregate",
         "schema": "dmarc-2.0" if is_dmarc2 else ("rfc7489" if version else "draft"),
-        "org_name": org_name.strip(),
+        "org_name": indexed_name(org_name.strip(), "org_name"),
         "org_email": email,
         "extra_contact_info": _get(meta, "extra_contact_info"),
-        "report_id": report_id.strip("<> "),
+        "report_id": indexed_name(report_id.strip("<> "), "report_id"),
         "generator": _get(meta, "generator"),
         "begin": begin,
         "end": end,

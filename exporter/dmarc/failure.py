@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from exporter.dmarc.containers import parse_mail
-from exporter.dmarc.errors import InvalidReport
+from exporter.dmarc.errors import InvalidReport, indexed_name
 
 _EXIM_MARK = "A message claiming to be from you has failed"
 _EXIM_FIELDS = {
@@ -97,7 +97,7 @@ def parse(data: bytes) -> dict[str, Any]:
             "kind": "failure",
             "format": "arf",
             "feedback_type": fields.get("feedback-type"),
-            "reported_domain": domain,
+            "reported_domain": indexed_name(domain, "Reported-Domain"),
             "source_ip": _ip(fields.get("source-ip")),
             "arrival_date": _date(fields.get("arrival-date") or fields.get("received-date")),
             "original_mail_from": fields.get("original-mail-from") or None,
@@ -126,7 +126,7 @@ def parse(data: bytes) -> dict[str, Any]:
             "kind": "failure",
             "format": "plain-text",
             "feedback_type": "auth-failure",
-            "reported_domain": values["reported_domain"].lower(),
+            "reported_domain": indexed_name(values["reported_domain"].lower(), "sender domain"),
             "source_ip": _ip(values.get("source_ip")),
             "arrival_date": _date(values.get("arrival_date")),
             "original_mail_from": None,

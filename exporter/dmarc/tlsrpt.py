@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from exporter.dmarc.errors import InvalidReport, quoted
+from exporter.dmarc.errors import MAX_NAME, InvalidReport, quoted
 
 MAX_BYTES = 5_000_000  # one report document
 MAX_POLICIES = 100
@@ -24,7 +24,6 @@ MAX_LINES = 100  # policy-string lines and mx-hosts of one policy
 MAX_FAILURE_DETAILS = 1_000  # kept as given per policy, the largest first
 MAX_FOLDED_TYPES = 20  # result types the smaller failure details are folded into; the rest are "other"
 MAX_TEXT = 10_000  # characters of one value (a TLSA record of a whole certificate is ~3,000)
-MAX_NAME = 200  # characters of the reporter, report id and policy domain, which the store indexes
 MAX_COUNT = 10**12  # sessions in one count: far beyond any receiver, and sums over millions fit a bigint
 
 
