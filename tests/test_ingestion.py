@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import correlation
 from exporter.ingestion import MIN_INTERVAL, Ingestor, fetch_source, load_groups, load_window
 from exporter.mailcow_client import MailcowClient
+from exporter.parsers import MAX_FIELD
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.web.app import create_app
 from tests.conftest import RO_KEY, SIM_START, make_config
@@ -123,6 +125,50 @@ def test_a_bad_item_is_kept_as_unparsed_and_its_neighbours_load(pool):
     with pool.connection() as conn:
         errors = [r[0] for r in conn.execute("SELECT error FROM unparsed_lines ORDER BY id")]
     assert len(errors) == 2 and all(errors)
+
+
+def test_a_mail_with_kilobytes_of_message_id_and_sender_is_correlated_and_the_next_one_too(pool):
+    """A sender chooses its Message-ID and address: one longer than an index entry holds once failed
+    every correlation batch after it. They are cut to MAX_FIELD and the mail is shown like any other."""
+    long_id, long_sender = secrets.token_hex(2000), secrets.token_hex(2000) + "@example.com"
+
+    def mail(qid: str, at: int, message_id: str, sender: str) -> list[dict]:
+        said = [
+            ("postfix/smtpd", f"{qid}: client=unknown[192.0.2.1]"),
+            ("postfix/cleanup", f"{qid}: message-id=<{message_id}>"),
+            ("postfix/qmgr", f"{qid}: from=<{sender}>, size=100, nrcpt=1 (queue active)"),
+            (
+                "postfix/lmtp",
+                f"{qid}: to=<a@example.org>, relay=dovecot, delay=1, delays=0/0/0/0, dsn=2.0.0, "
+                "status=sent (250 2.0.0 Ok)",
+            ),
+            ("postfix/qmgr", f"{qid}: removed"),
+        ]
+        lines = [{"time": str(at + n), "program": p, "priority": "info", "message": m} for n, (p, m) in enumerate(said)]
+        return lines[::-1]
+
+    rspamd = {
+        "unix_time": SIM_START,
+        "action": "no action",
+        "score": 0.5,
+        "message-id": long_id,
+        "sender_smtp": long_sender,
+        "rcpt_smtp": ["a@example.org"],
+        "ip": "192.0.2.1",
+    }
+    with pool.connection() as conn, conn.transaction():
+        window = mail("ABCDEF1234", SIM_START + 10, long_id, long_sender) + mail(
+            "ABCDEF5678", SIM_START, "ok@x", "b@x.net"
+        )
+        assert load_window(conn, "postfix", window) == (10, 0)
+        assert load_window(conn, "rspamd", [rspamd]) == (1, 0)
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        shown = conn.execute(
+            "SELECT queue_id, final_status, length(message_id), length(sender), rspamd_row_id IS NOT NULL "
+            "FROM messages ORDER BY queue_id"
+        ).fetchall()
+    assert shown == [("ABCDEF1234", "delivered", MAX_FIELD, MAX_FIELD, True), ("ABCDEF5678", "delivered", 4, 7, False)]
 
 
 def test_bulk_load_commits_groups_in_log_order_and_reports_each(pool):

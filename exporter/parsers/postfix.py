@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
+from exporter.parsers import MAX_FIELD
+
 # Short ids are upper-case hex; long ids (enable_long_queue_ids) use a 52-character alphabet with a 'z'.
 _QID = r"(?:[0-9A-F]{6,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{10,16}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{3,16})"
 _HOST_IP = r"(?P<host>[^\s\[\]]*)\[(?P<ip>[0-9A-Fa-f.:]+|[^\]]*)\]"
@@ -96,6 +98,8 @@ class PostfixEvent:
 
 
 EVENT_FIELDS = tuple(f.name for f in fields(PostfixEvent))
+# the fields the store indexes, cut to MAX_FIELD
+CAPPED_FIELDS = ("sender", "recipient", "orig_to", "message_id", "client_host", "client_ip", "sasl_username", "helo")
 
 
 def reject_class(text: str, code: str | None = None) -> str:
@@ -126,6 +130,16 @@ def _ip(value: str | None) -> str | None:
 
 def parse(program: str, message: str) -> PostfixEvent:
     """Classify one Postfix message; unknown text becomes kind 'other', never an exception."""
+    event = _classify(program, message)
+    if len(message) > MAX_FIELD:  # only a long message can carry an over-long field: normal lines pay nothing
+        for name in CAPPED_FIELDS:
+            value = getattr(event, name)
+            if value is not None and len(value) > MAX_FIELD:
+                setattr(event, name, value[:MAX_FIELD])
+    return event
+
+
+def _classify(program: str, message: str) -> PostfixEvent:
     queued = _QUEUE_PREFIX.match(message)
     if queued:
         return _parse_queued(program, queued.group("qid"), queued.group("rest"))

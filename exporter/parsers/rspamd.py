@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.parsers import MAX_FIELD
 from exporter.parsers.words import words_literal
 
 SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject"})
@@ -61,9 +62,10 @@ _KNOWN = {
 
 
 def _opt_str(value: Any, *nulls: str) -> str | None:
+    """The text, cut to MAX_FIELD (the store indexes these); None for a placeholder or a non-string."""
     if value is None or not isinstance(value, str) or value in nulls:
         return None
-    return value
+    return value[:MAX_FIELD]
 
 
 def _str_list(value: Any) -> list[str]:
