@@ -176,6 +176,48 @@ def test_only_loopback_binds_may_run_without_credentials(host, starts):
     assert (host in with_password.served_hosts) == (host not in ("0.0.0.0", "::"))  # a bind address is ours
 
 
+@pytest.mark.parametrize("command", ["serve", "run"])
+@pytest.mark.parametrize(
+    "published",
+    [
+        {"PUBLIC_URL": "https://stats.example.org"},
+        {"TRUSTED_HOSTS": "stats.example.org"},
+        {"TRUSTED_HOSTS": "localhost, 192.0.2.10"},
+    ],
+)
+def test_an_open_service_behind_a_reverse_proxy_refuses_to_start(command, published):
+    """Bound to loopback, but PUBLIC_URL or TRUSTED_HOSTS say a proxy publishes it under another name."""
+    env = {**BASE, **published, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DATA_DIR": "/nonexistent"}
+    result = run_cli(command, "--bind", "127.0.0.1:18088", env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailcow-grafana: AUTH_PASSWORD: ")
+    assert "AUTH_ENABLED=false" in lines[0] and "PUBLIC_URL or TRUSTED_HOSTS" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "starts"),
+    [
+        ({}, True),  # the demo on loopback
+        ({"TRUSTED_HOSTS": "localhost,127.0.0.2,::1"}, True),
+        ({"PUBLIC_URL": "http://127.0.0.1:8088"}, True),
+        ({"PUBLIC_URL": "https://stats.example.org"}, False),
+        ({"TRUSTED_HOSTS": "mailcow-grafana"}, False),
+        ({"TRUSTED_HOSTS": "mailcow-grafana", "AUTH_PASSWORD": "pw"}, True),
+        ({"PUBLIC_URL": "https://stats.example.org", "AUTH_ENABLED": "false"}, True),
+    ],
+)
+def test_a_published_loopback_service_needs_credentials_or_an_explicit_opt_out(settings, starts):
+    from exporter.cli import _web_config
+
+    config = load_config({**BASE, **settings})
+    if starts:
+        assert "127.0.0.1" in _web_config(config, ("127.0.0.1", 8088)).served_hosts
+    else:
+        with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: "):
+            _web_config(config, ("127.0.0.1", 8088))
+
+
 def test_trusted_hosts_are_host_names_or_addresses():
     config = load_config({**BASE, "TRUSTED_HOSTS": "Mailcow-Grafana, [2001:db8::5], stats.example.org."})
     assert config.trusted_hosts == ["mailcow-grafana", "2001:db8::5", "stats.example.org"]
