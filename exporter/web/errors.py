@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from psycopg.errors import QueryCanceled
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from exporter.database import Pool
 from exporter.mailcow_client import MailcowError, MailcowReadOnly, MailcowTimeout
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PoolTimeout)
     def _pool_timeout(exc: PoolTimeout) -> Response:
-        detail = "every database connection is busy; retry later"
-        return _api_error(ApiError(503, "Service Unavailable", detail, "DATABASE_BUSY", RETRY_AFTER))
+        pool: Pool = current_app.config["MG_POOL"]
+        if pool.database_answers():
+            detail, code = "every database connection is busy; retry later", "DATABASE_BUSY"
+        else:
+            detail, code = "the database does not answer; retry later", "DATABASE_UNAVAILABLE"
+        return _api_error(ApiError(503, "Service Unavailable", detail, code, RETRY_AFTER))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
