@@ -322,11 +322,12 @@ def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> 
     from gunicorn.app.base import BaseApplication
 
     from exporter.web.app import create_app
+    from exporter.web.gunicorn_worker import Worker
 
     options = {
         "bind": f"[{bind[0]}]:{bind[1]}" if ":" in bind[0] else f"{bind[0]}:{bind[1]}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": Worker,  # gthread, with gunicorn's own errors in the JSON envelope
         "threads": 4,
         "timeout": 60,
         "graceful_timeout": 10,

@@ -44,8 +44,9 @@ def error_response(status: int, error: str, detail: str, code: str) -> Response:
     return response
 
 
-def _code_for(exc: HTTPException) -> str:
-    return (exc.name or "error").upper().replace(" ", "_").replace("'", "")
+def code_for(name: str) -> str:
+    """The envelope's code for an HTTP status name: "Request URI Too Large" is REQUEST_URI_TOO_LARGE."""
+    return (name or "error").upper().replace(" ", "_").replace("'", "")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -71,7 +72,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        response = error_response(exc.code or 500, exc.name, exc.description or exc.name, _code_for(exc))
+        response = error_response(exc.code or 500, exc.name, exc.description or exc.name, code_for(exc.name))
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
