@@ -45,9 +45,10 @@ def _default_data_dir() -> str:
     return platformdirs.user_data_dir("mailcow-grafana", appauthor=False)
 
 
-def _check_http_url(value: str | None) -> None:
+def _check_http_url(value: str | None, credentials: bool = True) -> None:
     """A base URL every client reads alike: http(s), a host name or IP literal, a port from 1 to 65535, no
-    query or fragment. The messages never quote the value: it may hold a password."""
+    query or fragment; a user name and password only with `credentials` (URLs we send browsers to carry
+    none: they would be shown in links). The messages never quote the value: it may hold a password."""
     if not value:
         return
     scheme, sep, rest = value.partition("://")
@@ -75,6 +76,8 @@ def _check_http_url(value: str | None) -> None:
         raise ValidationError("has an invalid port: use a number from 1 to 65535")
     if not parts.hostname:
         raise ValidationError("has no host name, e.g. https://mail.example.org")
+    if "@" in authority and not credentials:
+        raise ValidationError("must not hold a user name or password: browsers are sent to this URL")
     if not _is_host(host_name(parts.hostname)):
         raise ValidationError(f"has an invalid host {parts.hostname!r}: use a host name or IP address")
 
@@ -205,11 +208,11 @@ class _EnvSchema(Schema):
 
     @validates("GRAFANA_URL")
     def _check_grafana_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value)
+        _check_http_url(value, credentials=False)
 
     @validates("PUBLIC_URL")
     def _check_public_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value)
+        _check_http_url(value, credentials=False)
 
     @validates("MAILCOW_URL")
     def _check_url(self, value: str, **_: Any) -> None:

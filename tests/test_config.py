@@ -122,6 +122,14 @@ def test_an_unencoded_slash_in_the_password_is_explained_and_encoded_ones_are_ac
         assert load_config({**BASE, "PUBLIC_URL": url}).public_url == url
 
 
+@pytest.mark.parametrize("variable", ["GRAFANA_URL", "PUBLIC_URL"])
+def test_urls_browsers_are_sent_to_hold_no_credentials(variable):
+    """They become links in action pages and datasource answers, where a password would be shown."""
+    with pytest.raises(ConfigError, match=f"^{variable}: must not hold a user name or password") as refused:
+        load_config({**BASE, variable: "https://viewer:S3cretpw@stats.example.org"})
+    assert "S3cretpw" not in str(refused.value)
+
+
 def test_the_worker_refuses_a_malformed_mailcow_url_at_start_without_logging_its_password(db_url):
     """It crashed with httpx.InvalidURL and a traceback that showed the password, restart after restart."""
     env = {**BASE, "MAILCOW_URL": "http://alice:S3cretpw/x@127.0.0.1:18411", "DATABASE_URL": db_url}
