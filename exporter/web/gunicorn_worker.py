@@ -19,7 +19,7 @@ from exporter.web.origin import SECURITY_HEADERS
 _PAGE_DETAIL = re.compile(rb"</h1>\s*(.*?)\s*</body>", re.DOTALL)  # the message in gunicorn's error page
 
 
-def error_response(status: int, detail: str) -> bytes:
+def _envelope(status: int, detail: str) -> bytes:
     """A whole HTTP response: the envelope {"error", "detail", "code"} and the security headers."""
     name = HTTP_STATUS_CODES.get(status, "Error")
     body = json.dumps({"error": name, "detail": detail or name, "code": code_for(name)}).encode()
@@ -46,7 +46,7 @@ class _EnvelopeSocket:
     def sendall(self, page: bytes) -> None:
         status = int(page.split(b" ", 2)[1])  # "HTTP/1.1 414 URI Too Long\r\n..."
         found = _PAGE_DETAIL.search(page)
-        self._sock.sendall(error_response(status, html.unescape(found.group(1).decode("latin-1")) if found else ""))
+        self._sock.sendall(_envelope(status, html.unescape(found.group(1).decode("latin-1")) if found else ""))
 
 
 class Worker(ThreadWorker):
