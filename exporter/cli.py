@@ -64,18 +64,30 @@ def _database_url(config: Config) -> str:
     return url
 
 
-def _web_config(config: Config, bind: tuple[str, int]) -> Config:
-    """Fail closed before serving: no open service on an address others can reach unless AUTH_ENABLED=false
-    says so (then warn at every start). A specific bind address is a host name we serve."""
+def _exposure(config: Config, bind: tuple[str, int]) -> str | None:
+    """Why this service would be reachable from other machines, or None when only this one reaches it."""
     host, port = bind
-    if not config.auth_enabled and not config.auth_opt_out and not is_loopback(host):
+    if not is_loopback(host):
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"--bind {shown} is reachable from other machines"
+    published = sorted(name for name in config.served_hosts if not is_loopback(name))
+    if published:  # a reverse proxy forwards those names to the loopback address
+        return f"PUBLIC_URL or TRUSTED_HOSTS publish this service as {', '.join(published)}"
+    return None
+
+
+def _web_config(config: Config, bind: tuple[str, int]) -> Config:
+    """Fail closed before serving: no open service that other machines reach, directly or through a reverse
+    proxy, unless AUTH_ENABLED=false says so (then warn at every start). A specific bind address is a host
+    name we serve."""
+    if not config.auth_enabled and not config.auth_opt_out and (reason := _exposure(config, bind)):
         raise ConfigError(
-            f"AUTH_PASSWORD: not set, and --bind {shown} is reachable from other machines; set AUTH_PASSWORD, "
+            f"AUTH_PASSWORD: not set, and {reason}; set AUTH_PASSWORD, "
             "or AUTH_ENABLED=false to serve without authentication on purpose"
         )
     if config.auth_opt_out:
         log.warning(AUTH_OFF_WARNING)
+    host = bind[0]
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(host).is_unspecified:
             host = ""  # 0.0.0.0 / :: is no name a client uses
@@ -310,11 +322,12 @@ def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> 
     from gunicorn.app.base import BaseApplication
 
     from exporter.web.app import create_app
+    from exporter.web.gunicorn_worker import Worker
 
     options = {
         "bind": f"[{bind[0]}]:{bind[1]}" if ":" in bind[0] else f"{bind[0]}:{bind[1]}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": Worker,  # gthread, with gunicorn's own errors in the JSON envelope
         "threads": 4,
         "timeout": 60,
         "graceful_timeout": 10,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -25,6 +25,8 @@ SECRET_KEYS = frozenset(
     {"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key", "dmarc_imap_password"}
 )
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_URL_UNSAFE_RE = re.compile(r"[\x00-\x20\x7f\\]")  # whitespace, control characters, backslash
+_AUTHORITY_RE = re.compile(r"[^/?#]*")  # what follows "scheme://" up to the path, query or fragment
 _HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 # Host names always served: a DNS-rebinding page cannot make a browser send them (it needs a name the
 # attacker controls); pages on other local ports are told apart by their origin.
@@ -43,12 +45,41 @@ def _default_data_dir() -> str:
     return platformdirs.user_data_dir("mailcow-grafana", appauthor=False)
 
 
-def _check_http_url(value: str | None) -> None:
+def _check_http_url(value: str | None, credentials: bool = True) -> None:
+    """A base URL every client reads alike: http(s), a host name or IP literal, a port from 1 to 65535, no
+    query or fragment; a user name and password only with `credentials` (URLs we send browsers to carry
+    none: they would be shown in links). The messages never quote the value: it may hold a password."""
     if not value:
         return
-    parsed = urlsplit(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValidationError(f"must be an http(s) URL such as https://mail.example.org, got {mask_url(value)!r}")
+    scheme, sep, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not sep:
+        raise ValidationError("must be an http(s) URL such as https://mail.example.org")
+    if _URL_UNSAFE_RE.search(value):
+        raise ValidationError("contains a space, a control character or a backslash; percent-encode it")
+    authority = _AUTHORITY_RE.match(rest).group()
+    if authority.count("@") > 1 or "@" in rest[len(authority) :]:
+        raise ValidationError(
+            "has an '@' that does not end the user name and password: percent-encode '/', '?', '#' and '@' in "
+            "them (%2F, %3F, %23, %40)"
+        )
+    if "?" in rest or "#" in rest:
+        raise ValidationError("must not have a query or fragment ('?' or '#')")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an IPv6 literal without its closing bracket
+        raise ValidationError("has an invalid IPv6 address, e.g. https://[2001:db8::1]") from None
+    try:
+        valid_port = parts.port != 0
+    except ValueError:  # not a number, or above 65535
+        valid_port = False
+    if not valid_port:
+        raise ValidationError("has an invalid port: use a number from 1 to 65535")
+    if not parts.hostname:
+        raise ValidationError("has no host name, e.g. https://mail.example.org")
+    if "@" in authority and not credentials:
+        raise ValidationError("must not hold a user name or password: browsers are sent to this URL")
+    if not _is_host(host_name(parts.hostname)):
+        raise ValidationError(f"has an invalid host {parts.hostname!r}: use a host name or IP address")
 
 
 def host_name(value: str) -> str:
@@ -66,11 +97,14 @@ def is_loopback(host: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any user:password@ part replaced, safe to print, log or return."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="********@" + parts.netloc.rpartition("@")[2]))
+    """The URL with everything between its scheme and its last '@' masked, safe to print, log or return
+    however malformed: a password holding an unencoded '/', '?' or '#' (which end the authority early) or
+    '@' is never shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at, host = rest.rpartition("@")[1:]
+    return f"{scheme}{sep}********@{host}" if at else url
 
 
 class _CommaList(fields.Field):
@@ -174,11 +208,11 @@ class _EnvSchema(Schema):
 
     @validates("GRAFANA_URL")
     def _check_grafana_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value)
+        _check_http_url(value, credentials=False)
 
     @validates("PUBLIC_URL")
     def _check_public_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value)
+        _check_http_url(value, credentials=False)
 
     @validates("MAILCOW_URL")
     def _check_url(self, value: str, **_: Any) -> None:
@@ -227,11 +261,12 @@ class _EnvSchema(Schema):
 
 
 def _is_host(name: str) -> bool:
+    """An IP address, or a host name whose last label is not all digits (1.2.3.999 is no address)."""
     try:
         ipaddress.ip_address(name)
         return True
     except ValueError:
-        return bool(_HOST_NAME_RE.match(name))
+        return bool(_HOST_NAME_RE.match(name)) and not name.rpartition(".")[2].isdigit()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,37 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # one generic plan for every parameter, which for a search term or a rare status can be a scan of
 # everything (seconds instead of milliseconds, seen on /api/logs/postfix?search=).
 _SESSION_OPTIONS = "-c jit=off -c plan_cache_mode=force_custom_plan -c TimeZone=UTC -c application_name=mailcow-grafana"
+POOL_WAIT = 10.0  # seconds a caller waits for a free connection
+DOWN_WAIT = 1.0  # ... while the database is known to be down: nothing frees up, the answer is known
+PROBE_TIMEOUT = 2  # seconds (libpq's minimum) one direct connection attempt may take
+
+
+class Pool(ConnectionPool):
+    """A connection pool that tells a database that is down from one whose connections are all busy.
+
+    Both make a caller wait for a connection in vain; `database_answers` then tries one direct connection.
+    While the database is known to be down, callers wait DOWN_WAIT instead of POOL_WAIT, so an outage
+    does not hold every request (and web server thread) for seconds; the first connection handed out
+    again ends that."""
+
+    _down = False
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+        if timeout is None and self._down:
+            timeout = DOWN_WAIT
+        conn = super().getconn(timeout)
+        self._down = False
+        return conn
+
+    def database_answers(self) -> bool:
+        """After a wait in vain: does the database accept a new connection (so the pool is busy), or not?"""
+        try:
+            psycopg.connect(str(self.conninfo), **{**(self.kwargs or {}), "connect_timeout": PROBE_TIMEOUT}).close()
+        except psycopg.OperationalError:
+            self._down = True
+            return False
+        self._down = False
+        return True
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -45,7 +76,7 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(url, options=_SESSION_OPTIONS, **kwargs)
 
 
-def create_pool(url: str, size: int = 5, statement_timeout: float | None = None) -> ConnectionPool:
+def create_pool(url: str, size: int = 5, statement_timeout: float | None = None) -> Pool:
     """A connection pool whose sessions are pinned to UTC; `statement_timeout` (seconds) bounds every
     statement (the web app's pool: one request must not hold a connection for minutes).
 
@@ -54,7 +85,7 @@ def create_pool(url: str, size: int = 5, statement_timeout: float | None = None)
     options = _SESSION_OPTIONS
     if statement_timeout is not None:
         options += f" -c statement_timeout={round(statement_timeout * 1000)}"
-    pool = ConnectionPool(
+    pool = Pool(
         url,
         min_size=1,
         max_size=size,
@@ -62,7 +93,7 @@ def create_pool(url: str, size: int = 5, statement_timeout: float | None = None)
         check=ConnectionPool.check_connection,
         open=False,
         name="mailcow-grafana",
-        timeout=10,
+        timeout=POOL_WAIT,
     )
     pool.open(wait=False)
     return pool

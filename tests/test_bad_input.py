@@ -18,13 +18,13 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from exporter.config import ConfigError, load_config
-from exporter.database import create_pool
+from exporter.database import Pool, create_pool, migrate
 from exporter.web.app import create_app
 from tests.conftest import make_config
 from tests.mailflow import scenario
+from tests.test_worker import _stop_postgres, private_postgres  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +383,7 @@ def test_a_json_query_stops_once_its_targets_ran_longer_than_query_timeout(traff
 def test_a_request_finding_every_connection_busy_is_a_503(traffic):
     """The pool's wait for a free connection is bounded; the answer says to come back."""
     _, url = traffic
-    pool = ConnectionPool(url, min_size=1, max_size=1, timeout=0.5, open=True)
+    pool = Pool(url, min_size=1, max_size=1, timeout=0.5, open=True)
     try:
         app = create_app(make_config(url), pool)
         with pool.connection():
@@ -392,6 +392,31 @@ def test_a_request_finding_every_connection_busy_is_a_503(traffic):
         assert response.headers["Retry-After"]
     finally:
         pool.close()
+
+
+def test_a_database_that_is_down_is_a_quick_503_saying_so(private_postgres):  # noqa: F811 (the fixture)
+    """Not "every connection is busy" after 10 s per request: the database stopped under the running app."""
+    url = private_postgres.get_uri()
+    migrate(url)
+    app = create_app(make_config(url))  # its own pool, as `serve` builds it
+    client = app.test_client()
+    try:
+        assert client.get("/api/logs/netfilter").status_code == 200
+        _stop_postgres(private_postgres)
+        for _ in range(3):
+            started = time.monotonic()
+            response = client.get("/api/logs/netfilter")
+            assert _envelope(response, 503)["code"] == "DATABASE_UNAVAILABLE"
+            assert response.get_json()["detail"].startswith("the database does not answer")
+            assert int(response.headers["Retry-After"]) > 0
+        assert time.monotonic() - started < 3, "requests kept waiting for a connection while the database is down"
+        private_postgres.ensure_postgres_running()
+        deadline = time.monotonic() + 30
+        while (status := client.get("/api/logs/netfilter").status_code) != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status == 200
+    finally:
+        app.config["MG_POOL"].close()
 
 
 def test_eight_concurrent_81_kb_queries_are_refused_at_once(traffic, live_app):

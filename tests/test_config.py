@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from exporter.config import ConfigError, load_config
+from exporter.config import ConfigError, load_config, mask_url
 
 BASE = {"MAILCOW_URL": "https://mail.example.org", "MAILCOW_API_KEY": "A1B2C3-D4E5F6"}
 
@@ -78,6 +80,72 @@ def test_check_config_and_bad_values_mask_url_credentials():
     assert bad.returncode == 2 and "MAILCOW_URL" in bad.stderr and "pa55-w0rd" not in bad.stderr
 
 
+# Passwords typed unencoded end the authority early (the host lands in the path or fragment), or URLs broken
+# otherwise: each must stop the service with one line that shows no part of the password.
+MALFORMED_URLS = [
+    "https://alice:pa#S3cretpw@mail.example.org",
+    "https://alice:pa/S3cretpw@mail.example.org",
+    "https://alice:pa?S3cretpw@mail.example.org",
+    "http://alice:S3cretpw/x@127.0.0.1:18411",
+    "https://alice:S3cretpw@mail.example.org:99999",
+    "https://alice:S3cretpw@mail example.org",
+    "https://alice:S3cretpw@",
+    "https://alice:S3cretpw@[::1",
+    "https://alice:S3cretpw",
+    "https://alice:S3cretpw@1.2.3.999",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_check_config_refuses_a_malformed_mailcow_url_without_showing_its_password(url):
+    result = run_cli("check-config", env={**BASE, "MAILCOW_URL": url})
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailcow-grafana: MAILCOW_URL: ")
+    assert "S3cretpw" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("variable", ["MAILCOW_URL", "GRAFANA_URL", "PUBLIC_URL"])
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_every_url_setting_refuses_malformed_urls_without_quoting_them(variable, url):
+    with pytest.raises(ConfigError, match=f"^{variable}: ") as refused:
+        load_config({**BASE, variable: url})
+    assert "S3cretpw" not in str(refused.value)
+
+
+def test_an_unencoded_slash_in_the_password_is_explained_and_encoded_ones_are_accepted():
+    with pytest.raises(ConfigError, match="percent-encode"):
+        load_config({**BASE, "MAILCOW_URL": "https://alice:pa/ss@mail.example.org"})
+    config = load_config({**BASE, "MAILCOW_URL": "https://alice:pa%2Fss%40x@mail.example.org:8443/mailcow"})
+    assert config.masked()["mailcow_url"] == "https://********@mail.example.org:8443/mailcow"
+    for url in ("https://[2001:db8::1]:8443", "http://mailcow-grafana:8088", "http://127.0.0.1:18411"):
+        assert load_config({**BASE, "PUBLIC_URL": url}).public_url == url
+
+
+@pytest.mark.parametrize("variable", ["GRAFANA_URL", "PUBLIC_URL"])
+def test_urls_browsers_are_sent_to_hold_no_credentials(variable):
+    """They become links in action pages and datasource answers, where a password would be shown."""
+    with pytest.raises(ConfigError, match=f"^{variable}: must not hold a user name or password") as refused:
+        load_config({**BASE, variable: "https://viewer:S3cretpw@stats.example.org"})
+    assert "S3cretpw" not in str(refused.value)
+
+
+def test_the_worker_refuses_a_malformed_mailcow_url_at_start_without_logging_its_password(db_url):
+    """It crashed with httpx.InvalidURL and a traceback that showed the password, restart after restart."""
+    env = {**BASE, "MAILCOW_URL": "http://alice:S3cretpw/x@127.0.0.1:18411", "DATABASE_URL": db_url}
+    result = run_cli("worker", env=env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "MAILCOW_URL" in result.stderr
+    assert "S3cretpw" not in result.stderr + result.stdout
+
+
+@given(noise=st.text(alphabet="/?#@:%[]. a", max_size=12), host=st.sampled_from(["mail.example.org", "", "[::1"]))
+def test_masking_never_shows_what_comes_before_the_last_at(noise, host):
+    masked = mask_url(f"https://alice:S3cretpw{noise}@{host}")
+    assert "alice" not in masked and "S3cretpw" not in masked
+    assert masked == f"https://********@{host}"
+
+
 @pytest.mark.parametrize("command", ["serve", "run", "demo"])
 @pytest.mark.parametrize("bind", ["0.0.0.0", "[::]", "192.0.2.10"])
 def test_an_open_service_on_a_reachable_address_refuses_to_start(command, bind):
@@ -114,6 +182,48 @@ def test_only_loopback_binds_may_run_without_credentials(host, starts):
             _web_config(config, (host, 8088))
     with_password = _web_config(load_config({**BASE, "AUTH_PASSWORD": "pw"}), (host, 8088))
     assert (host in with_password.served_hosts) == (host not in ("0.0.0.0", "::"))  # a bind address is ours
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+@pytest.mark.parametrize(
+    "published",
+    [
+        {"PUBLIC_URL": "https://stats.example.org"},
+        {"TRUSTED_HOSTS": "stats.example.org"},
+        {"TRUSTED_HOSTS": "localhost, 192.0.2.10"},
+    ],
+)
+def test_an_open_service_behind_a_reverse_proxy_refuses_to_start(command, published):
+    """Bound to loopback, but PUBLIC_URL or TRUSTED_HOSTS say a proxy publishes it under another name."""
+    env = {**BASE, **published, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DATA_DIR": "/nonexistent"}
+    result = run_cli(command, "--bind", "127.0.0.1:18088", env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailcow-grafana: AUTH_PASSWORD: ")
+    assert "AUTH_ENABLED=false" in lines[0] and "PUBLIC_URL or TRUSTED_HOSTS" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "starts"),
+    [
+        ({}, True),  # the demo on loopback
+        ({"TRUSTED_HOSTS": "localhost,127.0.0.2,::1"}, True),
+        ({"PUBLIC_URL": "http://127.0.0.1:8088"}, True),
+        ({"PUBLIC_URL": "https://stats.example.org"}, False),
+        ({"TRUSTED_HOSTS": "mailcow-grafana"}, False),
+        ({"TRUSTED_HOSTS": "mailcow-grafana", "AUTH_PASSWORD": "pw"}, True),
+        ({"PUBLIC_URL": "https://stats.example.org", "AUTH_ENABLED": "false"}, True),
+    ],
+)
+def test_a_published_loopback_service_needs_credentials_or_an_explicit_opt_out(settings, starts):
+    from exporter.cli import _web_config
+
+    config = load_config({**BASE, **settings})
+    if starts:
+        assert "127.0.0.1" in _web_config(config, ("127.0.0.1", 8088)).served_hosts
+    else:
+        with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: "):
+            _web_config(config, ("127.0.0.1", 8088))
 
 
 def test_trusted_hosts_are_host_names_or_addresses():

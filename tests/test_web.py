@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 
@@ -13,7 +22,8 @@ from exporter.jobs import LEADER_LOCK_KEY
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.web.app import create_app
-from tests.conftest import make_config
+from tests.conftest import RO_KEY, make_config
+from tests.prometheus import free_port
 
 PASSWORD = "s3cret-pass"
 
@@ -234,3 +244,71 @@ def test_auth_switched_off_on_purpose_is_a_health_warning(db_url, pool):
     response = create_app(config, pool).test_client().get("/api/health")
     # a warning, not a failure: the probe's answer stays 200 (no worker runs here, so the status is degraded)
     assert response.status_code == 200 and "AUTH_ENABLED=false" in response.get_json()["warnings"][0]
+
+
+# --- the real web server: gunicorn, as `serve` runs it -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gunicorn(db_url) -> Iterator[int]:
+    """`mailcow-grafana serve` on a free loopback port; yields the port."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MAILCOW_", "AUTH_", "DATABASE_"))}
+    env = {**clean, "MAILCOW_URL": "http://127.0.0.1:9", "MAILCOW_API_KEY": RO_KEY, "DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "exporter.cli", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+                time.sleep(0.3)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _raw(port: int, request: bytes) -> tuple[http.client.HTTPResponse, bytes]:
+    """Send bytes as they are (no client library would send these) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response, response.read()
+
+
+HEAD = b"GET /api/info HTTP/1.1\r\nHost: localhost\r\n"
+MALFORMED_REQUESTS = {
+    "request line over 4094 bytes": (b"GET /api/info?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+    "control character in a header": (HEAD + b"X-Note: a\x01b\r\n\r\n", 400),
+    "header over 8190 bytes": (HEAD + b"X-Note: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    "no request line": (b"GARBAGE\r\n\r\n", 400),
+    "bad HTTP version": (b"GET /api/info HTTP/9.x\r\nHost: localhost\r\n\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED_REQUESTS)
+def test_requests_gunicorn_refuses_itself_get_the_json_envelope_and_security_headers(gunicorn, name):
+    request, status = MALFORMED_REQUESTS[name]
+    response, body = _raw(gunicorn, request)
+    assert response.status == status
+    assert response.getheader("Content-Type") == "application/json"
+    envelope = json.loads(body)
+    assert set(envelope) == {"error", "detail", "code"} and envelope["detail"]
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert response.getheader("Referrer-Policy") == "same-origin"
+    assert "frame-ancestors 'none'" in response.getheader("Content-Security-Policy")
+
+
+def test_a_request_without_a_host_header_is_refused_like_a_foreign_host(gunicorn):
+    """HTTP/1.0 allows leaving Host out; the server then fills in its bind address, which proves nothing."""
+    response, body = _raw(gunicorn, b"GET /api/info HTTP/1.0\r\n\r\n")
+    assert response.status == 400 and json.loads(body)["code"] == "HOST_NOT_TRUSTED"
+    named, _ = _raw(gunicorn, b"GET /api/info HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    assert named.status == 200
+    probe, _ = _raw(gunicorn, b"GET /api/health HTTP/1.0\r\n\r\n")  # load balancers probe by address
+    assert probe.status == 200

@@ -6,11 +6,10 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
-from psycopg_pool import ConnectionPool
 
 from datasource import infinity, jsonds
 from exporter.config import Config
-from exporter.database import create_pool
+from exporter.database import Pool, create_pool
 from exporter.geoip import GeoIP
 from exporter.live import LiveMailcow
 from exporter.mailcow_client import MailcowClient
@@ -39,7 +38,7 @@ log = logging.getLogger("mailcow_grafana.http")
 LIVE_TIMEOUT = 8.0  # seconds: longer than mailcow needs for a queue listing, shorter than Grafana's patience
 
 
-def create_app(config: Config, pool: ConnectionPool | None = None) -> Flask:
+def create_app(config: Config, pool: Pool | None = None) -> Flask:
     """Build the web app; `pool` defaults to a new pool on `config.database_url`."""
     if pool is None:
         if not config.database_url:

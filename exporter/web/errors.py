@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from psycopg.errors import QueryCanceled
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from exporter.database import Pool
 from exporter.mailcow_client import MailcowError, MailcowReadOnly, MailcowTimeout
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def error_response(status: int, error: str, detail: str, code: str) -> Response:
     return response
 
 
-def _code_for(exc: HTTPException) -> str:
-    return (exc.name or "error").upper().replace(" ", "_").replace("'", "")
+def code_for(name: str) -> str:
+    """The envelope's code for an HTTP status name: "Request URI Too Large" is REQUEST_URI_TOO_LARGE."""
+    return (name or "error").upper().replace(" ", "_").replace("'", "")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -61,12 +63,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PoolTimeout)
     def _pool_timeout(exc: PoolTimeout) -> Response:
-        detail = "every database connection is busy; retry later"
-        return _api_error(ApiError(503, "Service Unavailable", detail, "DATABASE_BUSY", RETRY_AFTER))
+        pool: Pool = current_app.config["MG_POOL"]
+        if pool.database_answers():
+            detail, code = "every database connection is busy; retry later", "DATABASE_BUSY"
+        else:
+            detail, code = "the database does not answer; retry later", "DATABASE_UNAVAILABLE"
+        return _api_error(ApiError(503, "Service Unavailable", detail, code, RETRY_AFTER))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        response = error_response(exc.code or 500, exc.name, exc.description or exc.name, _code_for(exc))
+        response = error_response(exc.code or 500, exc.name, exc.description or exc.name, code_for(exc.name))
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

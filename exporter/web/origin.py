@@ -88,19 +88,21 @@ def _served_host() -> bool:
 
 
 def install_host_check(app: Flask) -> None:
-    """Answer only to Host names we serve, before authentication and every handler. /api/health is
-    exempt: load balancers probe it by address, and it shows nothing secret."""
+    """Answer only to Host names we serve, before authentication and every handler; a request without a
+    Host header (HTTP/1.0) names none, whatever address the server fills in. /api/health is exempt: load
+    balancers probe it by address, and it shows nothing secret."""
 
     @app.before_request
     def _check_host() -> Response | None:
-        if request.endpoint in PUBLIC_ENDPOINTS or _served_host():
+        if request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        return error_response(
-            400,
-            "Bad Request",
-            f"this service does not answer to the host name {request.host!r}; add it to TRUSTED_HOSTS",
-            "HOST_NOT_TRUSTED",
-        )
+        if "HTTP_HOST" not in request.environ:
+            detail = "this service answers only requests that name it in a Host header"
+        elif not _served_host():
+            detail = f"this service does not answer to the host name {request.host!r}; add it to TRUSTED_HOSTS"
+        else:
+            return None
+        return error_response(400, "Bad Request", detail, "HOST_NOT_TRUSTED")
 
 
 def _caller_origin() -> str | None:
