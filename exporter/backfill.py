@@ -67,6 +67,8 @@ def import_files(
                     for line in handle:
                         bar.update(len(line.encode("utf-8", "replace")))
                         totals["lines"] += 1
+                        if "\x00" in line:  # PostgreSQL text cannot hold a NUL: one would fail its whole chunk
+                            line = line.replace("\x00", "\ufffd")
                         item = parse_line(line, tz, now)
                         if item is None:
                             totals["skipped"] += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -93,6 +94,16 @@ class MailcowReadOnly(MailcowError):
     code = "READ_ONLY"
 
 
+# a NUL as JSON escapes it: "\u0000" after an even number of backslashes (an odd one escapes the "\")
+_ESCAPED_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul(body: bytes) -> bytes:
+    """The body with each escaped NUL turned into U+FFFD: PostgreSQL text cannot hold a NUL, and one
+    in a log line (a sender-chosen subject, say) failed the COPY of its whole window on every fetch."""
+    return _ESCAPED_NUL.sub(rb"\1\\ufffd", body) if b"\\u0000" in body else body
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -172,7 +183,7 @@ class MailcowClient:
         if not response.content.strip():
             raise MailcowBadResponse(f"mailcow sent an empty body for {path} (API key not accepted?)", status)
         try:
-            return response.json()
+            return json.loads(_without_nul(response.content))
         except ValueError as exc:
             raise MailcowBadResponse(f"mailcow sent a non-JSON body for {path}", status) from exc
 

@@ -171,6 +171,39 @@ def test_a_mail_with_kilobytes_of_message_id_and_sender_is_correlated_and_the_ne
     assert shown == [("ABCDEF1234", "delivered", MAX_FIELD, MAX_FIELD, True), ("ABCDEF5678", "delivered", 4, 7, False)]
 
 
+def test_a_nul_in_what_mailcow_sends_is_stored_as_a_replacement_character_and_blocks_nothing(pool, mailcow, sim):
+    """PHP escapes a NUL in a log line (a subject a sender chose, say) as \\u0000, and PostgreSQL text
+    cannot hold one: it failed the COPY of its whole window on every fetch, so nothing new was stored."""
+    now = SIM_START + 1
+    sim.state.push(
+        "postfix",
+        {
+            "time": str(now),
+            "program": "postfix/smtpd",
+            "priority": "info",
+            "message": "ABCDEF1234: client=a\x00b[192.0.2.1]",
+        },
+    )
+    sim.state.push(
+        "rspamd-history",
+        {"unix_time": now, "action": "no action", "score": 0.1, "subject": "hi\x00there", "message-id": "m\x00id@x"},
+    )
+    sim.state.push("netfilter", {"time": now, "priority": "crit", "message": "Banning 192.0.2.1\x00/32 for 5 minutes"})
+    client = MailcowClient(mailcow.url, RO_KEY)
+    for source, table, column in (
+        ("postfix", "postfix_lines", "message"),
+        ("rspamd", "rspamd_rows", "subject"),
+        ("netfilter", "netfilter_lines", "message"),
+    ):
+        assert fetch_source(client, pool, source, 2000).inserted > 0
+        with pool.connection() as conn:
+            stored = conn.execute(f"SELECT {column} FROM {table} WHERE {column} LIKE '%\ufffd%'").fetchall()
+        assert len(stored) == 1 and "\x00" not in stored[0][0]
+    correlation.correlate(pool, LOCAL_DOMAINS)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] > 0  # the hour's mail around it
+
+
 def test_bulk_load_commits_groups_in_log_order_and_reports_each(pool):
     def line(second: int, n: int) -> dict:
         return {
