@@ -477,8 +477,10 @@ def _tls(**changes) -> bytes:
         (_tls(policies=json.loads(_tls())["policies"] * 101), "101 policies is over the 100-policy limit"),
         (_tls(policy_string=["mx: mx.example"] * 101), "101 policy-string entries in one policy is over the 100"),
         (_tls(mx_host=["mx.example"] * 101), "101 mx-host entries in one policy is over the 100 allowed"),
-        (_tls(report_id="r" * 254), "report-id has 254 characters, over the 253 allowed: 'rrrrrrrr"),
-        (_tls(organization_name="x" * 5_000_001), "5,000,"),
+        (_tls(report_id="r" * 254), "report-id has 254 bytes, over the 253 allowed: 'rrrrrrrr"),
+        (_tls(report_id="\U00010000" * 64), "report-id has 256 bytes, over the 253 allowed"),
+        (_tls(organization_name="x" * 1_000_001), "1,000,"),
+        (_tls(mx_host=["m" * 254]), "mx-host has 254 characters, over the 253 allowed"),
     ],
     ids=[
         "nested-100k",
@@ -490,7 +492,9 @@ def _tls(**changes) -> bytes:
         "101-policy-strings",
         "101-mx-hosts",
         "long-report-id",
-        "over-5-mb",
+        "multibyte-report-id",
+        "over-1-mb",
+        "long-mx-host",
     ],
 )
 def test_hostile_tls_reports_are_refused_with_the_reason(data, reason):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 MAX_QUOTED = 40  # characters of a value an error message quotes
-MAX_NAME = 253  # characters of an indexed name (reporter, report id, domain): a DNS name's longest
+MAX_NAME = 253  # bytes of an indexed name (reporter, report id, domain): a DNS name's longest
 
 
 class InvalidReport(ValueError):
@@ -17,8 +17,9 @@ def quoted(text: str) -> str:
 
 
 def indexed_name(text: str, what: str) -> str:
-    """`text` when it fits MAX_NAME: names the store indexes must fit a B-tree entry (a long random
-    value was a 500 from PostgreSQL's index row limit), and no receiver sends longer ones."""
-    if len(text) > MAX_NAME:
-        raise InvalidReport(f"{what} has {len(text):,} characters, over the {MAX_NAME} allowed: {quoted(repr(text))}")
+    """`text` when its UTF-8 fits MAX_NAME bytes: names the store indexes, three to a unique key, must fit
+    a B-tree entry (2,704 bytes; a long random value was a 500), and no receiver sends longer ones."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME:
+        raise InvalidReport(f"{what} has {size:,} bytes, over the {MAX_NAME} allowed: {quoted(repr(text))}")
     return text

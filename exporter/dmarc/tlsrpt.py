@@ -16,14 +16,16 @@ from typing import Any
 
 import orjson
 
-from exporter.dmarc.errors import MAX_NAME, InvalidReport, quoted
+from exporter.dmarc.errors import MAX_NAME, InvalidReport, indexed_name, quoted
 
-MAX_BYTES = 5_000_000  # one report document
+MAX_BYTES = 1_000_000  # one report document (one report is the most a details answer shows per provider)
 MAX_POLICIES = 100
 MAX_LINES = 100  # policy-string lines and mx-hosts of one policy
+MAX_DETAILS_READ = 10_000  # failure details in one report: reading more costs seconds of CPU per upload
 MAX_FAILURE_DETAILS = 1_000  # kept as given per policy, the largest first
 MAX_FOLDED_TYPES = 20  # result types the smaller failure details are folded into; the rest are "other"
-MAX_TEXT = 10_000  # characters of one value (a TLSA record of a whole certificate is ~3,000)
+MAX_TEXT = 10_000  # characters of a policy-string line (a TLSA record of a whole certificate is ~3,000)
+MAX_URI = 2_048  # characters of a failure's additional-information URI
 MAX_COUNT = 10**12  # sessions in one count: far beyond any receiver, and sums over millions fit a bigint
 
 
@@ -56,8 +58,9 @@ def _text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
     return text
 
 
-def _blank(value: Any, what: str) -> str | None:
-    text = _text(value, what)
+def _blank(value: Any, what: str, limit: int = MAX_NAME) -> str | None:
+    """An optional short field (an address, a host name, a code): at most `limit` characters."""
+    text = _text(value, what, limit)
     return text if text.strip() else None
 
 
@@ -69,14 +72,14 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _lines(values: list[Any], what: str) -> list[str]:
+def _lines(values: list[Any], what: str, limit: int) -> list[str]:
     if len(values) > MAX_LINES:
         raise InvalidReport(f"{len(values):,} {what} entries in one policy is over the {MAX_LINES:,} allowed")
-    return [text for value in values if (text := _text(value, what))]
+    return [text for value in values if (text := _text(value, what, limit))]
 
 
 def _result_type(item: dict[str, Any]) -> str:
-    return _text(item.get("result-type"), "result-type") or "unknown"
+    return _text(item.get("result-type"), "result-type", MAX_NAME) or "unknown"
 
 
 def _failure(item: dict[str, Any], count: int) -> dict[str, Any]:
@@ -88,7 +91,7 @@ def _failure(item: dict[str, Any], count: int) -> dict[str, Any]:
         "receiving_mx_hostname": _blank(item.get("receiving-mx-hostname"), "receiving-mx-hostname"),
         "receiving_mx_helo": _blank(item.get("receiving-mx-helo"), "receiving-mx-helo"),
         "additional_information": _blank(
-            item.get("additional-information") or item.get("additional-info-uri"), "additional-information"
+            item.get("additional-information") or item.get("additional-info-uri"), "additional-information", MAX_URI
         ),
         "failure_reason_code": _blank(item.get("failure-reason-code"), "failure-reason-code"),
     }
@@ -118,10 +121,12 @@ def _policy(item: dict[str, Any]) -> dict[str, Any]:
     summary = _object(item.get("summary"))
     mx = policy.get("mx-host-pattern") or policy.get("mx-host") or []
     return {
-        "policy_type": (_text(policy.get("policy-type"), "policy-type") or "no-policy-found").lower(),
-        "policy_domain": _text(policy.get("policy-domain"), "policy-domain", MAX_NAME).lower().rstrip("."),
-        "policy_strings": _lines(_list(policy.get("policy-string")), "policy-string"),
-        "mx_hosts": _lines(mx if isinstance(mx, list) else [mx], "mx-host"),
+        "policy_type": (_text(policy.get("policy-type"), "policy-type", MAX_NAME) or "no-policy-found").lower(),
+        "policy_domain": indexed_name(_text(policy.get("policy-domain"), "policy-domain"), "policy-domain")
+        .lower()
+        .rstrip("."),
+        "policy_strings": _lines(_list(policy.get("policy-string")), "policy-string", MAX_TEXT),
+        "mx_hosts": _lines(mx if isinstance(mx, list) else [mx], "mx-host", MAX_NAME),
         "successful_sessions": _count(summary.get("total-successful-session-count"), "total-successful-session-count"),
         "failed_sessions": _count(summary.get("total-failure-session-count"), "total-failure-session-count"),
         "failure_details": _failures(_list(item.get("failure-details"))),
@@ -139,15 +144,20 @@ def parse(data: bytes) -> dict[str, Any]:
         raise InvalidReport('not an SMTP TLS report (no "policies" list)')
     if len(body["policies"]) > MAX_POLICIES:
         raise InvalidReport(f"{len(body['policies']):,} policies is over the {MAX_POLICIES:,}-policy limit")
+    details = sum(len(_list(_object(item).get("failure-details"))) for item in body["policies"])
+    if details > MAX_DETAILS_READ:
+        raise InvalidReport(f"{details:,} failure details is over the {MAX_DETAILS_READ:,} a report may carry")
     out = [_policy(_object(item)) for item in body["policies"]]
     if not any(p["policy_domain"] for p in out):
         raise InvalidReport("the TLS report names no policy domain")
     dates = _object(body.get("date-range"))
     return {
         "kind": "tls",
-        "organization_name": _text(body.get("organization-name"), "organization-name", MAX_NAME).strip() or "unknown",
-        "contact_info": _blank(body.get("contact-info"), "contact-info"),
-        "report_id": _text(body.get("report-id"), "report-id", MAX_NAME).strip(),
+        "organization_name": indexed_name(
+            _text(body.get("organization-name"), "organization-name").strip() or "unknown", "organization-name"
+        ),
+        "contact_info": _blank(body.get("contact-info"), "contact-info", MAX_URI),
+        "report_id": indexed_name(_text(body.get("report-id"), "report-id").strip(), "report-id"),
         "begin": _time(dates.get("start-datetime"), "date-range/start-datetime"),
         "end": _time(dates.get("end-datetime"), "date-range/end-datetime"),
         "policies": out,
