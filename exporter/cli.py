@@ -28,6 +28,9 @@ from exporter.supervisor import supervise
 
 log = logging.getLogger("mailcow_grafana")
 DEFAULT_BIND = "127.0.0.1:8088"
+# a worker's loop turns at least every FETCH_INTERVAL; a fetch round waits on mailcow's timeouts and
+# retries, so only this long a silence means it hangs
+WORKER_STALE_AFTER = 600.0
 
 
 class Fatal(Exception):
@@ -212,18 +215,22 @@ def cmd_worker(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _web_config(_config(), args.bind)  # fail closed here, before any child starts
     _database_url(config)
-    return _supervise(args)
+    return _supervise(args, config)
 
 
-def _supervise(args: argparse.Namespace) -> int:
-    """`serve` and `worker` as child processes, the worker restarted when it dies, until SIGTERM/SIGINT."""
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    """`serve` and `worker` as child processes, the worker restarted when it dies or hangs (no round of its
+    loop for WORKER_STALE_AFTER seconds, or four fetch intervals if longer), until SIGTERM/SIGINT."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     host, port = args.bind
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     command = [sys.executable, "-m", "exporter.cli"]
-    return supervise([*command, "serve", "--bind", bind, "--workers", str(args.workers)], [*command, "worker"], stop)
+    stale_after = max(WORKER_STALE_AFTER, 4 * config.fetch_interval)
+    return supervise(
+        [*command, "serve", "--bind", bind, "--workers", str(args.workers)], [*command, "worker"], stop, stale_after
+    )
 
 
 def _import_demo_reports(config: Config, url: str) -> None:
@@ -288,7 +295,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  database:  {(config.database_url and 'DATABASE_URL') or f'embedded in {config.embedded_db_dir}'}\n",
             flush=True,
         )
-        return _supervise(args)
+        return _supervise(args, config)
     finally:
         _stop(simulator)
 

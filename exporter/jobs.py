@@ -35,6 +35,7 @@ from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
 from exporter.store import status as status_store
 from exporter.store.jobs import LEADER_LOCK_KEY
+from exporter.supervisor import beat
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class Worker:
         correlator = correlation.Background(lambda: correlate() if self.is_leader.is_set() else None).start()
         try:
             while not stop.is_set():
+                beat()
                 with _LeaderLock(self.config.database_url or "") as lock:
                     if not lock.held:
                         self.is_leader.clear()
@@ -233,6 +235,7 @@ class Worker:
                     self.is_leader.set()
                     self.sync_domains_safely()
                     while not stop.is_set() and lock.alive():
+                        beat()
                         started = time.monotonic()
                         self.ingest_once(correlator)
                         # the interval runs from the start of a round: on a busy server the round itself
