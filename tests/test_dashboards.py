@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from exporter.web.app import create_app
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario
-from tests.prometheus import running_prometheus
+from tests.prometheus import running_prometheus, scraped
 
 ROOT = Path(__file__).parent.parent
 BOARDS = {name: json.loads((ROOT / "dashboards" / name).read_text()) for name in BUILDERS}
@@ -368,18 +367,9 @@ def promql(expr: str) -> str:
 
 def test_every_promql_target_evaluates_in_real_prometheus(demo, tmp_path):
     with running_prometheus(tmp_path, demo["server"].url, password=PASSWORD) as api:
-        names: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            try:
-                up = httpx.get(f"{api}/query", params={"query": "count_over_time(up[1m])"}, timeout=5).json()
-            except httpx.TransportError:
-                continue
-            if up["data"]["result"] and float(up["data"]["result"][0]["value"][1]) >= 3:
-                names = httpx.get(f"{api}/label/__name__/values", timeout=5).json()["data"]
-                break
-        assert "mailcow_messages_total" in names, "Prometheus did not scrape the service"
+        assert scraped(api, 1), "Prometheus did not scrape the service"
+        names = httpx.get(f"{api}/label/__name__/values", timeout=5).json()["data"]
+        assert "mailcow_messages_total" in names
         evaluated = 0
         for name, where, target in all_targets():
             if "expr" not in target:

@@ -342,3 +342,5 @@ def test_the_probe_learned_what_handlers_read(served):
     assert {"search", "start_date", "limit"} <= READ["/api/messages"]
     assert {"days", "limit"} <= READ["/api/dmarc/domains/<string:domain>/sources"]
     assert {"from", "to", "search"} <= READ["/grafana/infinity/<name>"]
+    tls = "/api/dmarc/domains/<string:domain>/tls-reports"
+    assert {"page", "page_size"} <= READ[tls] and "limit" in READ[f"{tls}/<report_date>/details"]

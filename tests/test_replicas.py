@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -251,23 +251,24 @@ def per_replica(expr: str) -> bool:
     return any(s.name in PER_REPLICA for s, _ in selectors(promql_parser.parse(expr)))
 
 
-def test_every_panel_shows_the_same_figures_with_two_replicas_as_with_one(scraped_twice):
+def compare_all(exprs: Iterable[tuple[str, str]], scraped: dict) -> tuple[int, int]:
+    """(figures compared, figures that were not zero) over every store-backed figure of `exprs`."""
     compared, nonzero = 0, 0
-    for where, expr in dashboard_exprs():
+    for where, expr in exprs:
         for figure in figures(expr):
             if not per_replica(figure):
-                nonzero += compare(where, figure, scraped_twice)
+                nonzero += compare(where, figure, scraped)
                 compared += 1
+    return compared, nonzero
+
+
+def test_every_panel_shows_the_same_figures_with_two_replicas_as_with_one(scraped_twice):
+    compared, nonzero = compare_all(dashboard_exprs(), scraped_twice)
     assert compared >= 30 and nonzero >= 25, (compared, nonzero)
 
 
 def test_every_alert_figure_is_the_same_with_two_replicas_as_with_one(scraped_twice):
-    compared, nonzero = 0, 0
-    for alert, expr in alert_exprs():
-        for figure in figures(expr):
-            if not per_replica(figure):
-                nonzero += compare(alert, figure, scraped_twice)
-                compared += 1
+    compared, nonzero = compare_all(alert_exprs(), scraped_twice)
     assert compared >= 40 and nonzero >= 10, (compared, nonzero)
 
 
