@@ -14,10 +14,10 @@ from pathlib import Path
 import _paths  # noqa: F401  (first: keeps bench/ off sys.path)
 
 from bench._scratch import scratch_database
-from exporter.database import create_pool, migrate
-from exporter.dmarc.errors import InvalidReport
-from exporter.dmarc.reports import parse_file
-from exporter.dmarc_import import import_bytes
+from exporter.parsers.dmarc.errors import InvalidReport
+from exporter.parsers.dmarc.reports import parse_file
+from exporter.services.dmarc import import_bytes
+from exporter.store.database import create_pool, migrate
 
 DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dmarc-samples"
 

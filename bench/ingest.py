@@ -24,13 +24,13 @@ import orjson
 import psycopg
 
 from bench._scratch import scratch_database
-from exporter import correlation
+from exporter.app import create_app
 from exporter.config import Config
-from exporter.database import create_pool, migrate
-from exporter.ingestion import load_groups
+from exporter.services import correlation
+from exporter.services.ingest import load_groups
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
-from exporter.web.app import create_app
+from exporter.store.database import create_pool, migrate
 
 WINDOW = 10_000
 

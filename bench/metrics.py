@@ -21,9 +21,9 @@ from psycopg.types.json import Jsonb
 from werkzeug.serving import make_server
 
 from bench._scratch import scratch_database
+from exporter.app import create_app
 from exporter.config import Config
-from exporter.database import create_pool, migrate
-from exporter.web.app import create_app
+from exporter.store.database import create_pool, migrate
 
 FILL = """
 INSERT INTO messages (correlation_key, queue_id, sender, first_recipient, recipient_count, direction, final_status,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datasource.catalog import TIME_KEYS
+from exporter.readmodels.catalog import TIME_KEYS
 
 HERE = Path(__file__).parent
 SCHEMA_VERSION = 41

@@ -1,1 +1,7 @@
-"""The Grafana-facing API (Infinity REST rows and the JSON-datasource protocol)."""
+"""The Grafana adapter: the Infinity datasource's GET routes and the JSON-datasource protocol."""
+
+from __future__ import annotations
+
+from datasource import infinity, jsonds
+
+BLUEPRINTS = (infinity.bp, jsonds.bp)

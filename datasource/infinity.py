@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from datasource import catalog, params
-from exporter.web import context
-from exporter.web.errors import ApiError
+from datasource import params
+from exporter.http import context
+from exporter.http.errors import ApiError
+from exporter.readmodels import catalog
 
 bp = Blueprint("infinity", __name__, url_prefix="/grafana/infinity")
 

@@ -14,10 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from datasource import catalog, params
-from exporter.web import context, inputs
-from exporter.web.errors import ApiError, QueryTimeout
-from exporter.web.params import first_error
+from datasource import params
+from exporter.http import context, inputs
+from exporter.http.errors import ApiError, QueryTimeout
+from exporter.http.params import first_error
+from exporter.readmodels import catalog
 
 bp = Blueprint("jsonds", __name__, url_prefix="/grafana/json")
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from datasource.catalog import Args, step_for
-from exporter.web import context
-from exporter.web.errors import ApiError
-from exporter.web.params import DIRECTIONS, Instant
+from exporter.http import context
+from exporter.http.errors import ApiError
+from exporter.http.params import DIRECTIONS, Instant
+from exporter.readmodels.catalog import Args, step_for
 
 # Values Grafana sends for "no filter": an empty text box, the All option, an uninterpolated variable.
 _ALL = {"", "all", "$__all", "*", ".*"}

@@ -22,9 +22,9 @@ import httpx
 
 from exporter import __version__
 from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
-from exporter.database import create_pool, migrate, start_embedded
-from exporter.supervisor import stop_process as _stop
-from exporter.supervisor import supervise
+from exporter.store.database import create_pool, migrate, start_embedded
+from exporter.worker.supervisor import stop_process as _stop
+from exporter.worker.supervisor import supervise
 
 log = logging.getLogger("mailcow_grafana")
 DEFAULT_BIND = "127.0.0.1:8088"
@@ -121,7 +121,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 def cmd_import_logs(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from exporter.backfill import import_files
+    from exporter.services.backfill import import_files
     from exporter.store.mailcow import local_domains
 
     config = _config(require_mailcow=False)
@@ -152,9 +152,9 @@ def cmd_import_dmarc(args: argparse.Namespace) -> int:
     """DMARC / TLS-RPT report files and folders (recursively); a bad file is reported, never fatal."""
     from tqdm import tqdm
 
-    from exporter.dmarc.errors import InvalidReport
-    from exporter.dmarc_import import import_bytes, reverse_dns
-    from exporter.geoip import GeoIP
+    from exporter.parsers.dmarc.errors import InvalidReport
+    from exporter.services.dmarc import import_bytes, reverse_dns
+    from exporter.services.geoip import GeoIP
 
     config = _config(require_mailcow=False)
     files: list[Path] = []
@@ -197,7 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
-    from exporter.jobs import run_worker
+    from exporter.worker.jobs import run_worker
 
     config = _config()
     url = _database_url(config)
@@ -235,8 +235,8 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
 
 def _import_demo_reports(config: Config, url: str) -> None:
     """A week of DMARC and TLS reports about the demo domains, as receivers would send them."""
-    from exporter.dmarc_import import import_bytes
-    from exporter.geoip import GeoIP
+    from exporter.services.dmarc import import_bytes
+    from exporter.services.geoip import GeoIP
     from exporter.simulator import reports
 
     migrate(url)
@@ -328,8 +328,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from exporter.web.app import create_app
-    from exporter.web.gunicorn_worker import Worker
+    from exporter.app import create_app
+    from exporter.http.gunicorn_worker import Worker
 
     options = {
         "bind": f"[{bind[0]}]:{bind[1]}" if ":" in bind[0] else f"{bind[0]}:{bind[1]}",

@@ -14,10 +14,10 @@ from psycopg import sql
 from werkzeug.serving import make_server
 
 from exporter.config import Config
-from exporter.database import create_pool, migrate, start_embedded
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import MailcowState
 from exporter.simulator.traffic import Simulation
+from exporter.store.database import create_pool, migrate, start_embedded
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 RO_KEY = "A1B2C3-D4E5F6-0A1B2C-3D4E5F-6A7B8C"

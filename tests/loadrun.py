@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from exporter.database import migrate
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
+from exporter.store.database import migrate
 from tests.conftest import RO_KEY, RW_KEY, LiveServer
 
 

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from exporter import correlation
-from exporter.ingestion import Ingestor
-from exporter.mailcow_client import MailcowClient
+from exporter.mailcow.client import MailcowClient
+from exporter.services import correlation
+from exporter.services.ingest import Ingestor
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
@@ -62,7 +62,7 @@ def all_messages(client) -> Iterator[dict[str, Any]]:
 @contextmanager
 def scenario(databases, start: int, rate: float, seed: int = 7) -> Iterator[tuple[Rig, Any, str]]:
     """A rig on its own fresh database, for module-scoped fixtures: yields (rig, pool, url)."""
-    from exporter.database import create_pool, migrate
+    from exporter.store.database import create_pool, migrate
     from tests.conftest import LiveServer
 
     url = databases.create()

@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from exporter.web.app import create_app
+from exporter.app import create_app
 from tests.conftest import make_config
 
 ROOT = Path(__file__).parent.parent

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from exporter.web.app import create_app
+from exporter.app import create_app
 from tests.conftest import RO_KEY, RW_KEY, make_config
 
 GRAFANA = "http://grafana.example:3000"
@@ -420,7 +420,7 @@ def test_a_token_is_spent_for_every_process_and_replica_at_once(db_url, audit_po
 
     import httpx
 
-    from exporter.database import create_pool
+    from exporter.store.database import create_pool
 
     pools = [create_pool(db_url, 4) for _ in range(2)]
     try:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from exporter.app import create_app
 from exporter.store import queries
-from exporter.web.app import create_app
 from tests.conftest import make_config
 from tests.mailflow import scenario
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from exporter.app import create_app
 from exporter.config import ConfigError, load_config
-from exporter.database import Pool, create_pool, migrate
-from exporter.web.app import create_app
+from exporter.store.database import Pool, create_pool, migrate
 from tests.conftest import make_config
 from tests.mailflow import scenario
 from tests.test_worker import _stop_postgres, private_postgres  # noqa: F401 (a fixture)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from exporter.web.app import create_app
+from exporter.app import create_app
 from tests.conftest import make_config
 from tests.dmarc_reports import TABLES, aggregate_xml
 from tests.dns_server import SIMULATED_ZONE, running_dns

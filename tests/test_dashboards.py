@@ -19,15 +19,15 @@ import pytest
 import yaml
 
 from dashboards.generate import BUILDERS, build_all, render
-from datasource import catalog
-from exporter.actions import ACTIONS
-from exporter.actions import parse as parse_action
-from exporter.dmarc_import import import_bytes
-from exporter.geoip import GeoIP
-from exporter.jobs import Worker, tracked
+from exporter.app import create_app
+from exporter.readmodels import catalog
+from exporter.services.actions import ACTIONS
+from exporter.services.actions import parse as parse_action
+from exporter.services.dmarc import import_bytes
+from exporter.services.geoip import GeoIP
 from exporter.simulator import reports
 from exporter.simulator.state import LOCAL_DOMAINS
-from exporter.web.app import create_app
+from exporter.worker.jobs import Worker, tracked
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario

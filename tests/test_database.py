@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from exporter.database import connect, migration_files
+from exporter.store.database import connect, migration_files
 
 
 def test_two_migrate_processes_at_once_apply_each_migration_once(databases):

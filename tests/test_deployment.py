@@ -48,8 +48,8 @@ def test_grafana_and_prometheus_reach_the_service_under_a_host_name_it_answers(d
     """The service refuses Host names it does not serve: the compose stack trusts its service name."""
     from urllib.parse import urlsplit
 
+    from exporter.app import create_app
     from exporter.config import load_config
-    from exporter.web.app import create_app
 
     env = _compose()["services"]["mailcow-grafana"]["environment"]
     trusted = re.sub(r"\$\{[^}]*\}", "", env["TRUSTED_HOSTS"])  # .env leaves TRUSTED_HOSTS empty

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.geoip import GeoIP, flag
-from exporter.web.app import create_app
+from exporter.app import create_app
+from exporter.services.geoip import GeoIP, flag
 from tests.conftest import make_config
 from tests.dmarc_reports import TABLES, aggregate_xml, arf_mail, nested_mail, report_mail, tls_json
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from imap_tools import MailBoxUnencrypted
 
-from exporter import dmarc_imap
-from exporter.web.app import create_app
+from exporter.app import create_app
+from exporter.services import dmarc_imap
 from tests.conftest import make_config
 from tests.dmarc_reports import TABLES, aggregate_xml, junk_mail, nested_mail, report_mail
 from tests.imap import running_dovecot

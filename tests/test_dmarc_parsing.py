@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.dmarc.errors import InvalidReport
-from exporter.dmarc.reports import parse_file
+from exporter.parsers.dmarc.errors import InvalidReport
+from exporter.parsers.dmarc.reports import parse_file
 from tests.dmarc_reports import arf_mail, nested_mail
 
 SAMPLES = Path(__file__).parent.parent.parent / "shared" / "data" / "dmarc-samples"
@@ -327,8 +327,8 @@ def _bounded(data: bytes, match: str) -> None:
 # seconds it took and the outcome: lxml's memory is C memory, which tracemalloc does not see
 _RSS_PROBE = """
 import json, resource, sys, time
-from exporter.dmarc.errors import InvalidReport
-from exporter.dmarc.reports import parse_file
+from exporter.parsers.dmarc.errors import InvalidReport
+from exporter.parsers.dmarc.reports import parse_file
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.dnscheck import dkim, dmarc, spf
-from exporter.dnscheck.checks import check_domain
-from exporter.dnscheck.lookup import make_resolver
+from exporter.services.domains import dkim, dmarc, spf
+from exporter.services.domains.domain import check_domain
+from exporter.services.domains.lookup import make_resolver
 from tests.dns_server import running_dns, txt
 
 IPS = ["203.0.113.10", "2001:db8::10"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.app import create_app
 from exporter.simulator.app import SERVER_IPV6
-from exporter.web.app import create_app
 from tests.conftest import make_config
 from tests.dns_server import SIMULATED_ZONE as ZONE
 from tests.dns_server import running_dns

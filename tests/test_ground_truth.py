@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.web.app import create_app
+from exporter.app import create_app
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import all_messages, scenario
 

@@ -14,12 +14,12 @@ import pytest
 from flask import Flask, Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import correlation
-from exporter.ingestion import MIN_INTERVAL, Ingestor, fetch_source, load_groups, load_window
-from exporter.mailcow_client import MailcowClient
+from exporter.app import create_app
+from exporter.mailcow.client import MailcowClient
 from exporter.parsers import MAX_FIELD
+from exporter.services import correlation
+from exporter.services.ingest import MIN_INTERVAL, Ingestor, fetch_source, load_groups, load_window
 from exporter.simulator.state import LOCAL_DOMAINS
-from exporter.web.app import create_app
 from tests.conftest import RO_KEY, SIM_START, make_config
 from tests.mailflow import COUNTS, make_rig
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from exporter.jobs import Worker
+from exporter.app import create_app
 from exporter.simulator.state import ALIASES, MAILBOXES
-from exporter.web.app import create_app
+from exporter.worker.jobs import Worker
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from flask import Flask, Response
 
-from exporter.mailcow_client import (
+from exporter.mailcow.client import (
     MailcowAuthError,
     MailcowBadResponse,
     MailcowClient,

@@ -11,12 +11,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import correlation
-from exporter.database import create_pool
-from exporter.jobs import Worker
+from exporter.app import create_app
+from exporter.services import correlation
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import ingest as ingest_store
-from exporter.web.app import create_app
+from exporter.store.database import create_pool
+from exporter.worker.jobs import Worker
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
 from tests.prometheus import running_prometheus

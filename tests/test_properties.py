@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from psycopg_pool import ConnectionPool
 from werkzeug.datastructures import ImmutableMultiDict
 
-from datasource import catalog, jsonds
-from exporter.actions import ACTIONS
+from datasource import jsonds
+from exporter.app import create_app
+from exporter.http.params import Params
+from exporter.readmodels import catalog
+from exporter.services.actions import ACTIONS
 from exporter.simulator.state import LOCAL_DOMAINS
-from exporter.web.app import create_app
-from exporter.web.params import Params
 from tests.conftest import make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario

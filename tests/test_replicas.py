@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from dashboards.generate import REPLICA_LABELS
-from exporter.database import create_pool
-from exporter.dmarc.errors import InvalidReport
-from exporter.dmarc_import import import_bytes
-from exporter.jobs import Worker, tracked
-from exporter.metrics import PROCESS_FAMILIES
-from exporter.web.app import create_app
+from exporter.app import create_app
+from exporter.parsers.dmarc.errors import InvalidReport
+from exporter.readmodels.metrics import PROCESS_FAMILIES
+from exporter.services.dmarc import import_bytes
+from exporter.store.database import create_pool
+from exporter.worker.jobs import Worker, tracked
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from datasource import catalog
-from datasource.catalog import Args, quantile
+from exporter.readmodels import catalog
+from exporter.readmodels.catalog import Args, quantile
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store

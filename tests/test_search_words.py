@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from exporter.ingestion import load_window
 from exporter.parsers.words import words_literal
+from exporter.services.ingest import load_window
 from exporter.store import queries
 from exporter.store.queries import postfix_page, postfix_where, search_blocks
 

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from exporter.supervisor import MAX_RESTART_DELAY, Restarting
+from exporter.worker.supervisor import MAX_RESTART_DELAY, Restarting
 from tests.conftest import ManualClock
 
 
@@ -30,7 +30,7 @@ def _exit_and_restart(child: Restarting, clock: ManualClock, ran: float = 0.0) -
 
 
 def test_a_crashing_worker_is_restarted_with_exponential_backoff(caplog):
-    caplog.set_level(logging.INFO, logger="exporter.supervisor")
+    caplog.set_level(logging.INFO, logger="exporter.worker.supervisor")
     clock = ManualClock(1000.0)
     child = Restarting("worker", [shutil.which("false") or "false"], clock=clock)
     try:
@@ -50,7 +50,7 @@ BEATING = "from exporter.supervisor import beat\nimport time\nwhile True:\n    b
 
 def test_a_hung_worker_is_killed_and_restarted_and_a_working_one_is_left_alone(caplog):
     """A hung leader keeps the ingest lock: only a kill lets it (or another replica) ingest again."""
-    caplog.set_level(logging.INFO, logger="exporter.supervisor")
+    caplog.set_level(logging.INFO, logger="exporter.worker.supervisor")
     hung = Restarting("worker", [sys.executable, "-c", "import time; time.sleep(120)"], stale_after=1.0)
     working = Restarting("worker", [sys.executable, "-c", BEATING], stale_after=1.0)
     try:

@@ -18,10 +18,10 @@ import httpx
 import psycopg
 import pytest
 
-from exporter.jobs import LEADER_LOCK_KEY
+from exporter.app import create_app
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
-from exporter.web.app import create_app
+from exporter.worker.jobs import LEADER_LOCK_KEY
 from tests.conftest import RO_KEY, make_config
 from tests.prometheus import free_port
 
@@ -113,7 +113,7 @@ def test_health_tells_a_working_leader_from_stale_ingestion(app, pool, db_url):
 
 
 def test_health_is_503_when_the_database_is_down(db_url):
-    from exporter.database import create_pool
+    from exporter.store.database import create_pool
 
     dead = create_pool("postgresql://nobody@127.0.0.1:1/none", 1)
     try:

@@ -20,14 +20,14 @@ import pgserver
 import psycopg
 import pytest
 
-from exporter import correlation
-from exporter.database import create_pool, migrate
-from exporter.jobs import LEADER_LOCK_KEY, Worker, tracked
-from exporter.mailcow_client import MailcowClient
+from exporter.app import create_app
+from exporter.mailcow.client import MailcowClient
+from exporter.services import correlation
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
-from exporter.web.app import create_app
+from exporter.store.database import create_pool, migrate
+from exporter.worker.jobs import LEADER_LOCK_KEY, Worker, tracked
 from tests.conftest import RO_KEY, RW_KEY, SIM_START, ManualClock, make_config
 from tests.mailflow import make_rig
 from tests.prometheus import free_port

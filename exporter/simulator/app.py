@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from exporter.mailcow_client import LOG_SERVICES, MAILQ_ACTIONS
+from exporter.mailcow.client import LOG_SERVICES, MAILQ_ACTIONS
 from exporter.simulator import accounts, phpjson
 from exporter.simulator.state import LOCAL_DOMAINS, MAILBOXES, REDIS_LOGS
 from exporter.simulator.traffic import Simulation

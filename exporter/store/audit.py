@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.actions import ACTIONS
+from exporter.services.actions import ACTIONS
 from exporter.store import counters
 
 

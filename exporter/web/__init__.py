@@ -1,1 +1,38 @@
-"""The Flask web service: app factory, auth, JSON errors and the REST API blueprints."""
+"""The REST adapter: seed 002's paths, the action endpoints and their confirmation pages, /metrics."""
+
+from __future__ import annotations
+
+from exporter.web import (
+    action_pages,
+    actions,
+    api,
+    dmarc,
+    domains,
+    export,
+    index,
+    logs,
+    mailbox_stats,
+    mailcow_state,
+    messages,
+    metrics,
+    settings,
+    stats,
+)
+
+BLUEPRINTS = (
+    index.bp,
+    api.bp,
+    messages.bp,
+    logs.bp,
+    stats.bp,
+    export.bp,
+    settings.bp,
+    metrics.bp,
+    mailcow_state.bp,
+    actions.bp,
+    dmarc.bp,
+    domains.bp,
+    mailbox_stats.bp,
+    action_pages.bp,
+)
+PREFLIGHT_ENDPOINTS = actions.PREFLIGHT_ENDPOINTS

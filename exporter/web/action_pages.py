@@ -10,12 +10,13 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 
-from exporter import actions, live_views
-from exporter.actions import ActionInputError, ActionRequest
-from exporter.mailcow_client import MailcowError, MailcowTimeout
-from exporter.web import context, origin
+from exporter.http import context, origin
+from exporter.http.errors import ApiError
+from exporter.mailcow.client import MailcowError, MailcowTimeout
+from exporter.readmodels import mailcow_state as live_views
+from exporter.services import actions
+from exporter.services.actions import ActionInputError, ActionRequest
 from exporter.web.actions import error_status, refuse, run_action
-from exporter.web.errors import ApiError
 
 bp = Blueprint("action_pages", __name__, url_prefix="/actions", template_folder="templates")
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from exporter import actions
-from exporter.actions import ActionInputError, ActionRequest, ActionResult
-from exporter.mailcow_client import MailcowForbidden, MailcowTimeout
-from exporter.readmodels import iso
+from exporter.http import context, origin
+from exporter.http.errors import ApiError, error_response
+from exporter.http.params import AuditParams, parse
+from exporter.mailcow.client import MailcowForbidden, MailcowTimeout
+from exporter.readmodels.mail import iso
+from exporter.services import actions
+from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
 from exporter.store import audit as audit_store
 from exporter.store.audit import AuditEntry
-from exporter.web import context, origin
-from exporter.web.errors import ApiError, error_response
-from exporter.web.params import AuditParams, parse
 
 bp = Blueprint("actions", __name__, url_prefix="/api")
 audit_log = logging.getLogger("mailcow_grafana.audit")

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from exporter import __version__
-from exporter import health as service_health
 from exporter.config import AUTH_OFF_WARNING, Config, mask_url
+from exporter.readmodels import health as service_health
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 

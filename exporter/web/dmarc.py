@@ -9,15 +9,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from exporter import dmarc_imap
-from exporter.dmarc.errors import InvalidReport
-from exporter.dmarc_import import import_bytes, reverse_dns
-from exporter.geoip import GeoIP, flag
-from exporter.readmodels import iso
+from exporter.http import context
+from exporter.http.errors import ApiError
+from exporter.parsers.dmarc.errors import InvalidReport
+from exporter.readmodels.mail import iso
+from exporter.services import dmarc_imap
+from exporter.services.dmarc import import_bytes, reverse_dns
+from exporter.services.geoip import GeoIP, flag
 from exporter.store import dmarc as store
 from exporter.store.dmarc import Window
-from exporter.web import context
-from exporter.web.errors import ApiError
 
 bp = Blueprint("dmarc", __name__, url_prefix="/api/dmarc")
 _DOMAIN = "<string:domain>"

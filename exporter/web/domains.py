@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from exporter import dns_checks
-from exporter.live_views import is_set
-from exporter.readmodels import iso
+from exporter.http import context
+from exporter.http.errors import ApiError
+from exporter.readmodels.mail import iso
+from exporter.readmodels.mailcow_state import is_set
+from exporter.services.domains import checks as dns_checks
 from exporter.store import domains as domain_store
-from exporter.web import context
-from exporter.web.errors import ApiError
 
 bp = Blueprint("domains", __name__, url_prefix="/api/domains")
 UNKNOWN = {"status": "unknown", "message": "Not checked yet"}

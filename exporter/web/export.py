@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Response, stream_with_context
 
-from exporter import readmodels
+from exporter.http import params
+from exporter.http.context import config, local_domains, pool
+from exporter.readmodels import mail as readmodels
 from exporter.store import queries
-from exporter.web import params
-from exporter.web.context import config, local_domains, pool
 
 bp = Blueprint("export", __name__, url_prefix="/api/export")
 

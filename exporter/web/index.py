@@ -7,7 +7,7 @@ from html import escape
 from flask import Blueprint, Response
 
 from exporter import __version__
-from exporter.web import context
+from exporter.http import context
 
 bp = Blueprint("index", __name__)
 

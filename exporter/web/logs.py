@@ -6,11 +6,11 @@ import re
 
 from flask import Blueprint, Response, jsonify
 
-from exporter import readmodels
+from exporter.http import params
+from exporter.http.context import local_domains, page_body, pool
+from exporter.http.errors import ApiError
+from exporter.readmodels import mail as readmodels
 from exporter.store import queries
-from exporter.web import params
-from exporter.web.context import local_domains, page_body, pool
-from exporter.web.errors import ApiError
 
 bp = Blueprint("logs", __name__, url_prefix="/api/logs")
 

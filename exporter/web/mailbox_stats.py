@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from marshmallow import fields, validate
 
-from exporter.readmodels import iso
+from exporter.http import context
+from exporter.http.params import Params, parse
+from exporter.readmodels.mail import iso
 from exporter.store import mailbox_stats as store
-from exporter.web import context
-from exporter.web.params import Params, parse
 
 bp = Blueprint("mailbox_stats", __name__, url_prefix="/api/mailbox-stats")
 RANGES = {"today": 0, "7days": 7, "30days": 30, "90days": 90}

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
-from exporter import live_views
-from exporter.mailcow_client import MailcowError
-from exporter.readmodels import iso
-from exporter.web import context
+from exporter.http import context
+from exporter.mailcow.client import MailcowError
+from exporter.readmodels import mailcow_state as live_views
+from exporter.readmodels.mail import iso
 
 bp = Blueprint("mailcow_state", __name__, url_prefix="/api")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from exporter import readmodels
+from exporter.http import params
+from exporter.http.context import page_body, pool
+from exporter.http.errors import ApiError
+from exporter.readmodels import mail as readmodels
 from exporter.store import queries
-from exporter.web import params
-from exporter.web.context import page_body, pool
-from exporter.web.errors import ApiError
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
 

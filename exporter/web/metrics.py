@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from prometheus_client.exposition import choose_encoder
 
-from exporter import metrics
-from exporter.web import context
+from exporter.http import context
+from exporter.readmodels import metrics
 
 bp = Blueprint("metrics", __name__)
 

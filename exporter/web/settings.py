@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify
 
-from exporter import health as service_health
-from exporter import readmodels
 from exporter.config import Config
-from exporter.jobs import JOBS, Job
+from exporter.http.context import config, pool
+from exporter.readmodels import health as service_health
+from exporter.readmodels import mail as readmodels
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import queries
-from exporter.web.context import config, pool
+from exporter.worker.jobs import JOBS, Job
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify
 
-from exporter import readmodels
+from exporter.http import params
+from exporter.http.context import pool
+from exporter.readmodels import mail as readmodels
 from exporter.store import queries
-from exporter.web import params
-from exporter.web.context import pool
 
 bp = Blueprint("stats", __name__, url_prefix="/api/stats")
 

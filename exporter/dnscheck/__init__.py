@@ -1,1 +1,0 @@
-"""SPF, DKIM and DMARC checks of a domain's DNS against what mailcow sends (dnspython, real DNS)."""
