@@ -8,10 +8,10 @@ import time
 import pytest
 from flask import Flask, Response
 
-from exporter.mailcow.client import (
+from exporter.mailcow.client import MailcowClient
+from exporter.mailcow.errors import (
     MailcowAuthError,
     MailcowBadResponse,
-    MailcowClient,
     MailcowForbidden,
     MailcowNotFound,
     MailcowReadOnly,

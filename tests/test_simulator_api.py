@@ -199,7 +199,8 @@ def test_ground_truth_export_matches_the_simulation(mailcow, sim):
 
 
 def test_fault_modes_make_mailcow_fail_like_the_real_one(mailcow):
-    from exporter.mailcow.client import MailcowClient, MailcowServerError, MailcowTimeout
+    from exporter.mailcow.client import MailcowClient
+    from exporter.mailcow.errors import MailcowServerError, MailcowTimeout
 
     client = MailcowClient(mailcow.url, RO_KEY, timeout=0.5, retries=1)
     httpx.post(f"{mailcow.url}/sim/fault", json={"mode": "server_error"})

@@ -9,7 +9,7 @@ from psycopg.errors import QueryCanceled
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from exporter.mailcow.client import MailcowError, MailcowReadOnly, MailcowTimeout
+from exporter.mailcow.errors import MailcowError, MailcowReadOnly, MailcowTimeout
 from exporter.store.database import Pool
 
 log = logging.getLogger(__name__)

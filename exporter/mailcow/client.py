@@ -16,6 +16,17 @@ from urllib.parse import quote
 
 import httpx
 
+from exporter.mailcow.errors import (
+    MailcowAuthError,
+    MailcowBadResponse,
+    MailcowForbidden,
+    MailcowNotFound,
+    MailcowReadOnly,
+    MailcowServerError,
+    MailcowTimeout,
+    MailcowUnreachable,
+)
+
 log = logging.getLogger(__name__)
 
 LOG_SERVICES = frozenset(
@@ -38,60 +49,6 @@ LOG_SERVICES = frozenset(
 )
 MAILQ_ACTIONS = frozenset({"deliver", "hold", "unhold", "flush", "super_delete"})
 QITEM_ACTIONS = frozenset({"release", "learnham", "learnspam"})
-
-
-class MailcowError(Exception):
-    """Base of every failure talking to mailcow; `status` is the HTTP status if any."""
-
-    code = "MAILCOW_ERROR"
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class MailcowAuthError(MailcowError):
-    """401: the API key is unknown/inactive, or the caller's IP is not allowed."""
-
-    code = "MAILCOW_AUTH_FAILED"
-
-
-class MailcowForbidden(MailcowError):
-    """403: e.g. a read-only key used for a write call."""
-
-    code = "MAILCOW_FORBIDDEN"
-
-
-class MailcowNotFound(MailcowError):
-    """404: route not found (mailcow answers the same for unknown log services)."""
-
-    code = "MAILCOW_NOT_FOUND"
-
-
-class MailcowServerError(MailcowError):
-    """5xx: mailcow's database or dockerapi is down, or a proxy in front failed."""
-
-    code = "MAILCOW_SERVER_ERROR"
-
-
-class MailcowTimeout(MailcowError):
-    code = "MAILCOW_TIMEOUT"
-
-
-class MailcowUnreachable(MailcowError):
-    code = "MAILCOW_UNREACHABLE"
-
-
-class MailcowBadResponse(MailcowError):
-    """A body that is not the JSON mailcow should send (empty body = no key was accepted)."""
-
-    code = "MAILCOW_BAD_RESPONSE"
-
-
-class MailcowReadOnly(MailcowError):
-    """A write was asked for but no read-write key is configured."""
-
-    code = "READ_ONLY"
 
 
 # a NUL as JSON escapes it: "\u0000" after an even number of backslashes (an odd one escapes the "\")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.parsers.flags import is_set
+
 
 def _epoch(value: Any) -> float | None:
     try:
@@ -137,11 +139,6 @@ def containers(raw: dict[str, Any]) -> dict[str, Any]:
 
 def storage(raw: dict[str, Any]) -> dict[str, Any]:
     return {key: str((raw or {}).get(key, "")) for key in ("disk", "used", "total", "used_percent")}
-
-
-def is_set(value: Any) -> bool:
-    """mailcow's flags arrive as 1/0, "1"/"0" or true/false."""
-    return str(value) in ("1", "True", "true")
 
 
 def _active(rows: list[dict[str, Any]]) -> int:

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.mailcow.client import MailcowClient, MailcowError
+from exporter.mailcow.client import MailcowClient
+from exporter.mailcow.errors import MailcowError
 
 QUEUE_ACTIONS = ("deliver", "hold", "unhold", "delete", "flush", "super_delete")
 QUARANTINE_ACTIONS = ("release", "delete", "learnham", "learnspam")
@@ -44,6 +45,11 @@ _MESSAGES = {
     "queue_command_success": "done",
     "access_denied": "refused by mailcow (no such item?)",
 }
+
+
+def metric_action(target: str, action: str) -> str:
+    """The action as a metric label: bounded, so a refused made-up action is `unknown`."""
+    return action if action in ACTIONS.get(target, ()) else "unknown"
 
 
 class ActionInputError(ValueError):

@@ -27,7 +27,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.mailcow.client import MailcowClient, MailcowError
+from exporter.mailcow.client import MailcowClient
+from exporter.mailcow.errors import MailcowError
 from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
 from exporter.store import ingest as store

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.readmodels.mailcow_state import is_set
+from exporter.parsers.flags import is_set
 
 
 def save_check(pool: ConnectionPool, result: dict[str, Any], full: bool) -> None:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 
 from exporter.http import context, origin
 from exporter.http.errors import ApiError
-from exporter.mailcow.client import MailcowError, MailcowTimeout
+from exporter.mailcow.errors import MailcowError, MailcowTimeout
 from exporter.readmodels import mailcow_state as live_views
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from exporter.http import context, origin
 from exporter.http.errors import ApiError, error_response
 from exporter.http.params import AuditParams, parse
-from exporter.mailcow.client import MailcowForbidden, MailcowTimeout
+from exporter.mailcow.errors import MailcowForbidden, MailcowTimeout
 from exporter.readmodels.mail import iso
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
@@ -68,6 +68,7 @@ def _audit(via: str, target: str, action: str, items: list[str], outcome: str, *
         via=via,
         target=target,
         action=action,
+        metric_action=actions.metric_action(target, action),
         items=items,
         outcome=outcome,
         remote_addr=request.remote_addr,

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, jsonify
 
 from exporter.http import context
 from exporter.http.errors import ApiError
+from exporter.parsers.flags import is_set
 from exporter.readmodels.mail import iso
-from exporter.readmodels.mailcow_state import is_set
 from exporter.services.domains import checks as dns_checks
 from exporter.store import domains as domain_store
 

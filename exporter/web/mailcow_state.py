@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 
 from exporter.http import context
-from exporter.mailcow.client import MailcowError
+from exporter.mailcow.errors import MailcowError
 from exporter.readmodels import mailcow_state as live_views
 from exporter.readmodels.mail import iso
 

@@ -24,7 +24,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
-from exporter.mailcow.client import MailcowClient, MailcowError
+from exporter.mailcow.client import MailcowClient
+from exporter.mailcow.errors import MailcowError
 from exporter.services import correlation, dmarc_imap
 from exporter.services.domains import checks as dns_checks
 from exporter.services.geoip import GeoIP

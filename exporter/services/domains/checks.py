@@ -10,7 +10,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
-from exporter.mailcow.client import MailcowClient, MailcowError
+from exporter.mailcow.client import MailcowClient
+from exporter.mailcow.errors import MailcowError
 from exporter.services.domains.domain import check_domain
 from exporter.services.domains.lookup import make_resolver
 from exporter.store import domains as domain_store
