@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: installs the Debian tools the tests use, makes
-# .venv, installs the project with its test extra, lints, then runs pytest (which fails on no
+# .venv, installs the project with its test extra, lints (ruff, import-linter), then runs pytest (which fails on no
 # tests collected, exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,6 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 .venv/bin/ruff check .
+# the architecture: layers, independent adapters, pure parsers (contracts in pyproject.toml)
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest "$@"

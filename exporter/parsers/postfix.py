@@ -10,7 +10,6 @@ from exporter.parsers import MAX_FIELD
 # Short ids are upper-case hex; long ids (enable_long_queue_ids) use a 52-character alphabet with a 'z'.
 _QID = r"(?:[0-9A-F]{6,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{10,16}z[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-y]{3,16})"
 _HOST_IP = r"(?P<host>[^\s\[\]]*)\[(?P<ip>[0-9A-Fa-f.:]+|[^\]]*)\]"
-_ADDR = r"<(?P<{name}>[^>]*)>"
 
 _QUEUE_PREFIX = re.compile(rf"^(?P<qid>{_QID}): (?P<rest>.*)$", re.S)
 _CLIENT = re.compile(rf"^client={_HOST_IP}(?::\d+)?(?P<tail>.*)$")

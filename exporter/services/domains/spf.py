@@ -279,7 +279,19 @@ def check(resolver: dns.resolver.Resolver, domain: str, server_ips: list[str]) -
         decided, errors = {}, [str(exc)]
     except DnsFailure as exc:
         return {**out, "status": "unknown", "message": f"DNS lookup failed: {exc}"}
-    walk = evaluator.walk
+    return _verdict(out, record, policy, evaluator.walk, decided, errors, server_ips)
+
+
+def _verdict(
+    out: dict[str, Any],
+    record: Record,
+    policy: str | None,
+    walk: Walk,
+    decided: dict[Any, tuple[str, list[str]]],
+    errors: list[str],
+    server_ips: list[str],
+) -> dict[str, Any]:
+    """The evaluated record judged: lookup limits, each server address's result, the policy."""
     out.update(dns_lookups=walk.lookups, void_lookups=walk.void)
     warnings = list(walk.warnings)
     if policy is not None and record.redirect:
