@@ -197,7 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
-    from exporter.worker.jobs import run_worker
+    from exporter.worker.loop import run_worker
 
     config = _config()
     url = _database_url(config)

@@ -27,7 +27,7 @@ from exporter.services.dmarc import import_bytes
 from exporter.services.geoip import GeoIP
 from exporter.simulator import reports
 from exporter.simulator.state import LOCAL_DOMAINS
-from exporter.worker.jobs import Worker, tracked
+from exporter.worker.loop import Worker, tracked
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario

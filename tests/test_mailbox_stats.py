@@ -8,7 +8,7 @@ import pytest
 
 from exporter.app import create_app
 from exporter.simulator.state import ALIASES, MAILBOXES
-from exporter.worker.jobs import Worker
+from exporter.worker.loop import Worker
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
 

@@ -16,7 +16,7 @@ from exporter.services import correlation
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import ingest as ingest_store
 from exporter.store.database import create_pool
-from exporter.worker.jobs import Worker
+from exporter.worker.loop import Worker
 from tests.conftest import SIM_START, make_config
 from tests.mailflow import scenario
 from tests.prometheus import running_prometheus

@@ -26,7 +26,7 @@ from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.readmodels.metrics import PROCESS_FAMILIES
 from exporter.services.dmarc import import_bytes
 from exporter.store.database import create_pool
-from exporter.worker.jobs import Worker, tracked
+from exporter.worker.loop import Worker, tracked
 from tests.conftest import SIM_START, LiveServer, make_config
 from tests.dns_server import SIMULATED_ZONE, running_dns
 from tests.mailflow import scenario

@@ -45,7 +45,7 @@ def test_a_crashing_worker_is_restarted_with_exponential_backoff(caplog):
     assert sum("worker restarted (pid" in r.getMessage() for r in caplog.records) == 9
 
 
-BEATING = "from exporter.supervisor import beat\nimport time\nwhile True:\n    beat()\n    time.sleep(0.2)\n"
+BEATING = "from exporter.worker.supervisor import beat\nimport time\nwhile True:\n    beat()\n    time.sleep(0.2)\n"
 
 
 def test_a_hung_worker_is_killed_and_restarted_and_a_working_one_is_left_alone(caplog):

@@ -21,7 +21,7 @@ import pytest
 from exporter.app import create_app
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
-from exporter.worker.jobs import LEADER_LOCK_KEY
+from exporter.store.jobs import LEADER_LOCK_KEY
 from tests.conftest import RO_KEY, make_config
 from tests.prometheus import free_port
 

@@ -27,7 +27,9 @@ from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
 from exporter.store.database import create_pool, migrate
-from exporter.worker.jobs import LEADER_LOCK_KEY, Worker, tracked
+from exporter.store.jobs import LEADER_LOCK_KEY
+from exporter.worker import registry
+from exporter.worker.loop import Worker, tracked
 from tests.conftest import RO_KEY, RW_KEY, SIM_START, ManualClock, make_config
 from tests.mailflow import make_rig
 from tests.prometheus import free_port
@@ -395,3 +397,21 @@ def test_every_job_is_declared_once_scheduled_and_listed(pool, db_url):
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert [name for name in listed if f"| `{name}` |" not in readme] == []
+
+
+def test_the_readme_job_table_is_the_registrys():
+    """A job added to the registry without its README row fails here."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = registry.markdown_table()
+    header = table.splitlines()[0]
+    assert readme.count(header) == 1, "the README has one job table"
+    assert table in readme, f"paste this table into README.md (Background jobs):\n{table}"
+
+
+def test_settings_info_gives_each_job_its_category(pool, db_url):
+    listed = create_app(make_config(db_url), pool).test_client().get("/api/settings/info").get_json()["background_jobs"]
+    assert {name: job["category"] for name, job in listed.items()} == {
+        name: str(job.category) for name, job in registry.JOBS.items()
+    }
+    assert listed["fetch_logs"]["category"] == "ingest" and listed["dns_check"]["category"] == "DNS"
+    assert list(listed["sync_status"])[:4] == ["interval", "description", "category", "status"]

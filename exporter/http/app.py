@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, Response, g, request
 from exporter.config import Config
 from exporter.http import inputs, origin
 from exporter.http.auth import install_auth
+from exporter.http.context import JobInfo
 from exporter.http.errors import register_error_handlers
 from exporter.mailcow.live import LiveMailcow
 from exporter.services.geoip import GeoIP
@@ -22,9 +23,14 @@ log = logging.getLogger("mailcow_grafana.http")
 
 
 def build_app(
-    config: Config, pool: Pool | None, blueprints: Sequence[Blueprint], preflight_endpoints: frozenset[str]
+    config: Config,
+    pool: Pool | None,
+    blueprints: Sequence[Blueprint],
+    preflight_endpoints: frozenset[str],
+    jobs: Sequence[JobInfo],
 ) -> Flask:
-    """The app with `blueprints`; `pool` defaults to a new pool on `config.database_url`."""
+    """The app with `blueprints`; `pool` defaults to a new pool on `config.database_url`; `jobs` are the
+    worker's background jobs, for the handlers that list them."""
     if pool is None:
         if not config.database_url:
             raise ValueError("create_app needs a database URL (the CLI starts the embedded server first)")
@@ -35,6 +41,7 @@ def build_app(
         MG_POOL=pool,
         MG_LIVE=LiveMailcow.for_requests(config),
         MG_GEOIP=GeoIP(config.geoip_city_db, config.geoip_asn_db),
+        MG_JOBS=tuple(jobs),
         MAX_CONTENT_LENGTH=config.dmarc_upload_max_bytes + 1024 * 1024,  # report uploads; JSON bodies are small
     )
     app.json.sort_keys = False

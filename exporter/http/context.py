@@ -1,6 +1,8 @@
-"""Per-app objects handlers need: configuration, pool, local domains."""
+"""Per-app objects handlers need: configuration, pool, local domains, the worker's job list."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import current_app, request
 from psycopg_pool import ConnectionPool
@@ -8,6 +10,19 @@ from psycopg_pool import ConnectionPool
 from exporter.config import Config
 from exporter.mailcow.live import LiveMailcow
 from exporter.store import mailcow as mailcow_store
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A background job as the web process lists it: `exporter.app` fills these in from the worker's
+    registry, so the web never imports the worker (nor APScheduler with it)."""
+
+    name: str
+    category: str
+    description: str
+    schedule: str  # when it runs with this configuration, in words
+    enabled: bool  # this configuration runs it
+    scheduled: bool  # the scheduler runs it (else the ingest loop)
 
 
 def config() -> Config:
@@ -25,6 +40,10 @@ def local_domains() -> list[str]:
 def page_body(total: int, page: int, limit: int, data: list) -> dict:
     """The paginated envelope of seed 002: total, page, limit, pages, data."""
     return {"total": total, "page": page, "limit": limit, "pages": (total + limit - 1) // limit, "data": data}
+
+
+def jobs() -> tuple[JobInfo, ...]:
+    return current_app.config["MG_JOBS"]
 
 
 def live() -> LiveMailcow:

@@ -7,14 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify
 
-from exporter.config import Config
-from exporter.http.context import config, pool
+from exporter.http.context import JobInfo, config, jobs, pool
 from exporter.readmodels import health as service_health
 from exporter.readmodels import mail as readmodels
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import queries
-from exporter.worker.jobs import JOBS, Job
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -27,13 +25,15 @@ def info() -> Response:
     correlation = queries.correlation_status(pool())
     statuses = {row["name"]: row for row in job_store.job_statuses(pool())}
     pending = {"complete_correlations": correlation["pending_lines"], "update_final_status": correlation["incomplete"]}
-    jobs = {}
-    for name, job in JOBS.items():
+    listed = {}
+    for job in jobs():
+        name = job.name
         row = statuses.get(name)
-        jobs[name] = {
-            "interval": job.schedule(cfg),
+        listed[name] = {
+            "interval": job.schedule,
             "description": job.description,
-            "status": _job_status(job, row, cfg),
+            "category": job.category,
+            "status": _job_status(job, row),
             "last_run": readmodels.iso(row["last_run_at"]) if row else None,
             "last_success": readmodels.iso(row["last_success_at"]) if row else None,
             "duration_seconds": row["last_duration_seconds"] if row else None,
@@ -80,7 +80,7 @@ def info() -> Response:
                 "pending_lines": correlation["pending_lines"],
                 "completion_rate": round(correlation["complete"] * 100 / total, 2) if total else 100.0,
             },
-            "background_jobs": jobs,
+            "background_jobs": listed,
             "recent_incomplete_correlations": [
                 {
                     "message_id": f"<{r['message_id']}>" if r["message_id"] else None,
@@ -98,12 +98,12 @@ def info() -> Response:
     )
 
 
-def _job_status(job: Job, row: dict | None, cfg: Config) -> str:
-    if not job.enabled(cfg):
+def _job_status(job: JobInfo, row: dict | None) -> str:
+    if not job.enabled:
         return "disabled"
     if row:
         return row["status"]
-    return "idle" if job.run is None else "scheduled"
+    return "scheduled" if job.scheduled else "idle"
 
 
 @bp.get("/health")

@@ -1,26 +1,19 @@
-"""The worker: the ingest loop and the scheduled jobs, each run recorded in the database.
+"""The worker: the ingest loop and the functions of the scheduled jobs, each run recorded in the database.
 
 Status lives in PostgreSQL so every web process reports the same thing. With several worker
-replicas, a session-level PostgreSQL advisory lock elects one leader that ingests and runs the
-jobs; when it dies its connection closes, the lock is released, and another worker takes over
-within one interval.
+replicas, only the holder of the leader lock (`exporter.worker.lock`) ingests and runs the jobs that
+`exporter.worker.registry` declares and `exporter.worker.scheduler` schedules.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import psycopg
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from psycopg_pool import ConnectionPool
 
 from exporter.config import Config
@@ -35,8 +28,9 @@ from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
 from exporter.store import status as status_store
-from exporter.store.database import connect
-from exporter.store.jobs import LEADER_LOCK_KEY
+from exporter.worker.lock import LeaderLock
+from exporter.worker.registry import Job
+from exporter.worker.scheduler import Scheduler, build_scheduler
 from exporter.worker.supervisor import beat
 
 log = logging.getLogger(__name__)
@@ -198,20 +192,13 @@ class Worker:
 
     # --- running ----------------------------------------------------------------------
 
-    def scheduler(self) -> BackgroundScheduler:
-        """The scheduled jobs of JOBS that this configuration enables; each runs only while this worker
-        is the leader."""
-        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-        now = datetime.now(UTC)
-        for job in JOBS.values():
-            if job.run is None or not job.enabled(self.config):
-                continue
-            first = {} if job.first_after is None else {"next_run_time": now + timedelta(seconds=job.first_after)}
-            scheduler.add_job(self._leader_only(job), job.trigger(self.config), id=job.name, name=job.name, **first)
-        return scheduler
+    def scheduler(self) -> Scheduler:
+        """The scheduled jobs this configuration enables; each runs only while this worker is the leader."""
+        return build_scheduler(self.config, self._leader_only)
 
     def _leader_only(self, job: Job) -> Callable[[], None]:
-        run = tracked(self.pool, job.name, partial(job.run, self))
+        assert job.method is not None  # the scheduler runs only jobs with a method
+        run = tracked(self.pool, job.name, getattr(self, job.method))
 
         def when_leading() -> None:
             if self.is_leader.is_set():
@@ -228,7 +215,7 @@ class Worker:
         try:
             while not stop.is_set():
                 beat()
-                with _LeaderLock(self.config.database_url or "") as lock:
+                with LeaderLock(self.config.database_url or "") as lock:
                     if not lock.held:
                         self.is_leader.clear()
                         stop.wait(min(self.config.fetch_interval, 10))
@@ -250,160 +237,6 @@ class Worker:
 
     def sync_domains_safely(self) -> None:
         tracked(self.pool, "sync_domains", self.sync_domains)()
-
-
-@dataclass(frozen=True)
-class Job:
-    """A background job, declared once: the worker schedules it, /api/settings/info lists it."""
-
-    name: str
-    description: str
-    run: Callable[[Worker], object] | None = None  # None: the ingest loop runs it, not the scheduler
-    every: float | Callable[[Config], float] | None = None  # seconds between runs
-    daily_at: int | None = None  # or once a day at this hour (UTC)
-    first_after: float | None = None  # first run this many seconds after start (default: one interval in)
-    setting: str | None = None  # the variable that sets `every`
-    enabled: Callable[[Config], bool] = lambda _config: True
-    loop_schedule: str = ""  # when the ingest loop runs it
-
-    def seconds(self, config: Config) -> float:
-        return float(self.every(config) if callable(self.every) else self.every or 0)
-
-    def trigger(self, config: Config) -> CronTrigger | IntervalTrigger:
-        if self.daily_at is not None:
-            return CronTrigger(hour=self.daily_at, minute=0, timezone=UTC)
-        return IntervalTrigger(seconds=self.seconds(config), timezone=UTC)
-
-    def schedule(self, config: Config) -> str:
-        """When it runs, in words."""
-        if self.run is None:
-            return self.loop_schedule
-        if self.daily_at is not None:
-            return f"daily at {self.daily_at:02d}:00 UTC"
-        text = f"every {_duration(self.seconds(config))}"
-        return f"{text} ({self.setting})" if self.setting else text
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds:g} seconds"
-
-
-JOBS: dict[str, Job] = {
-    job.name: job
-    for job in (
-        Job(
-            "fetch_logs",
-            "Imports Postfix, Rspamd and Netfilter logs from mailcow",
-            loop_schedule="adaptive, at most FETCH_INTERVAL",
-        ),
-        Job(
-            "complete_correlations",
-            "Links new log lines into messages and recipients",
-            loop_schedule="after every fetch, beside the next one",
-        ),
-        Job(
-            "update_final_status",
-            "Re-derives the status of unfinished messages",
-            Worker.update_final_status,
-            every=120,
-        ),
-        Job(
-            "expire_correlations",
-            "Expires messages without any line for EXPIRE_AFTER_HOURS",
-            Worker.expire,
-            every=60,
-        ),
-        Job("cleanup_logs", "Removes lines and messages older than RETENTION_DAYS", Worker.cleanup, daily_at=2),
-        Job(
-            "sync_domains",
-            "Reads mailcow's domain list (decides message direction)",
-            Worker.sync_domains,
-            every=600,
-            first_after=0,
-        ),
-        Job(
-            "sync_accounts",
-            "Reads mailcow's mailboxes and aliases (for the mailbox statistics)",
-            Worker.sync_accounts,
-            every=600,
-            first_after=3,
-        ),
-        Job(
-            "dns_check",
-            "Checks SPF, DKIM and DMARC of every active mailcow domain",
-            Worker.dns_check,
-            every=lambda config: config.dns_check_interval_hours * 3600,
-            first_after=30,
-            setting="DNS_CHECK_INTERVAL_HOURS",
-        ),
-        Job(
-            "sync_quarantine",
-            "Reads mailcow's quarantine (marks quarantined messages)",
-            Worker.sync_quarantine,
-            every=60,
-            first_after=5,
-        ),
-        Job(
-            "sync_status",
-            "Reads mailcow's mail queue, containers, vmail usage, version and bans (for /metrics)",
-            Worker.sync_status,
-            every=lambda config: config.status_sync_interval,
-            first_after=2,
-            setting="STATUS_SYNC_INTERVAL",
-        ),
-        Job(
-            "update_geoip",
-            "Reopens the GeoIP databases when their files changed",
-            Worker.update_geoip,
-            every=3600,
-        ),
-        Job(
-            "dmarc_imap_import",
-            "Imports DMARC and TLS reports from the IMAP mailbox",
-            Worker.import_dmarc_mail,
-            every=lambda config: config.dmarc_imap_interval,
-            first_after=10,
-            setting="DMARC_IMAP_INTERVAL",
-            enabled=lambda config: config.dmarc_imap_enabled and bool(config.dmarc_imap_host),
-        ),
-    )
-}
-
-
-class _LeaderLock:
-    """A session advisory lock on its own connection: released when this process dies."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.conn: psycopg.Connection | None = None
-        self.held = False
-
-    def __enter__(self) -> _LeaderLock:
-        try:
-            self.conn = connect(self.url, autocommit=True)
-            self.held = bool(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()[0])
-            if self.held:  # lets an operator (and the tests) see which process leads
-                self.conn.execute(f"SET application_name = 'mailcow-grafana leader pid {os.getpid()}'")
-        except psycopg.Error as exc:
-            log.warning("cannot reach the database for the leader lock: %s", exc)
-            self.held = False
-        return self
-
-    def alive(self) -> bool:
-        try:
-            assert self.conn is not None
-            self.conn.execute("SELECT 1")
-            return True
-        except (psycopg.Error, AssertionError):
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            self.conn.close()
 
 
 def run_worker(config: Config, pool: ConnectionPool, stop: threading.Event) -> None:
