@@ -1,13 +1,14 @@
-"""The `mailcow-grafana` command: serve, worker, run, demo, simulate, migrate, check-config."""
+"""The `mailcow-grafana` command: parses the command line and runs one command (`--help` lists them).
+
+The process set-up that `serve`, `run` and `demo` share lives in `exporter.serve`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import dataclasses
-import ipaddress
 import json
-import logging
 import os
 import secrets
 import signal
@@ -21,26 +22,12 @@ from pathlib import Path
 import httpx
 
 from exporter import __version__
-from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
+from exporter.config import Config, ConfigError, load_config
+from exporter.serve import Fatal, configure, database_url, gunicorn, serve_and_work, setup_logging, web_config
 from exporter.store.database import create_pool, migrate, start_embedded
-from exporter.worker.supervisor import stop_process as _stop
-from exporter.worker.supervisor import supervise
+from exporter.worker.supervisor import stop_process
 
-log = logging.getLogger("mailcow_grafana")
 DEFAULT_BIND = "127.0.0.1:8088"
-# a worker's loop turns at least every FETCH_INTERVAL; a fetch round waits on mailcow's timeouts and
-# retries, so only this long a silence means it hangs
-WORKER_STALE_AFTER = 600.0
-
-
-class Fatal(Exception):
-    """A condition that ends the command with one line on stderr and exit code 2."""
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _bind(value: str) -> tuple[str, int]:
@@ -48,56 +35,6 @@ def _bind(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def _config(require_mailcow: bool = True) -> Config:
-    config = load_config(require_mailcow=require_mailcow)
-    _setup_logging(config.log_level)
-    return config
-
-
-def _database_url(config: Config) -> str:
-    """DATABASE_URL, or the embedded server's URL (started now); exported for child processes."""
-    url = config.database_url
-    if not url:
-        log.info("DATABASE_URL not set: starting the embedded PostgreSQL in %s", config.embedded_db_dir)
-        url = start_embedded(config.embedded_db_dir)
-    os.environ["DATABASE_URL"] = url
-    migrate(url)
-    return url
-
-
-def _exposure(config: Config, bind: tuple[str, int]) -> str | None:
-    """Why this service would be reachable from other machines, or None when only this one reaches it."""
-    host, port = bind
-    if not is_loopback(host):
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return f"--bind {shown} is reachable from other machines"
-    published = sorted(name for name in config.served_hosts if not is_loopback(name))
-    if published:  # a reverse proxy forwards those names to the loopback address
-        return f"PUBLIC_URL or TRUSTED_HOSTS publish this service as {', '.join(published)}"
-    return None
-
-
-def _web_config(config: Config, bind: tuple[str, int]) -> Config:
-    """Fail closed before serving: no open service that other machines reach, directly or through a reverse
-    proxy, unless AUTH_ENABLED=false says so (then warn at every start). A specific bind address is a host
-    name we serve."""
-    if not config.auth_enabled and not config.auth_opt_out and (reason := _exposure(config, bind)):
-        raise ConfigError(
-            f"AUTH_PASSWORD: not set, and {reason}; set AUTH_PASSWORD, "
-            "or AUTH_ENABLED=false to serve without authentication on purpose"
-        )
-    if config.auth_opt_out:
-        log.warning(AUTH_OFF_WARNING)
-    host = bind[0]
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).is_unspecified:
-            host = ""  # 0.0.0.0 / :: is no name a client uses
-    if host:
-        config = dataclasses.replace(config, trusted_hosts=[*config.trusted_hosts, host_name(host)])
-    log.info("answering to the host names %s (add others with TRUSTED_HOSTS)", ", ".join(sorted(config.served_hosts)))
-    return config
 
 
 # --- commands --------------------------------------------------------------------------
@@ -111,7 +48,7 @@ def cmd_check_config(_: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    config = _config(require_mailcow=False)
+    config = configure(require_mailcow=False)
     url = config.database_url or start_embedded(config.embedded_db_dir)
     applied = migrate(url)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(map(str, applied))}" if applied else ""))
@@ -124,7 +61,7 @@ def cmd_import_logs(args: argparse.Namespace) -> int:
     from exporter.services.backfill import import_files
     from exporter.store.mailcow import local_domains
 
-    config = _config(require_mailcow=False)
+    config = configure(require_mailcow=False)
     url = config.database_url or start_embedded(config.embedded_db_dir)
     migrate(url)
     missing = [p for p in args.files if not p.is_file()]
@@ -156,7 +93,7 @@ def cmd_import_dmarc(args: argparse.Namespace) -> int:
     from exporter.services.dmarc import import_bytes, reverse_dns
     from exporter.services.geoip import GeoIP
 
-    config = _config(require_mailcow=False)
+    config = configure(require_mailcow=False)
     files: list[Path] = []
     for path in args.paths:
         if path.is_dir():
@@ -190,17 +127,16 @@ def cmd_import_dmarc(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _web_config(_config(), args.bind)
-    url = _database_url(config)
-    _gunicorn(config, url, args.bind, args.workers)
+    config = web_config(configure(), args.bind)
+    gunicorn(config, database_url(config), args.bind, args.workers)
     return 0
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
     from exporter.worker.loop import run_worker
 
-    config = _config()
-    url = _database_url(config)
+    config = configure()
+    url = database_url(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -213,24 +149,9 @@ def cmd_worker(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _web_config(_config(), args.bind)  # fail closed here, before any child starts
-    _database_url(config)
-    return _supervise(args, config)
-
-
-def _supervise(args: argparse.Namespace, config: Config) -> int:
-    """`serve` and `worker` as child processes, the worker restarted when it dies or hangs (no round of its
-    loop for WORKER_STALE_AFTER seconds, or four fetch intervals if longer), until SIGTERM/SIGINT."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    host, port = args.bind
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    command = [sys.executable, "-m", "exporter.cli"]
-    stale_after = max(WORKER_STALE_AFTER, 4 * config.fetch_interval)
-    return supervise(
-        [*command, "serve", "--bind", bind, "--workers", str(args.workers)], [*command, "worker"], stop, stale_after
-    )
+    config = web_config(configure(), args.bind)  # fail closed here, before any child starts
+    database_url(config)
+    return serve_and_work(config, args.bind, args.workers)
 
 
 def _import_demo_reports(config: Config, url: str) -> None:
@@ -264,7 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "LOCAL_DOMAINS": os.environ.get("LOCAL_DOMAINS", "example.org,example.net"),
         }
     )
-    config = _web_config(_config(), args.bind)
+    config = web_config(configure(), args.bind)
     simulator = subprocess.Popen(
         [
             sys.executable,
@@ -284,8 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     try:
         _wait_http(f"http://127.0.0.1:{sim_port}/api/v1/get/status/version", {"X-API-Key": ro_key}, simulator)
-        url = _database_url(config)
-        _import_demo_reports(config, url)
+        _import_demo_reports(config, database_url(config))
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         print(
             f"\nmailcow-grafana {__version__} demo\n"
@@ -295,9 +215,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  database:  {(config.database_url and 'DATABASE_URL') or f'embedded in {config.embedded_db_dir}'}\n",
             flush=True,
         )
-        return _supervise(args, config)
+        return serve_and_work(config, args.bind, args.workers)
     finally:
-        _stop(simulator)
+        stop_process(simulator)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -307,7 +227,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter.simulator.state import MailcowState
     from exporter.simulator.traffic import Simulation
 
-    _setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
     ro_key = args.ro_key or _mailcow_style_key()
     rw_key = args.rw_key or _mailcow_style_key()
     state = MailcowState(log_cap=args.log_cap)
@@ -323,34 +243,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    from exporter.app import create_app
-    from exporter.http.gunicorn_worker import Worker
-
-    options = {
-        "bind": f"[{bind[0]}]:{bind[1]}" if ":" in bind[0] else f"{bind[0]}:{bind[1]}",
-        "workers": workers,
-        "worker_class": Worker,  # gthread, with gunicorn's own errors in the JSON envelope
-        "threads": 4,
-        "timeout": 60,
-        "graceful_timeout": 10,
-        "loglevel": config.log_level.lower(),
-    }
-    app_config = dataclasses.replace(config, database_url=url)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Callable:
-            return create_app(app_config)
-
-    Server().run()
 
 
 def _free_port() -> int:
@@ -381,9 +273,13 @@ def _wait_http(url: str, headers: dict[str, str], process: subprocess.Popen, tim
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailcow-grafana", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mailcow-grafana",
+        description="mailcow's logs and state for Grafana: the web API, the background worker and their tools.",
+        epilog="`mailcow-grafana COMMAND --help` shows a command's options; the settings are environment variables.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
 
     def web_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--bind", type=_bind, default=_bind(DEFAULT_BIND), help=f"HOST:PORT (default {DEFAULT_BIND})")
@@ -403,13 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     dm.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = sub.add_parser("simulate", help="serve the mailcow API simulator")
-    sim.add_argument("--bind", type=_bind, default=_bind("127.0.0.1:8089"))
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--bind", type=_bind, default=_bind("127.0.0.1:8089"), help="HOST:PORT (default 127.0.0.1:8089)")
+    sim.add_argument("--seed", type=int, default=1, help="seed of the generated traffic")
     sim.add_argument("--rate", type=float, default=6.0, help="mails per minute")
     sim.add_argument("--history-minutes", type=int, default=60, help="traffic generated before start")
     sim.add_argument("--log-cap", type=int, default=10000, help="length of the capped log lists")
-    sim.add_argument("--ro-key", default=os.environ.get("SIM_API_KEY"))
-    sim.add_argument("--rw-key", default=os.environ.get("SIM_API_KEY_RW"))
+    sim.add_argument("--ro-key", default=os.environ.get("SIM_API_KEY"), help="read-only API key (default: random)")
+    sim.add_argument("--rw-key", default=os.environ.get("SIM_API_KEY_RW"), help="read-write API key (default: random)")
     return parser
 
 

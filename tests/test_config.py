@@ -172,15 +172,15 @@ def test_an_open_service_on_a_reachable_address_refuses_to_start(command, bind):
     ],
 )
 def test_only_loopback_binds_may_run_without_credentials(host, starts):
-    from exporter.cli import _web_config
+    from exporter.serve import web_config
 
     config = load_config(BASE)
     if starts:
-        assert _web_config(config, (host, 8088)).served_hosts >= {"localhost", "127.0.0.1", "::1"}
+        assert web_config(config, (host, 8088)).served_hosts >= {"localhost", "127.0.0.1", "::1"}
     else:
         with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: "):
-            _web_config(config, (host, 8088))
-    with_password = _web_config(load_config({**BASE, "AUTH_PASSWORD": "pw"}), (host, 8088))
+            web_config(config, (host, 8088))
+    with_password = web_config(load_config({**BASE, "AUTH_PASSWORD": "pw"}), (host, 8088))
     assert (host in with_password.served_hosts) == (host not in ("0.0.0.0", "::"))  # a bind address is ours
 
 
@@ -216,14 +216,14 @@ def test_an_open_service_behind_a_reverse_proxy_refuses_to_start(command, publis
     ],
 )
 def test_a_published_loopback_service_needs_credentials_or_an_explicit_opt_out(settings, starts):
-    from exporter.cli import _web_config
+    from exporter.serve import web_config
 
     config = load_config({**BASE, **settings})
     if starts:
-        assert "127.0.0.1" in _web_config(config, ("127.0.0.1", 8088)).served_hosts
+        assert "127.0.0.1" in web_config(config, ("127.0.0.1", 8088)).served_hosts
     else:
         with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: "):
-            _web_config(config, ("127.0.0.1", 8088))
+            web_config(config, ("127.0.0.1", 8088))
 
 
 def test_trusted_hosts_are_host_names_or_addresses():
