@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from datasource import params
 from exporter.http import context, inputs
-from exporter.http.errors import ApiError, QueryTimeout
-from exporter.http.params import first_error
+from exporter.http.errors import ApiError, InvalidParameter, QueryTimeout
+from exporter.http.params import Params, load
 from exporter.readmodels import catalog
 
 bp = Blueprint("jsonds", __name__, url_prefix="/grafana/json")
@@ -27,11 +27,8 @@ MAX_TARGETS = 20  # queries in one /query: a panel has a few; hundreds are a loa
 MAX_ROWS = 50_000  # rows in one /query answer, all its targets together
 
 
-class _Body(Schema):
+class _Body(Params):
     """The parts of a request body this datasource reads (Grafana sends more; the rest is ignored)."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     range = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
     intervalMs = fields.Raw(load_default=None, allow_none=True)  # Grafana's names
@@ -51,13 +48,14 @@ class _Body(Schema):
 
 def _body() -> dict[str, Any]:
     """The request body checked against _Body; an empty body is `{}`, anything else not an object a 400."""
-    raw = request.get_json(force=True) if request.get_data(cache=True) else {}
-    if not isinstance(raw, dict):
-        raise ApiError(400, "Bad Request", "the body must be a JSON object", "INVALID_PARAMETER")
+    data = request.get_data(cache=True)
     try:
-        return _Body().load(raw)
-    except ValidationError as exc:
-        raise ApiError(400, "Bad Request", first_error(exc), "INVALID_PARAMETER") from None
+        raw = inputs.loads(data) if data else {}
+    except ValueError as exc:  # not JSON, nested too deep, a NUL in a string
+        raise InvalidParameter(f"body: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidParameter("the body must be a JSON object")
+    return load(_Body(), raw)
 
 
 def _payload(target: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """Configuration from environment variables, validated once at start-up.
 
-A bad value must stop the service with one readable line naming the variable, so every
-field is validated by a marshmallow schema and errors are turned into `ConfigError`.
+Each setting is declared once, as a `Config` field made by `_setting`: its environment variable, marshmallow
+field (type, validation), default and whether it is secret. The environment schema, secret masking and the
+list of variables are all derived from those fields. A bad value must stop the service with one readable
+line naming the variable, so errors are turned into `ConfigError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,12 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 import psycopg
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load, validate
 from psycopg.conninfo import conninfo_to_dict
 
-SECRET_KEYS = frozenset(
-    {"mailcow_api_key", "mailcow_api_key_rw", "auth_password", "database_url", "secret_key", "dmarc_imap_password"}
-)
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _URL_UNSAFE_RE = re.compile(r"[\x00-\x20\x7f\\]")  # whitespace, control characters, backslash
 _AUTHORITY_RE = re.compile(r"[^/?#]*")  # what follows "scheme://" up to the path, query or fragment
@@ -35,6 +35,7 @@ AUTH_OFF_WARNING = (
     "authentication is off (AUTH_ENABLED=false): anyone who can reach this service can read the mail logs "
     "and act on the queue and quarantine"
 )
+MASK = "********"
 
 
 class ConfigError(Exception):
@@ -104,160 +105,7 @@ def mask_url(url: str) -> str:
     if not sep:
         scheme, rest = "", url
     at, host = rest.rpartition("@")[1:]
-    return f"{scheme}{sep}********@{host}" if at else url
-
-
-class _CommaList(fields.Field):
-    """A comma-separated environment value as a list of lower-cased, non-empty items."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
-        if not isinstance(value, str):
-            raise ValidationError("must be a comma-separated string")
-        return [item.strip().lower() for item in value.split(",") if item.strip()]
-
-
-class _EnvSchema(Schema):
-    """Environment variables (upper-case keys) to `Config` fields."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    MAILCOW_URL = fields.String(required=True, attribute="mailcow_url")
-    MAILCOW_API_KEY = fields.String(required=True, attribute="mailcow_api_key", validate=validate.Length(min=1))
-    MAILCOW_API_KEY_RW = fields.String(load_default=None, attribute="mailcow_api_key_rw")
-    MAILCOW_VERIFY_TLS = fields.Boolean(load_default=True, attribute="mailcow_verify_tls")
-    MAILCOW_TIMEOUT = fields.Float(
-        load_default=10.0, attribute="mailcow_timeout", validate=validate.Range(min=0.5, max=300)
-    )
-    DATABASE_URL = fields.String(load_default=None, attribute="database_url")
-    DATA_DIR = fields.String(load_default=_default_data_dir, attribute="data_dir")
-    DB_POOL_SIZE = fields.Integer(load_default=5, attribute="db_pool_size", validate=validate.Range(min=1, max=100))
-    QUERY_TIMEOUT = fields.Float(  # below the web server's 60 s worker timeout
-        load_default=20.0, attribute="query_timeout", validate=validate.Range(min=1, max=50)
-    )
-    FETCH_INTERVAL = fields.Integer(
-        load_default=15, attribute="fetch_interval", validate=validate.Range(min=5, max=3600)
-    )
-    FETCH_COUNT_POSTFIX = fields.Integer(
-        load_default=2000, attribute="fetch_count_postfix", validate=validate.Range(min=1, max=100000)
-    )
-    FETCH_COUNT_RSPAMD = fields.Integer(
-        load_default=500, attribute="fetch_count_rspamd", validate=validate.Range(min=1, max=100000)
-    )
-    FETCH_COUNT_NETFILTER = fields.Integer(
-        load_default=500, attribute="fetch_count_netfilter", validate=validate.Range(min=1, max=100000)
-    )
-    RETENTION_DAYS = fields.Integer(load_default=7, attribute="retention_days", validate=validate.Range(min=1))
-    LOCAL_DOMAINS = _CommaList(load_default=list, attribute="local_domains")
-    TZ = fields.String(load_default="UTC", attribute="timezone")
-    AUTH_ENABLED = fields.Boolean(load_default=None, attribute="auth_enabled")
-    AUTH_USERNAME = fields.String(load_default="admin", attribute="auth_username", validate=validate.Length(min=1))
-    AUTH_PASSWORD = fields.String(load_default=None, attribute="auth_password")
-    LOG_LEVEL = fields.String(
-        load_default="INFO",
-        attribute="log_level",
-        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
-    )
-    APP_TITLE = fields.String(load_default="mailcow-grafana", attribute="app_title")
-    EXPIRE_AFTER_HOURS = fields.Integer(
-        load_default=120, attribute="expire_after_hours", validate=validate.Range(min=1, max=24 * 60)
-    )
-    CSV_EXPORT_LIMIT = fields.Integer(
-        load_default=100_000, attribute="csv_export_limit", validate=validate.Range(min=1, max=10_000_000)
-    )
-    METRICS_DOMAIN_LABELS = fields.Boolean(load_default=False, attribute="metrics_domain_labels")
-    STATUS_SYNC_INTERVAL = fields.Integer(
-        load_default=30, attribute="status_sync_interval", validate=validate.Range(min=5, max=3600)
-    )
-    LIVE_CACHE_SECONDS = fields.Float(
-        load_default=5.0, attribute="live_cache_seconds", validate=validate.Range(min=0, max=300)
-    )
-    GRAFANA_URL = fields.String(load_default=None, attribute="grafana_url")
-    PUBLIC_URL = fields.String(load_default=None, attribute="public_url")
-    TRUSTED_HOSTS = _CommaList(load_default=list, attribute="trusted_hosts")
-    SECRET_KEY = fields.String(load_default=None, attribute="secret_key", validate=validate.Length(min=16))
-    DNS_RESOLVERS = _CommaList(load_default=list, attribute="dns_resolvers")
-    DNS_CHECK_INTERVAL_HOURS = fields.Integer(
-        load_default=6, attribute="dns_check_interval_hours", validate=validate.Range(min=1, max=168)
-    )
-    MAILCOW_SERVER_IPS = _CommaList(load_default=list, attribute="mailcow_server_ips")
-    METRICS_MAILBOX_QUOTA = fields.Boolean(load_default=False, attribute="metrics_mailbox_quota")
-    GEOIP_CITY_DB = fields.String(load_default=None, attribute="geoip_city_db")
-    GEOIP_ASN_DB = fields.String(load_default=None, attribute="geoip_asn_db")
-    DMARC_REVERSE_DNS = fields.Boolean(load_default=False, attribute="dmarc_reverse_dns")
-    DMARC_MANUAL_UPLOAD_ENABLED = fields.Boolean(load_default=True, attribute="dmarc_manual_upload_enabled")
-    DMARC_UPLOAD_MAX_BYTES = fields.Integer(
-        load_default=10 * 1024 * 1024, attribute="dmarc_upload_max_bytes", validate=validate.Range(min=1024)
-    )
-    DMARC_IMAP_ENABLED = fields.Boolean(load_default=False, attribute="dmarc_imap_enabled")
-    DMARC_IMAP_HOST = fields.String(load_default=None, attribute="dmarc_imap_host")
-    DMARC_IMAP_PORT = fields.Integer(load_default=993, attribute="dmarc_imap_port", validate=validate.Range(1, 65535))
-    DMARC_IMAP_USE_SSL = fields.Boolean(load_default=True, attribute="dmarc_imap_use_ssl")
-    DMARC_IMAP_USER = fields.String(load_default=None, attribute="dmarc_imap_user")
-    DMARC_IMAP_PASSWORD = fields.String(load_default=None, attribute="dmarc_imap_password")
-    DMARC_IMAP_FOLDER = fields.String(load_default="INBOX", attribute="dmarc_imap_folder")
-    DMARC_IMAP_ARCHIVE_FOLDER = fields.String(load_default="Archive/DMARC", attribute="dmarc_imap_archive_folder")
-    DMARC_IMAP_INVALID_FOLDER = fields.String(load_default="Archive/Invalid", attribute="dmarc_imap_invalid_folder")
-    DMARC_IMAP_INTERVAL = fields.Integer(
-        load_default=3600, attribute="dmarc_imap_interval", validate=validate.Range(min=60)
-    )
-    DMARC_IMAP_BATCH_SIZE = fields.Integer(
-        load_default=20, attribute="dmarc_imap_batch_size", validate=validate.Range(min=1, max=1000)
-    )
-    DMARC_IMAP_DELETE_AFTER = fields.Boolean(load_default=False, attribute="dmarc_imap_delete_after")
-
-    @validates("GRAFANA_URL")
-    def _check_grafana_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value, credentials=False)
-
-    @validates("PUBLIC_URL")
-    def _check_public_url(self, value: str | None, **_: Any) -> None:
-        _check_http_url(value, credentials=False)
-
-    @validates("MAILCOW_URL")
-    def _check_url(self, value: str, **_: Any) -> None:
-        _check_http_url(value)
-
-    @validates("TRUSTED_HOSTS")
-    def _check_hosts(self, value: list[str], **_: Any) -> None:
-        bad = [h for h in value if not _is_host(host_name(h))]
-        if bad:
-            raise ValidationError(f"not a host name or IP address (no scheme, port or path): {', '.join(bad)}")
-
-    @validates("DATABASE_URL")
-    def _check_db(self, value: str | None, **_: Any) -> None:
-        if not value:
-            return
-        try:
-            conninfo_to_dict(value)
-        except psycopg.ProgrammingError:
-            raise ValidationError("must be a postgresql:// URL or a libpq connection string") from None
-
-    @validates("TZ")
-    def _check_tz(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValidationError(f"unknown time zone {value!r}") from exc
-
-    @validates("LOCAL_DOMAINS")
-    def _check_domains(self, value: list[str], **_: Any) -> None:
-        bad = [d for d in value if not _DOMAIN_RE.match(d)]
-        if bad:
-            raise ValidationError(f"not a domain name: {', '.join(bad)}")
-
-    @post_load
-    def _build(self, data: dict[str, Any], **_: Any) -> Config:
-        data["auth_opt_out"] = data["auth_enabled"] is False
-        if data["auth_enabled"] is None:
-            data["auth_enabled"] = bool(data["auth_password"])
-        if data["auth_enabled"] and not data["auth_password"]:
-            raise ValidationError("AUTH_ENABLED is true but AUTH_PASSWORD is empty", field_name="AUTH_PASSWORD")
-        for key in ("mailcow_url", "grafana_url", "public_url"):
-            if data.get(key):
-                data[key] = data[key].rstrip("/")
-        data["trusted_hosts"] = [host_name(h) for h in data["trusted_hosts"]]
-        return Config(**data)
+    return f"{scheme}{sep}{MASK}@{host}" if at else url
 
 
 def _is_host(name: str) -> bool:
@@ -269,62 +117,151 @@ def _is_host(name: str) -> bool:
         return bool(_HOST_NAME_RE.match(name)) and not name.rpartition(".")[2].isdigit()
 
 
+# --- value types of the settings -------------------------------------------------------------------------
+
+
+class _Url(fields.String):
+    """An http(s) base URL (`_check_http_url`) without trailing slashes; masked whenever it is shown."""
+
+    def __init__(self, *, credentials: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.credentials = credentials
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        url = super()._deserialize(value, attr, data, **kwargs)
+        _check_http_url(url, self.credentials)
+        return url.rstrip("/")
+
+
+class _CommaList(fields.Field):
+    """A comma-separated environment value as a list of lower-cased, non-empty items."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        if not isinstance(value, str):
+            raise ValidationError("must be a comma-separated string")
+        return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+class _HostList(_CommaList):
+    """Host names or IP addresses (no scheme, port or path), as `host_name` compares them."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        hosts = super()._deserialize(value, attr, data, **kwargs)
+        bad = [h for h in hosts if not _is_host(host_name(h))]
+        if bad:
+            raise ValidationError(f"not a host name or IP address (no scheme, port or path): {', '.join(bad)}")
+        return [host_name(h) for h in hosts]
+
+
+def _check_domains(value: list[str]) -> None:
+    bad = [d for d in value if not _DOMAIN_RE.match(d)]
+    if bad:
+        raise ValidationError(f"not a domain name: {', '.join(bad)}")
+
+
+def _check_timezone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"unknown time zone {value!r}") from exc
+
+
+def _check_database_url(value: str) -> None:
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError:
+        raise ValidationError("must be a postgresql:// URL or a libpq connection string") from None
+
+
+def _setting(
+    variable: str,
+    kind: Callable[..., fields.Field],
+    default: Any = missing,
+    *,
+    secret: bool = False,
+    **options: Any,
+) -> Any:
+    """The one declaration of a setting: a `Config` field read from the environment `variable` by a
+    marshmallow field of `kind` (with its `options`: validation, `load_default` where unset loads other
+    than `default`); no `default` = required. `secret` values are masked wherever they are shown."""
+    required = default is missing
+    options.setdefault("load_default", missing if required else default)
+    loader = kind(data_key=variable, required=required, **options)
+    metadata = {"loader": loader, "secret": secret}
+    if required:  # a `Config` built in code (tests, benchmarks) may leave it empty
+        return dataclasses.field(default="", metadata=metadata)
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _range(low: float, high: float | None = None) -> dict[str, Any]:
+    return {"validate": validate.Range(min=low, max=high)}
+
+
 @dataclass(frozen=True)
 class Config:
     """The effective configuration of one process."""
 
-    mailcow_url: str = ""
-    mailcow_api_key: str = ""
-    mailcow_api_key_rw: str | None = None
-    mailcow_verify_tls: bool = True
-    mailcow_timeout: float = 10.0
-    database_url: str | None = None
-    data_dir: str = field(default_factory=_default_data_dir)
-    db_pool_size: int = 5
-    query_timeout: float = 20.0  # seconds one SQL statement of a web request may run (not the worker's)
-    fetch_interval: int = 15
-    fetch_count_postfix: int = 2000
-    fetch_count_rspamd: int = 500
-    fetch_count_netfilter: int = 500
-    retention_days: int = 7
-    local_domains: list[str] = field(default_factory=list)
-    timezone: str = "UTC"
-    auth_enabled: bool = False
-    auth_opt_out: bool = False  # AUTH_ENABLED=false set explicitly: running without auth on purpose
-    auth_username: str = "admin"
-    auth_password: str | None = None
-    log_level: str = "INFO"
-    app_title: str = "mailcow-grafana"
-    expire_after_hours: int = 120
-    csv_export_limit: int = 100_000
-    metrics_domain_labels: bool = False
-    status_sync_interval: int = 30
-    live_cache_seconds: float = 5.0
-    grafana_url: str | None = None  # Grafana's origin: CORS for panel actions, links back to dashboards
-    public_url: str | None = None  # this service as browsers reach it: the action links in dashboards
-    trusted_hosts: list[str] = field(default_factory=list)  # Host names we answer to, besides the loopback ones
-    secret_key: str | None = None  # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
-    dns_resolvers: list[str] = field(default_factory=list)  # "ip" or "ip:port"; empty = the system's
-    dns_check_interval_hours: int = 6
-    mailcow_server_ips: list[str] = field(default_factory=list)  # empty = ask mailcow (status/host/ip)
-    metrics_mailbox_quota: bool = False
-    geoip_city_db: str | None = None
-    geoip_asn_db: str | None = None
-    dmarc_reverse_dns: bool = False
-    dmarc_manual_upload_enabled: bool = True
-    dmarc_upload_max_bytes: int = 10 * 1024 * 1024
-    dmarc_imap_enabled: bool = False
-    dmarc_imap_host: str | None = None
-    dmarc_imap_port: int = 993
-    dmarc_imap_use_ssl: bool = True
-    dmarc_imap_user: str | None = None
-    dmarc_imap_password: str | None = None
-    dmarc_imap_folder: str = "INBOX"
-    dmarc_imap_archive_folder: str = "Archive/DMARC"
-    dmarc_imap_invalid_folder: str = "Archive/Invalid"
-    dmarc_imap_interval: int = 3600
-    dmarc_imap_batch_size: int = 20
-    dmarc_imap_delete_after: bool = False
+    mailcow_url: str = _setting("MAILCOW_URL", _Url)
+    mailcow_api_key: str = _setting("MAILCOW_API_KEY", fields.String, secret=True, validate=validate.Length(min=1))
+    mailcow_api_key_rw: str | None = _setting("MAILCOW_API_KEY_RW", fields.String, None, secret=True)
+    mailcow_verify_tls: bool = _setting("MAILCOW_VERIFY_TLS", fields.Boolean, True)
+    mailcow_timeout: float = _setting("MAILCOW_TIMEOUT", fields.Float, 10.0, **_range(0.5, 300))
+    database_url: str | None = _setting("DATABASE_URL", fields.String, None, secret=True, validate=_check_database_url)
+    data_dir: str = _setting("DATA_DIR", fields.String, _default_data_dir)
+    db_pool_size: int = _setting("DB_POOL_SIZE", fields.Integer, 5, **_range(1, 100))
+    # seconds one SQL statement of a web request may run (not the worker's); below gunicorn's 60 s timeout
+    query_timeout: float = _setting("QUERY_TIMEOUT", fields.Float, 20.0, **_range(1, 50))
+    fetch_interval: int = _setting("FETCH_INTERVAL", fields.Integer, 15, **_range(5, 3600))
+    fetch_count_postfix: int = _setting("FETCH_COUNT_POSTFIX", fields.Integer, 2000, **_range(1, 100000))
+    fetch_count_rspamd: int = _setting("FETCH_COUNT_RSPAMD", fields.Integer, 500, **_range(1, 100000))
+    fetch_count_netfilter: int = _setting("FETCH_COUNT_NETFILTER", fields.Integer, 500, **_range(1, 100000))
+    retention_days: int = _setting("RETENTION_DAYS", fields.Integer, 7, **_range(1))
+    local_domains: list[str] = _setting("LOCAL_DOMAINS", _CommaList, list, validate=_check_domains)
+    timezone: str = _setting("TZ", fields.String, "UTC", validate=_check_timezone)
+    # unset loads as None: on when AUTH_PASSWORD is set (see _EnvSchema._build)
+    auth_enabled: bool = _setting("AUTH_ENABLED", fields.Boolean, False, load_default=None)
+    auth_opt_out: bool = False  # not a variable: AUTH_ENABLED=false set explicitly, running without auth on purpose
+    auth_username: str = _setting("AUTH_USERNAME", fields.String, "admin", validate=validate.Length(min=1))
+    auth_password: str | None = _setting("AUTH_PASSWORD", fields.String, None, secret=True)
+    log_level: str = _setting(
+        "LOG_LEVEL", fields.String, "INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    )
+    app_title: str = _setting("APP_TITLE", fields.String, "mailcow-grafana")
+    expire_after_hours: int = _setting("EXPIRE_AFTER_HOURS", fields.Integer, 120, **_range(1, 24 * 60))
+    csv_export_limit: int = _setting("CSV_EXPORT_LIMIT", fields.Integer, 100_000, **_range(1, 10_000_000))
+    metrics_domain_labels: bool = _setting("METRICS_DOMAIN_LABELS", fields.Boolean, False)
+    status_sync_interval: int = _setting("STATUS_SYNC_INTERVAL", fields.Integer, 30, **_range(5, 3600))
+    live_cache_seconds: float = _setting("LIVE_CACHE_SECONDS", fields.Float, 5.0, **_range(0, 300))
+    # Grafana's origin: CORS for panel actions, links back to dashboards
+    grafana_url: str | None = _setting("GRAFANA_URL", _Url, None, credentials=False)
+    # this service as browsers reach it: the action links in dashboards
+    public_url: str | None = _setting("PUBLIC_URL", _Url, None, credentials=False)
+    trusted_hosts: list[str] = _setting("TRUSTED_HOSTS", _HostList, list)  # Host names answered besides loopback
+    # signs confirmation-page tokens; generated and kept in PostgreSQL if unset
+    secret_key: str | None = _setting("SECRET_KEY", fields.String, None, secret=True, validate=validate.Length(min=16))
+    dns_resolvers: list[str] = _setting("DNS_RESOLVERS", _CommaList, list)  # "ip" or "ip:port"; empty = the system's
+    dns_check_interval_hours: int = _setting("DNS_CHECK_INTERVAL_HOURS", fields.Integer, 6, **_range(1, 168))
+    mailcow_server_ips: list[str] = _setting("MAILCOW_SERVER_IPS", _CommaList, list)  # empty = ask mailcow
+    metrics_mailbox_quota: bool = _setting("METRICS_MAILBOX_QUOTA", fields.Boolean, False)
+    geoip_city_db: str | None = _setting("GEOIP_CITY_DB", fields.String, None)
+    geoip_asn_db: str | None = _setting("GEOIP_ASN_DB", fields.String, None)
+    dmarc_reverse_dns: bool = _setting("DMARC_REVERSE_DNS", fields.Boolean, False)
+    dmarc_manual_upload_enabled: bool = _setting("DMARC_MANUAL_UPLOAD_ENABLED", fields.Boolean, True)
+    dmarc_upload_max_bytes: int = _setting("DMARC_UPLOAD_MAX_BYTES", fields.Integer, 10 * 1024 * 1024, **_range(1024))
+    dmarc_imap_enabled: bool = _setting("DMARC_IMAP_ENABLED", fields.Boolean, False)
+    dmarc_imap_host: str | None = _setting("DMARC_IMAP_HOST", fields.String, None)
+    dmarc_imap_port: int = _setting("DMARC_IMAP_PORT", fields.Integer, 993, **_range(1, 65535))
+    dmarc_imap_use_ssl: bool = _setting("DMARC_IMAP_USE_SSL", fields.Boolean, True)
+    dmarc_imap_user: str | None = _setting("DMARC_IMAP_USER", fields.String, None)
+    dmarc_imap_password: str | None = _setting("DMARC_IMAP_PASSWORD", fields.String, None, secret=True)
+    dmarc_imap_folder: str = _setting("DMARC_IMAP_FOLDER", fields.String, "INBOX")
+    dmarc_imap_archive_folder: str = _setting("DMARC_IMAP_ARCHIVE_FOLDER", fields.String, "Archive/DMARC")
+    dmarc_imap_invalid_folder: str = _setting("DMARC_IMAP_INVALID_FOLDER", fields.String, "Archive/Invalid")
+    dmarc_imap_interval: int = _setting("DMARC_IMAP_INTERVAL", fields.Integer, 3600, **_range(60))
+    dmarc_imap_batch_size: int = _setting("DMARC_IMAP_BATCH_SIZE", fields.Integer, 20, **_range(1, 1000))
+    dmarc_imap_delete_after: bool = _setting("DMARC_IMAP_DELETE_AFTER", fields.Boolean, False)
 
     @property
     def embedded_db_dir(self) -> Path:
@@ -342,15 +279,40 @@ class Config:
         return LOOPBACK_HOSTS | {*self.trusted_hosts, *public}
 
     def masked(self) -> dict[str, Any]:
-        """The configuration with secrets replaced, safe to print or return."""
+        """The configuration with secrets, and credentials in URLs, replaced: safe to print or return."""
         out = asdict(self)
-        for key in SECRET_KEYS:
-            if out.get(key):
-                out[key] = "********"
-        for key in ("mailcow_url", "grafana_url", "public_url"):
-            if out.get(key):
-                out[key] = mask_url(out[key])
+        for item in dataclasses.fields(self):
+            if not out[item.name]:
+                continue
+            if item.metadata.get("secret"):
+                out[item.name] = MASK
+            elif isinstance(item.metadata.get("loader"), _Url):
+                out[item.name] = mask_url(out[item.name])
         return out
+
+
+class _EnvSchema(Schema):
+    """Environment variables to `Config`; its fields are added from `Config`'s (see `_ENV`)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Config:
+        data["auth_opt_out"] = data["auth_enabled"] is False
+        if data["auth_enabled"] is None:
+            data["auth_enabled"] = bool(data["auth_password"])
+        if data["auth_enabled"] and not data["auth_password"]:
+            raise ValidationError("AUTH_ENABLED is true but AUTH_PASSWORD is empty", field_name="AUTH_PASSWORD")
+        return Config(**data)
+
+
+_ENV = _EnvSchema.from_dict(
+    {item.name: item.metadata["loader"] for item in dataclasses.fields(Config) if "loader" in item.metadata},
+    name="EnvSchema",
+)
+VARIABLES = frozenset(loader.data_key for loader in _ENV().fields.values())  # every environment variable read
+_REQUIRED = tuple(name for name, loader in _ENV().fields.items() if loader.required)  # mailcow's URL and key
 
 
 def load_config(environ: Mapping[str, str] | None = None, *, require_mailcow: bool = True) -> Config:
@@ -359,10 +321,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_mailcow: bo
     `require_mailcow=False` is for commands that only touch the database (`migrate`).
     """
     env = os.environ if environ is None else environ
-    relevant = {k: v for k, v in env.items() if k in _EnvSchema().fields and v != ""}
-    partial = () if require_mailcow else ("MAILCOW_URL", "MAILCOW_API_KEY")
+    relevant = {k: v for k, v in env.items() if k in VARIABLES and v != ""}
     try:
-        return _EnvSchema().load(relevant, partial=partial)
+        return _ENV().load(relevant, partial=() if require_mailcow else _REQUIRED)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc.normalized_messages())) from None
 

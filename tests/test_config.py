@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config import ConfigError, load_config, mask_url
+from exporter.config import VARIABLES, ConfigError, load_config, mask_url
 
 BASE = {"MAILCOW_URL": "https://mail.example.org", "MAILCOW_API_KEY": "A1B2C3-D4E5F6"}
 
@@ -264,3 +266,25 @@ def test_auth_switched_off_on_purpose_starts_on_any_address_and_warns(db_url):
         proc.terminate()
         stderr = proc.communicate(timeout=30)[1]
     assert "WARNING" in stderr and "authentication is off (AUTH_ENABLED=false)" in stderr
+
+
+def _documented_variables() -> set[str]:
+    """The variables the README's Configuration table names; `_SUFFIX` after a full name shares its prefix
+    (`FETCH_COUNT_POSTFIX` / `_RSPAMD`), so every prefix of the row's first name is tried."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        first, *rest = re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+        names.add(first)
+        for name in rest:
+            cuts = [i for i, char in enumerate(first) if char == "_"]
+            names |= {first[:i] + name for i in cuts} if name.startswith("_") else {name}
+    return names
+
+
+def test_the_readme_documents_every_variable():
+    """The settings are declared once (exporter/config.py); the README's table must not lag behind."""
+    assert sorted(VARIABLES - _documented_variables()) == []

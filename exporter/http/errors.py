@@ -25,6 +25,14 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+class InvalidParameter(ApiError):
+    """A bad request parameter (query, path, form or JSON body, REST or Grafana alike): a 400 whose detail
+    names it, with seed 004's code for a failed validation, so a client branches on one code for all."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, "Bad Request", detail, "VALIDATION_FAILED")
+
+
 class QueryTimeout(ApiError):
     """A request's database work ran longer than QUERY_TIMEOUT (PostgreSQL's statement_timeout)."""
 

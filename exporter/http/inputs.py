@@ -15,7 +15,7 @@ import orjson
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 
-from exporter.http.errors import ApiError
+from exporter.http.errors import InvalidParameter
 
 MAX_JSON_DEPTH = 32  # Grafana's bodies are about 5 levels deep
 
@@ -52,14 +52,13 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 def _reject_nul() -> None:
     """A 400 naming the first path, query or form parameter (name or value) that holds a NUL byte."""
-    code = "INVALID_PARAMETER" if request.blueprint in ("infinity", "jsonds") else "VALIDATION_FAILED"
     pairs = [*(request.view_args or {}).items(), *request.args.items(multi=True)]
     if request.method == "POST":
         pairs += request.form.items(multi=True)
     for name, value in pairs:
         if "\x00" in name or "\x00" in str(value):
             shown = name.replace("\x00", "\\x00")
-            raise ApiError(400, "Bad Request", f"{shown}: must not contain NUL bytes", code)
+            raise InvalidParameter(f"{shown}: must not contain NUL bytes")
 
 
 def install(app: Flask) -> None:

@@ -1,14 +1,18 @@
-"""Query-parameter schemas: a bad value is a 400 that names the parameter."""
+"""The one validation path for request parameters: marshmallow schemas loaded by `load`, whose every
+failure is the same 400 (`InvalidParameter`, code VALIDATION_FAILED) naming the parameter. The fields and
+validators here are shared by the REST API and the Grafana datasources."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from exporter.http.errors import ApiError
+from exporter.http.errors import InvalidParameter
 
 MESSAGE_STATUSES = (
     "delivered",
@@ -23,6 +27,9 @@ MESSAGE_STATUSES = (
     "unknown",
 )
 DIRECTIONS = ("inbound", "outbound", "internal")
+DIRECTION = validate.OneOf(DIRECTIONS)
+SEARCH = validate.Length(max=200)  # a search term: words and prefixes, never a dump of text
+QUEUE_ID = validate.Regexp(r"^[0-9A-Za-z]{5,20}\Z", error="not a Postfix queue id")
 
 
 # Dates a query may name: wide enough for any dashboard range, far enough from years 1 and 9999 that
@@ -50,15 +57,32 @@ class Instant(fields.Field):
         return parsed
 
 
+class Day(fields.Field):
+    """A UTC day as YYYY-MM-DD (report dates in paths)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        try:
+            return datetime.strptime(str(value), "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise ValidationError(f"use YYYY-MM-DD, got {value!r}") from None
+
+
+def bounded_int(default: int | None, low: int, high: int) -> fields.Integer:
+    """A whole number from `low` to `high`; `default` when the parameter is absent."""
+    return fields.Integer(load_default=default, validate=validate.Range(min=low, max=high))
+
+
 class Params(Schema):
+    """A request's parameters; names a schema does not declare are ignored."""
+
     class Meta:
         unknown = EXCLUDE
 
 
 class PageParams(Params):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    search = fields.String(load_default=None, validate=validate.Length(max=200))
+    page = bounded_int(1, 1, 100_000)
+    limit = bounded_int(50, 1, 500)
+    search = fields.String(load_default=None, validate=SEARCH)
     start_date = Instant(load_default=None)
     end_date = Instant(load_default=None)
 
@@ -73,7 +97,7 @@ class PageParams(Params):
 class MessageParams(PageParams):
     sender = fields.String(load_default=None)
     recipient = fields.String(load_default=None)
-    direction = fields.String(load_default=None, validate=validate.OneOf(DIRECTIONS))
+    direction = fields.String(load_default=None, validate=DIRECTION)
     status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
     user = fields.String(load_default=None)
     ip = fields.String(load_default=None)
@@ -85,7 +109,7 @@ class PostfixParams(PageParams):
     status = fields.String(
         load_default=None, validate=validate.OneOf(("sent", "delivered", "bounced", "deferred", "expired", "rejected"))
     )
-    queue_id = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9A-Za-z]{5,20}$"))
+    queue_id = fields.String(load_default=None, validate=QUEUE_ID)
 
 
 class RspamdParams(PageParams):
@@ -106,19 +130,27 @@ class NetfilterParams(PageParams):
     action = fields.String(load_default=None, validate=validate.OneOf(("warning", "banned", "unbanned")))
 
 
+class ReportDayParams(Params):
+    report_date = Day(required=True)  # a path variable
+
+
+class QueueIdParams(Params):
+    queue_id = fields.String(required=True, validate=QUEUE_ID)  # a path variable
+
+
 class LimitParams(Params):
-    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
-    hours = fields.Integer(load_default=24 * 7, validate=validate.Range(min=1, max=24 * 366))
+    limit = bounded_int(10, 1, 100)
+    hours = bounded_int(24 * 7, 1, 24 * 366)
 
 
 class TimelineParams(Params):
-    hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 366))
+    hours = bounded_int(24, 1, 24 * 366)
     start_date = Instant(load_default=None)
     end_date = Instant(load_default=None)
-    interval_ms = fields.Integer(load_default=None, validate=validate.Range(min=60_000, max=366 * 24 * 3_600_000))
+    interval_ms = bounded_int(None, 60_000, 366 * 24 * 3_600_000)
 
 
-def first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError) -> str:
     """`name: message` for the first bad field; nested names joined by dots (`targets.0`)."""
     path: list[str] = []
     detail: Any = exc.messages
@@ -132,17 +164,32 @@ def first_error(exc: ValidationError) -> str:
     return f"{'.'.join(path)}: {detail}"
 
 
-def parse(schema: Schema) -> dict[str, Any]:
-    """Validate request.args; raise a 400 naming the first bad parameter."""
+def load(schema: Schema, data: Mapping[str, Any]) -> Any:
+    """`data` through `schema`: the one way parameters are validated. A bad one raises InvalidParameter."""
     try:
-        return schema.load(request.args.to_dict())
+        return schema.load(data)
     except ValidationError as exc:
-        raise ApiError(400, "Bad Request", first_error(exc), "VALIDATION_FAILED") from None
+        raise InvalidParameter(_first_error(exc)) from None
+
+
+def parse(schema: Schema) -> dict[str, Any]:
+    """The query string through `schema`."""
+    return load(schema, request.args.to_dict())
+
+
+@cache
+def _one_int(name: str, default: int, low: int, high: int) -> type[Schema]:
+    return Params.from_dict({name: bounded_int(default, low, high)}, name=f"IntParam_{name}")
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """One bounded whole-number query parameter, for views that read only one or two."""
+    return parse(_one_int(name, default, low, high)())[name]
 
 
 class AuditParams(Params):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    page = bounded_int(1, 1, 100_000)
+    limit = bounded_int(50, 1, 500)
     target = fields.String(load_default=None, validate=validate.OneOf(("queue", "quarantine")))
     action = fields.String(load_default=None, validate=validate.Length(max=40))
     outcome = fields.String(load_default=None, validate=validate.OneOf(("success", "partial", "failed", "refused")))

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from exporter.http import context
 from exporter.http.errors import ApiError
+from exporter.http.params import ReportDayParams, int_arg, load
 from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.readmodels.mail import iso
 from exporter.services import dmarc_imap
@@ -30,19 +31,8 @@ def geoip() -> GeoIP:
     return geo
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "Bad Request", f"{name}: must be an integer", "VALIDATION_FAILED") from None
-    if not low <= value <= high:
-        raise ApiError(400, "Bad Request", f"{name}: must be between {low} and {high}", "VALIDATION_FAILED")
-    return value
-
-
 def _since() -> datetime:
-    return datetime.now(UTC) - timedelta(days=_int_arg("days", 30, 1, 3650))
+    return datetime.now(UTC) - timedelta(days=int_arg("days", 30, 1, 3650))
 
 
 def _window(domain: str | None = None) -> Window:
@@ -140,10 +130,7 @@ def reports(domain: str) -> Response:
 
 
 def _day(value: str) -> datetime:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(400, "Bad Request", f"report_date: use YYYY-MM-DD, got {value!r}", "VALIDATION_FAILED") from None
+    return load(ReportDayParams(), {"report_date": value})["report_date"]
 
 
 @bp.get(f"/domains/{_DOMAIN}/reports/<report_date>/details")
@@ -194,14 +181,14 @@ def source_row(r: dict[str, Any]) -> dict[str, Any]:
 @bp.get(f"/domains/{_DOMAIN}/sources")
 def sources(domain: str) -> Response:
     domain = _domain(domain)
-    limit = _int_arg("limit", 500, 1, 5000)
+    limit = int_arg("limit", 500, 1, 5000)
     rows = store.sources(context.pool(), _window(domain), limit)
     return jsonify({"domain": domain, "sources": [source_row(r) for r in rows]})
 
 
 @bp.get(f"/domains/{_DOMAIN}/failure-reports")
 def failure_reports(domain: str) -> Response:
-    rows = store.failure_reports(context.pool(), _window(_domain(domain)), _int_arg("limit", 100, 1, 1000))
+    rows = store.failure_reports(context.pool(), _window(_domain(domain)), int_arg("limit", 100, 1, 1000))
     return jsonify({"domain": _domain(domain), "total": len(rows), "data": [_dates(r, "arrival_at") for r in rows]})
 
 
@@ -320,7 +307,7 @@ def imap_sync() -> Response:
 
 @bp.get("/imap/history")
 def imap_history() -> Response:
-    rows = store.syncs(context.pool(), _int_arg("limit", 20, 1, 100))
+    rows = store.syncs(context.pool(), int_arg("limit", 20, 1, 100))
     return jsonify({"data": [_sync_row(r, history=True) for r in rows]})
 
 
@@ -337,7 +324,7 @@ def _tls_window(domain: str) -> Window:
 
 def _page() -> tuple[int, int]:
     """`page` (from 1) and `page_size` of a list answer."""
-    return _int_arg("page", 1, 1, 10_000), _int_arg("page_size", 100, 1, 1000)
+    return int_arg("page", 1, 1, 10_000), int_arg("page_size", 100, 1, 1000)
 
 
 @bp.get(f"/domains/{_DOMAIN}/tls-reports")
@@ -373,7 +360,7 @@ def tls_reports(domain: str) -> Response:
 @bp.get(f"/domains/{_DOMAIN}/tls-reports/daily")
 def tls_daily(domain: str) -> Response:
     domain = _domain(domain)
-    page, size = _int_arg("page", 1, 1, 10_000), _int_arg("page_size", 20, 1, 500)
+    page, size = int_arg("page", 1, 1, 10_000), int_arg("page_size", 20, 1, 500)
     days = store.tls_daily(context.pool(), _tls_window(domain))
     ok, failed = sum(d["successful_sessions"] for d in days), sum(d["failed_sessions"] for d in days)
     newest = days[::-1][(page - 1) * size : page * size]
@@ -413,7 +400,7 @@ def tls_details(domain: str, report_date: str) -> Response:
     """The day's totals over all its reports, and the first `limit` reports (`providers`), each policy
     with its largest failure details (`failure_details_total` counts them all)."""
     domain, day = _domain(domain), _day(report_date)
-    limit = _int_arg("limit", 20, 1, 100)
+    limit = int_arg("limit", 20, 1, 100)
     totals = store.tls_daily(context.pool(), Window(day, domain=domain), day)
     rows = store.tls_day_reports(context.pool(), domain, day, limit, TLS_DETAILS_SHOWN)
     ok = totals[0]["successful_sessions"] if totals else 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, jsonify
 
 from exporter.http import params
@@ -24,8 +22,7 @@ def postfix() -> Response:
 
 @bp.get("/postfix/by-queue/<queue_id>")
 def postfix_by_queue(queue_id: str) -> Response:
-    if not re.fullmatch(r"[0-9A-Za-z]{5,20}", queue_id):
-        raise ApiError(400, "Bad Request", "queue_id: not a Postfix queue id", "VALIDATION_FAILED")
+    params.load(params.QueueIdParams(), {"queue_id": queue_id})
     found = queries.postfix_by_queue(pool(), queue_id)
     if not found["rows"]:
         raise ApiError(404, "Not Found", f"no Postfix lines for queue id {queue_id}", "QUEUE_ID_NOT_FOUND")

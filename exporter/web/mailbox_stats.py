@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from marshmallow import fields, validate
 
 from exporter.http import context
-from exporter.http.params import Params, parse
+from exporter.http.params import SEARCH, Params, bounded_int, parse
 from exporter.readmodels.mail import iso
 from exporter.store import mailbox_stats as store
 
@@ -25,11 +25,11 @@ class StatsParams(RangeParams):
     domain = fields.String(load_default=None)
     active_only = fields.Boolean(load_default=True)
     hide_zero = fields.Boolean(load_default=False)
-    search = fields.String(load_default=None, validate=validate.Length(max=200))
+    search = fields.String(load_default=None, validate=SEARCH)
     sort_by = fields.String(load_default="sent_total", validate=validate.OneOf(tuple(store.SORTS)))
     sort_order = fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc")))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=10, max=100))
+    page = bounded_int(1, 1, 100_000)
+    page_size = bounded_int(50, 10, 100)
 
 
 def _window(name: str) -> tuple[datetime, datetime]:
