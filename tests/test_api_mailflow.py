@@ -10,7 +10,7 @@ import time
 import pytest
 
 from exporter.app import create_app
-from exporter.store import queries
+from exporter.store import logs as queries
 from tests.conftest import make_config
 from tests.mailflow import scenario
 

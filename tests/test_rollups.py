@@ -11,8 +11,8 @@ from exporter.readmodels.catalog import Args, quantile
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
-from exporter.store import queries
-from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
+from exporter.store import logs as queries
+from exporter.store.correlation.batch import DELAY_ROLLUP_BOUNDS
 from tests.conftest import SIM_START
 from tests.mailflow import scenario
 

@@ -12,8 +12,8 @@ from psycopg import sql
 
 from exporter.parsers.words import words_literal
 from exporter.services.ingest import load_window
-from exporter.store import queries
-from exporter.store.queries import postfix_page, postfix_where, search_blocks
+from exporter.store import logs as queries
+from exporter.store.logs import postfix_page, postfix_where, search_blocks
 
 REAL_LINES = [
     "0E873A0000C6: client=mail-out.shop.example.com[185.241.194.202]",

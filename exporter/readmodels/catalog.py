@@ -24,8 +24,8 @@ from exporter.store import domains as domain_store
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
+from exporter.store import logs as queries
 from exporter.store import mailbox_stats as mailbox_store
-from exporter.store import queries
 
 Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
 # Row keys that hold epoch-millisecond times (typed as time by the JSON datasource and the dashboards).

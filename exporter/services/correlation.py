@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
-from exporter.store import correlation as sql
+from exporter.store.correlation import batch as sql
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from exporter.store import queries
-from exporter.store.correlation import REASON_MASK
+from exporter.store import logs as queries
+from exporter.store.correlation.batch import REASON_MASK
 
 STATUSES = ("delivered", "deferred", "bounced", "rejected", "expired", "discarded", "queued")
 DIRECTIONS = ("inbound", "outbound", "internal")

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, stream_with_context
 from exporter.http import params
 from exporter.http.context import config, local_domains, pool
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import logs as queries
 
 bp = Blueprint("export", __name__, url_prefix="/api/export")
 

@@ -10,7 +10,7 @@ from exporter.http import params
 from exporter.http.context import local_domains, page_body, pool
 from exporter.http.errors import ApiError
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import logs as queries
 
 bp = Blueprint("logs", __name__, url_prefix="/api/logs")
 

@@ -13,7 +13,7 @@ from exporter.readmodels import health as service_health
 from exporter.readmodels import mail as readmodels
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
-from exporter.store import queries
+from exporter.store import logs as queries
 from exporter.worker.jobs import JOBS, Job
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from exporter.http import params
 from exporter.http.context import pool
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import logs as queries
 
 bp = Blueprint("stats", __name__, url_prefix="/api/stats")
 

@@ -1,0 +1,1 @@
+"""Set-based correlation of stored log lines into messages, in SQL."""
