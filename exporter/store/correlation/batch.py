@@ -7,53 +7,22 @@ status precedence (documented in README "Message status"):
     rejected (refused at our door, nothing delivered) > queued (no recipient line yet)
     > deferred > bounced > expired > rejected (some recipients) > delivered > discarded
 
-`expired` comes from Postfix (`status=expired`) or from `expire()` after a horizon without any
+`expired` comes from Postfix (`status=expired`) or from `recompute.expire()` after a horizon without any
 line; neither overrides a reject or a spam verdict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 
 from exporter.parsers.postfix import EVENT_FIELDS
-from exporter.store import counters
+from exporter.store.correlation import counts, recompute
 
 BATCH_LINES = 200_000
-# Histogram bounds (seconds) of delay_rollup: fine enough for percentiles from seconds to days.
-DELAY_ROLLUP_BOUNDS = (
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.0,
-    3.0,
-    5.0,
-    7.5,
-    10.0,
-    15.0,
-    20.0,
-    30.0,
-    45.0,
-    60.0,
-    90.0,
-    120.0,
-    180.0,
-    300.0,
-    600.0,
-    900.0,
-    1800.0,
-    3600.0,
-    7200.0,
-    14400.0,
-    28800.0,
-    86400.0,
-    172800.0,
-    432000.0,
-)
 RSPAMD_WINDOW = timedelta(minutes=10)
 # What correlation reads of a line: its parsed fields (not the raw text or its search words).
 _BATCH_COLUMNS = ", ".join(("id", "logged_at", "program", "line_key", "occurrence", *EVENT_FIELDS))
@@ -215,171 +184,6 @@ _REFUSED = """
 """
 
 # WITH items for counters.add(): re-derive every touched message, then count the ones that have
-# just reached a final status (once: `counted` stays true), with their recipients.
-_RECOMPUTE = """
-    ids AS (SELECT id FROM touched),
-    r AS (
-        SELECT message_pk,
-               count(*) AS n,
-               count(*) FILTER (WHERE status = 'deferred') AS deferred,
-               count(*) FILTER (WHERE status = 'delivered') AS delivered,
-               count(*) FILTER (WHERE status = 'bounced') AS bounced,
-               count(*) FILTER (WHERE status = 'expired') AS expired,
-               count(*) FILTER (WHERE status = 'rejected') AS rejected,
-               count(*) FILTER (WHERE status = 'discarded') AS discarded,
-               (array_agg(recipient ORDER BY coalesce(orig_to, recipient), recipient))[1] AS first_recipient,
-               bool_and(lower(split_part(recipient, '@', 2)) = ANY(%(local)s::text[])) AS all_local,
-               string_agg(recipient || ' ' || coalesce(orig_to, ''), ' ') AS rcpt_text
-        FROM message_recipients WHERE message_pk = ANY(ARRAY(SELECT id FROM ids))  -- always the index
-        GROUP BY message_pk
-    ),
-    c0 AS (
-        SELECT m.id, m.counted AS was_counted, m.first_seen, m.sender, m.reject_class, m.sasl_username,
-               m.queue_id, m.message_id, m.spam_score, m.rspamd_action, m.rspamd_row_id,
-               m.rolled_bucket AS old_bucket, m.rolled_direction AS old_direction, m.rolled_status AS old_status,
-               m.rolled_spam AS old_spam, m.rolled_domains AS old_domains, m.rolled_facets AS old_facets,
-               coalesce(r.first_recipient, m.first_recipient) AS first_recipient,
-               coalesce(r.n, 0) AS n, r.rcpt_text,
-               CASE
-                   WHEN m.rejected AND coalesce(r.delivered, 0) = 0 THEN 'rejected'
-                   WHEN coalesce(r.n, 0) = 0 THEN
-                       CASE WHEN m.deleted THEN 'deleted' WHEN m.expired THEN 'expired'
-                            WHEN m.removed_at IS NOT NULL THEN 'unknown' ELSE 'queued' END
-                   WHEN r.deferred > 0 THEN
-                       CASE WHEN m.deleted THEN 'deleted' WHEN m.expired THEN 'expired' ELSE 'deferred' END
-                   WHEN r.bounced > 0 THEN 'bounced'
-                   WHEN r.expired > 0 THEN 'expired'
-                   WHEN r.rejected > 0 AND r.delivered = 0 THEN 'rejected'
-                   WHEN r.delivered > 0 THEN 'delivered'
-                   WHEN r.discarded > 0 THEN 'discarded'
-                   ELSE 'unknown'
-               END AS final_status,
-               CASE
-                   WHEN lower(split_part(m.sender, '@', 2)) = ANY(%(local)s::text[]) AND coalesce(r.all_local, false)
-                       THEN 'internal'
-                   WHEN m.ndn_origin AND coalesce(r.all_local, false) THEN 'internal'
-                   WHEN m.sasl_username IS NOT NULL OR m.ndn_origin
-                        OR m.service ~ '(submission|smtps|sogo)/' THEN 'outbound'
-                   ELSE 'inbound'
-               END AS direction,
-               l.rid, CASE WHEN l.rid IS NULL THEN m.subject ELSE l.subject END AS subject, l.score, l.action,
-               m.is_spam OR coalesce(l.is_spam, false) AS is_spam
-        FROM (SELECT m.*, m.origin_queue_id IS NOT NULL AS ndn_origin FROM messages m
-              WHERE m.id IN (SELECT id FROM ids)
-              UNION ALL
-              SELECT f.*, f.origin_queue_id IS NOT NULL FROM fresh f) m
-        LEFT JOIN r ON r.message_pk = m.id
-        LEFT JOIN linked l ON l.id = m.id
-    ),
-    -- every derived column of a touched message, for the UPDATE of stored ones and the INSERT of fresh ones
-    c AS (
-        SELECT id, was_counted, old_bucket, old_direction, old_status, old_spam, old_domains, old_facets,
-               n AS recipient_count, first_recipient, final_status, direction,
-               final_status NOT IN ('queued', 'deferred') OR reject_class IS NOT DISTINCT FROM 'greylist'
-                   AS is_complete,
-               was_counted OR final_status NOT IN ('queued', 'deferred')
-                   OR reject_class IS NOT DISTINCT FROM 'greylist' AS counted,
-               coalesce(rid, rspamd_row_id) AS rspamd_row_id, subject,
-               CASE WHEN rid IS NULL THEN spam_score ELSE score END AS spam_score,
-               CASE WHEN rid IS NULL THEN rspamd_action ELSE action END AS rspamd_action,
-               is_spam,
-               lower(concat_ws(' ', queue_id, message_id, sender, subject, sasl_username,
-                               coalesce(rcpt_text, first_recipient))) AS search_text,
-               date_trunc('hour', first_seen) AS rolled_bucket,
-               mg_rollup_domains(sender, first_recipient, %(local)s::text[]) AS rolled_domains,
-               mg_message_facets(sender, first_recipient, sasl_username, reject_class, final_status) AS rolled_facets
-        FROM c0
-    ),
-    upd AS (
-        UPDATE messages m SET
-            recipient_count = c.recipient_count, first_recipient = c.first_recipient, final_status = c.final_status,
-            direction = c.direction, is_complete = c.is_complete, counted = c.counted,
-            rspamd_row_id = c.rspamd_row_id, subject = c.subject, spam_score = c.spam_score,
-            rspamd_action = c.rspamd_action, is_spam = c.is_spam, search_text = c.search_text,
-            rolled_bucket = c.rolled_bucket, rolled_direction = c.direction, rolled_status = c.final_status,
-            rolled_spam = c.is_spam, rolled_domains = c.rolled_domains, rolled_facets = c.rolled_facets,
-            updated_at = now()
-        FROM c WHERE m.id = c.id AND m.id = ANY(ARRAY(SELECT id FROM ids))  -- the primary key, never a scan
-        RETURNING m.id, m.direction, m.final_status, m.counted AND NOT c.was_counted AS newly_complete,
-                  lower(split_part(CASE m.direction WHEN 'inbound' THEN m.first_recipient ELSE m.sender END, '@', 2))
-                      AS domain,
-                  c.old_bucket, c.old_direction, c.old_status, c.old_spam, c.old_domains, c.old_facets,
-                  m.rolled_bucket, m.rolled_direction, m.rolled_status, m.rolled_spam, m.rolled_domains,
-                  m.rolled_facets
-    ),
-    ins AS (
-        INSERT INTO messages (id, correlation_key, queue_id, message_id, sender, first_seen, last_seen, service,
-                              client_host, client_ip, sasl_method, sasl_username, size, nrcpt, removed_at, expired,
-                              held, deleted, rejected, reject_code, reject_class, reject_reason, helo, ndn_queue_id,
-                              origin_queue_id, quarantined, recipient_count, first_recipient, final_status,
-                              direction, is_complete, counted, rspamd_row_id, subject, spam_score, rspamd_action,
-                              is_spam, search_text, rolled_bucket, rolled_direction, rolled_status, rolled_spam,
-                              rolled_domains, rolled_facets)
-        OVERRIDING SYSTEM VALUE
-        SELECT f.id, f.correlation_key, f.queue_id, f.message_id, f.sender, f.first_seen, f.last_seen, f.service,
-               f.client_host, f.client_ip, f.sasl_method, f.sasl_username, f.size, f.nrcpt, f.removed_at, f.expired,
-               f.held, f.deleted, f.rejected, f.reject_code, f.reject_class, f.reject_reason, f.helo, f.ndn_queue_id,
-               f.origin_queue_id, f.quarantined, c.recipient_count, c.first_recipient, c.final_status,
-               c.direction, c.is_complete, c.counted, c.rspamd_row_id, c.subject, c.spam_score, c.rspamd_action,
-               c.is_spam, c.search_text, c.rolled_bucket, c.direction, c.final_status, c.is_spam,
-               c.rolled_domains, c.rolled_facets
-        FROM fresh f JOIN c ON c.id = f.id
-        ORDER BY f.id
-        RETURNING id, direction, final_status, counted AS newly_complete,
-                  lower(split_part(CASE direction WHEN 'inbound' THEN first_recipient ELSE sender END, '@', 2))
-                      AS domain,
-                  NULL::timestamptz AS old_bucket, NULL::text AS old_direction, NULL::text AS old_status,
-                  NULL::boolean AS old_spam, NULL::text[] AS old_domains, NULL::text[] AS old_facets,
-                  rolled_bucket, rolled_direction, rolled_status, rolled_spam, rolled_domains, rolled_facets
-    ),
-    changed AS (SELECT * FROM upd UNION ALL SELECT * FROM ins),
-    -- the same move for the top-list counts: per-day deltas as running totals per month
-    faceted AS (
-        INSERT INTO message_facets AS f (facet, month, name, first_day, messages, delivered, failed, spam)
-        SELECT split_part(entry, chr(31), 1), month, split_part(entry, chr(31), 2), min(day),
-               mg_prefix(array_agg(day), array_agg(messages)), mg_prefix(array_agg(day), array_agg(delivered)),
-               mg_prefix(array_agg(day), array_agg(failed)), mg_prefix(array_agg(day), array_agg(spam))
-        FROM (
-            SELECT date_trunc('month', bucket), extract(day FROM bucket)::int, entry, sum(n),
-                   sum(n * (status = 'delivered')::int), sum(n * (status IN ('bounced', 'expired', 'rejected'))::int),
-                   sum(n * spam::int)
-            FROM (
-                SELECT old_bucket, e, old_status, old_spam, -1
-                FROM changed, unnest(old_facets) e WHERE old_bucket IS NOT NULL
-                UNION ALL
-                SELECT rolled_bucket, e, rolled_status, rolled_spam, 1
-                FROM changed, unnest(rolled_facets) e
-            ) AS x (bucket, entry, status, spam, n)
-            GROUP BY 1, 2, 3
-        ) AS daily (month, day, entry, messages, delivered, failed, spam)
-        GROUP BY entry, month
-        ON CONFLICT (facet, month, name) DO UPDATE SET
-            first_day = least(f.first_day, EXCLUDED.first_day),
-            messages = mg_prefix_add(f.messages, f.first_day, EXCLUDED.messages, EXCLUDED.first_day),
-            delivered = mg_prefix_add(f.delivered, f.first_day, EXCLUDED.delivered, EXCLUDED.first_day),
-            failed = mg_prefix_add(f.failed, f.first_day, EXCLUDED.failed, EXCLUDED.first_day),
-            spam = mg_prefix_add(f.spam, f.first_day, EXCLUDED.spam, EXCLUDED.first_day)
-    ),
-    -- move each message's hourly count from what it last added to what it is now
-    rolled AS (
-        INSERT INTO message_rollup AS r (bucket, domain, direction, status, spam, messages)
-        SELECT bucket, domain, direction, status, spam, sum(n) FROM (
-            SELECT old_bucket, d, old_direction, old_status, old_spam, -1
-            FROM changed, unnest(old_domains) d WHERE old_bucket IS NOT NULL
-            UNION ALL
-            SELECT rolled_bucket, d, rolled_direction, rolled_status, rolled_spam, 1
-            FROM changed, unnest(rolled_domains) d
-        ) AS x (bucket, domain, direction, status, spam, n)
-        GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (bucket, domain, direction, status, spam) DO UPDATE SET messages = r.messages + EXCLUDED.messages
-    ),
-    labelled AS (
-        SELECT id, direction, final_status,
-               CASE WHEN NOT %(domain_labels)s THEN '{}'::jsonb
-                    WHEN domain = ANY(%(local)s::text[]) THEN jsonb_build_object('domain', domain)
-                    ELSE '{"domain": "other"}'::jsonb END AS extra
-        FROM changed WHERE newly_complete
-    )"""
 
 # Candidates: unlinked messages touched now, or near new rspamd rows. A message with a Message-ID is
 # found through the message_id index, one without through (sender, time); the nearest row wins.
@@ -455,97 +259,29 @@ _NOQUEUE = """
 """
 
 
-# Events of the batch, counted exactly once: each line is in exactly one batch. Run after
-# recompute() so deliveries carry their message's current direction.
-# Delivered recipients' delays also go into hourly histogram buckets (delay_rollup: non-cumulative,
-# the smallest bound that fits), from the same join of deliveries to their messages.
-_BATCH_DELIVERIES = """
-    dl AS (SELECT m.direction, b.status, b.delay, b.logged_at
-           FROM batch b JOIN agg a ON a.queue_id = b.queue_id JOIN messages m ON m.id = a.id
-           WHERE b.kind = 'delivery' AND b.status IS NOT NULL),
-    delays AS (
-        INSERT INTO delay_rollup AS d (bucket, direction, le, count)
-        SELECT date_trunc('hour', logged_at), direction,
-               coalesce((%(bounds)s::float8[])[mg_bound_index(delay, %(bounds)s::float8[])], 'Infinity'), count(*)
-        FROM dl WHERE status = 'delivered' AND delay IS NOT NULL
-        GROUP BY 1, 2, 3
-        ON CONFLICT (bucket, direction, le) DO UPDATE SET count = d.count + EXCLUDED.count
-    )"""
-_BATCH_EVENTS = """
-    SELECT 'deliveries', jsonb_build_object('direction', direction, 'status', status), count(*)
-    FROM dl GROUP BY direction, status
-    UNION ALL
-    SELECT CASE status WHEN 'deferred' THEN 'deferrals' ELSE 'bounces' END, jsonb_build_object('remote', remote),
-           count(*)
-    FROM (SELECT status, mg_remote_class(split_part(recipient, '@', 2), relay, %(local)s) AS remote
-          FROM batch WHERE kind = 'delivery' AND status IN ('deferred', 'bounced')) x
-    GROUP BY status, remote
-    UNION ALL
-    SELECT 'delivery_delay_seconds_bucket', jsonb_build_object('direction', direction, 'le', le::text), sum(n)
-    FROM (SELECT direction, mg_bound_index(delay, %(buckets)s::float8[]) AS i, count(*) AS n
-          FROM dl WHERE status = 'delivered' AND delay IS NOT NULL GROUP BY 1, 2) own  -- each delay's own bucket
-    JOIN unnest(%(buckets)s::float8[]) WITH ORDINALITY AS b (le, i) ON own.i <= b.i  -- and every one above it
-    GROUP BY direction, le
-    UNION ALL
-    SELECT 'delivery_delay_seconds_' || part, jsonb_build_object('direction', direction),
-           CASE part WHEN 'sum' THEN sum(delay) ELSE count(*) END
-    FROM dl CROSS JOIN (VALUES ('sum'), ('count')) AS p (part)
-    WHERE status = 'delivered' AND delay IS NOT NULL GROUP BY direction, part
-    UNION ALL
-    SELECT 'rejects', jsonb_build_object('reason', reason), count(*) FROM (
-        SELECT CASE
-               WHEN kind = 'postscreen_pregreet' THEN 'pregreet'
-               WHEN reject_class IN ('relay_denied', 'rbl', 'unknown_recipient', 'sender_rejected', 'greylist',
-                                     'spam') THEN reject_class
-               WHEN kind = 'milter_reject' THEN 'spam'
-               ELSE 'other' END AS reason
-        FROM batch WHERE kind IN ('noqueue_reject', 'rcpt_reject', 'milter_reject', 'postscreen_pregreet')) x
-    GROUP BY reason
-    UNION ALL
-    SELECT 'sasl_auth_failures', '{}'::jsonb, count(*) FROM batch WHERE kind = 'sasl_failure' HAVING count(*) > 0
-    UNION ALL
-    SELECT 'rspamd_actions', jsonb_build_object('action', action, 'direction', direction), count(*) FROM (
-        SELECT action, CASE WHEN "user" IS NULL THEN 'inbound' ELSE 'outbound' END AS direction
-        FROM rspamd_rows WHERE id > %(rspamd_from)s AND id <= %(rspamd_to)s) x
-    GROUP BY action, direction
-"""
+@dataclass(frozen=True)
+class BatchResult:
+    """What one run did: the lines it read, the messages it touched, whether more lines wait."""
 
-_COMPLETED_ROWS = """
-    SELECT 'messages', jsonb_build_object('direction', direction, 'status', final_status) || extra, count(*)
-    FROM labelled GROUP BY direction, final_status, extra
-    UNION ALL
-    SELECT 'recipients', jsonb_build_object('direction', d.direction, 'status', r.status) || d.extra, count(*)
-    FROM labelled d JOIN message_recipients r ON r.message_pk = d.id
-    WHERE r.message_pk = ANY(ARRAY(SELECT id FROM labelled))  -- the index, not a scan of every recipient
-    GROUP BY d.direction, r.status, d.extra
-"""
+    lines: int
+    messages: int
+    more: bool
 
 
-# Deferral and bounce replies per day, numbers masked so the same reply from different hosts groups.
-REASON_MASK = "left(regexp_replace(coalesce({reply}, {dsn}, 'unknown'), '[0-9]+', 'N', 'g'), 200)"
-_REASON_ROLLUP = f"""
-    INSERT INTO reason_rollup AS r (bucket, status, reason, count)
-    SELECT date_trunc('day', logged_at), status, {REASON_MASK.format(reply="reply", dsn="dsn")}, count(*)
-    FROM batch WHERE kind = 'delivery' AND status IN ('deferred', 'bounced')
-    GROUP BY 1, 2, 3
-    ON CONFLICT (status, bucket, reason) DO UPDATE SET count = r.count + EXCLUDED.count
-"""
-
-
-def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> dict[str, Any]:
+def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> BatchResult:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
     last_postfix, last_rspamd = _watermarks(conn)
     # the newest id is one step down the primary key; counting the new ids would read every one
     newest = conn.execute("SELECT coalesce(max(id), 0) FROM postfix_lines").fetchone()[0]
     upto = max(last_postfix, min(newest, last_postfix + BATCH_LINES))
-    new_rspamd = conn.execute(
+    newest_rspamd, rspamd_first_at, rspamd_last_at = conn.execute(
         # OFFSET 0 keeps min/max(logged_at) from walking the time index through every older row
         "SELECT max(id), min(logged_at), max(logged_at) FROM (SELECT id, logged_at FROM rspamd_rows WHERE id > %s "
         "OFFSET 0) new_rows",
         (last_rspamd,),
     ).fetchone()
     conn.execute("DROP TABLE IF EXISTS batch, agg")
-    _work_tables(conn)
+    recompute.work_tables(conn)
     conn.execute(
         f"CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT {_BATCH_COLUMNS} FROM postfix_lines "
         f"WHERE id > %s AND id <= %s AND (queue_id IS NOT NULL OR kind IN ({_UNQUEUED_KINDS}))",
@@ -564,50 +300,23 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
         conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
         conn.execute(_NOQUEUE)
-    if new_rspamd[0] is not None or lines:
-        lo = (new_rspamd[1] - RSPAMD_WINDOW) if new_rspamd[1] else None
-        hi = (new_rspamd[2] + RSPAMD_WINDOW) if new_rspamd[2] else None
+    if newest_rspamd is not None or lines:
+        lo = (rspamd_first_at - RSPAMD_WINDOW) if rspamd_first_at else None
+        hi = (rspamd_last_at + RSPAMD_WINDOW) if rspamd_last_at else None
         conn.execute(_LINK_RSPAMD, {"lo": lo, "hi": hi, "window": RSPAMD_WINDOW})
-    touched = recompute(conn, local_domains, domain_labels)
-    new_rspamd_to = new_rspamd[0] if new_rspamd[0] is not None else last_rspamd
-    counters.add(
-        conn,
-        _BATCH_EVENTS,
-        {
-            "local": [d.lower() for d in local_domains],
-            "buckets": list(counters.DELAY_BUCKETS),
-            "rspamd_from": last_rspamd,
-            "rspamd_to": new_rspamd_to,
-            "bounds": list(DELAY_ROLLUP_BOUNDS),
-        },
-        ctes=_BATCH_DELIVERIES,
-    )
-    if lines:
-        conn.execute(_REASON_ROLLUP)
+    touched = recompute.recompute(conn, local_domains, domain_labels)
+    new_rspamd_to = newest_rspamd if newest_rspamd is not None else last_rspamd
+    counts.count_batch(conn, local_domains, last_rspamd, new_rspamd_to, lines)
     conn.execute(
         "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
         (upto, new_rspamd_to),
     )
-    return {"lines": lines, "messages": touched, "more": upto < newest}
+    return BatchResult(lines, touched, upto < newest)
 
 
 def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
     rows = dict(conn.execute("SELECT source, last_id FROM correlation_state FOR UPDATE").fetchall())
     return rows["postfix"], rows["rspamd"]
-
-
-def _work_tables(conn: psycopg.Connection) -> None:
-    """The per-transaction tables recompute() reads: `touched` (the messages to re-derive), `fresh`
-    (messages seen first in this batch, not stored yet) and `linked` (rspamd rows picked for them).
-    Everything about a message is written in one statement: each row version costs an entry in
-    every index."""
-    conn.execute("DROP TABLE IF EXISTS touched, fresh, linked")
-    conn.execute("CREATE TEMP TABLE touched (id bigint PRIMARY KEY) ON COMMIT DROP")
-    conn.execute("CREATE TEMP TABLE fresh (LIKE messages INCLUDING DEFAULTS) ON COMMIT DROP")
-    conn.execute(
-        """CREATE TEMP TABLE linked (id bigint PRIMARY KEY, rid bigint NOT NULL, subject text,
-                                     score double precision, action text, is_spam boolean) ON COMMIT DROP"""
-    )
 
 
 def _link_bounces(conn: psycopg.Connection) -> None:
@@ -630,50 +339,3 @@ def _link_bounces(conn: psycopg.Connection) -> None:
                RETURNING m.id)
            INSERT INTO touched SELECT id FROM up ON CONFLICT DO NOTHING"""
     )
-
-
-def recompute(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
-    """Re-derive status, direction and search text of every message in the `touched` temp table
-    (with the rspamd rows in `linked`), store the ones waiting in `fresh`, and count the ones that
-    have just reached a final status."""
-    conn.execute(
-        """UPDATE message_recipients r SET status = 'expired'
-           WHERE r.status = 'deferred' AND r.message_pk = ANY(ARRAY(
-                     SELECT id FROM messages WHERE expired AND id = ANY(ARRAY(SELECT id FROM touched))
-                     UNION ALL SELECT id FROM fresh WHERE expired))"""
-    )
-    conn.execute(
-        """UPDATE messages m SET quarantined = true FROM quarantine_items q
-           WHERE m.correlation_key = mg_queue_key(q.queue_id) AND NOT m.quarantined
-             AND m.id IN (SELECT id FROM touched)"""
-    )
-    conn.execute("UPDATE fresh f SET quarantined = true FROM quarantine_items q WHERE q.queue_id = f.queue_id")
-    local = [d.lower() for d in local_domains]
-    counters.add(conn, _COMPLETED_ROWS, {"local": local, "domain_labels": domain_labels}, ctes=_RECOMPUTE)
-    return conn.execute("SELECT count(*) FROM touched").fetchone()[0]
-
-
-def expire(
-    conn: psycopg.Connection, horizon: timedelta, local_domains: Sequence[str], domain_labels: bool = False
-) -> int:
-    """Expire unfinished messages with no line for `horizon` (measured against the newest line)."""
-    _work_tables(conn)
-    conn.execute(
-        """WITH up AS (
-               UPDATE messages SET expired = true
-               WHERE NOT is_complete AND NOT rejected AND NOT expired
-                 AND last_seen < (SELECT max(logged_at) FROM postfix_lines) - %s
-               RETURNING id)
-           INSERT INTO touched SELECT id FROM up""",
-        (horizon,),
-    )
-    return recompute(conn, local_domains, domain_labels)
-
-
-def refresh_incomplete(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> int:
-    """Consistency sweep: re-derive every unfinished message (e.g. after the domain list changed),
-    and count complete messages not counted yet (those stored before counting existed)."""
-    _work_tables(conn)
-    conn.execute("INSERT INTO touched SELECT id FROM messages WHERE NOT is_complete")
-    conn.execute("INSERT INTO touched SELECT id FROM messages WHERE is_complete AND NOT counted")
-    return recompute(conn, local_domains, domain_labels)
