@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from bench._scratch import scratch_database
 from exporter.app import create_app
 from exporter.config import Config
-from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
+from exporter.store.correlation.counts import DELAY_ROLLUP_BOUNDS
 from exporter.store.database import create_pool, migrate
 
 FILL = """

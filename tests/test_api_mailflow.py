@@ -10,7 +10,7 @@ import time
 import pytest
 
 from exporter.app import create_app
-from exporter.store import queries
+from exporter.store import messages as message_store
 from tests.conftest import make_config
 from tests.mailflow import scenario
 
@@ -242,7 +242,7 @@ def test_recipient_filter_gives_the_same_answer_whichever_plan_it_gets(api, monk
     client, _ = api
     answers = []
     for common in (0, 10**9):  # every address "common" (walk the time index), then every one "rare" (ids first)
-        monkeypatch.setattr(queries, "COMMON_TERM", common)
+        monkeypatch.setattr(message_store, "COMMON_TERM", common)
         answers.append(
             [
                 client.get(f"/api/messages?limit=500&recipient={address}{extra}").get_json()

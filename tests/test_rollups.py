@@ -11,8 +11,8 @@ from exporter.readmodels.catalog import Args, quantile
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
-from exporter.store import queries
-from exporter.store.correlation import DELAY_ROLLUP_BOUNDS
+from exporter.store import messages as message_store
+from exporter.store.correlation.counts import DELAY_ROLLUP_BOUNDS
 from tests.conftest import SIM_START
 from tests.mailflow import scenario
 
@@ -197,9 +197,9 @@ def test_search_gives_the_same_page_whichever_plan_the_term_gets(flow, monkeypat
     """Common terms walk the time index, rare ones read the GIN index first: same answer either way."""
     _, pool = flow
     filters = {"search": term}
-    by_ids = queries.messages_page(pool, filters, 1, 50)
-    monkeypatch.setattr(queries, "COMMON_TERM", 0)  # every term counts as common now
-    by_walk = queries.messages_page(pool, filters, 1, 50)
+    by_ids = message_store.messages_page(pool, filters, 1, 50)
+    monkeypatch.setattr(message_store, "COMMON_TERM", 0)  # every term counts as common now
+    by_walk = message_store.messages_page(pool, filters, 1, 50)
     assert by_ids == by_walk
     if term != "no-such-word-anywhere":
         assert by_ids[0] > 0

@@ -12,8 +12,8 @@ from psycopg import sql
 
 from exporter.parsers.words import words_literal
 from exporter.services.ingest import load_window
-from exporter.store import queries
-from exporter.store.queries import postfix_page, postfix_where, search_blocks
+from exporter.store import logs as log_store
+from exporter.store.logs import postfix_page, postfix_where, search_blocks
 
 REAL_LINES = [
     "0E873A0000C6: client=mail-out.shop.example.com[185.241.194.202]",
@@ -140,9 +140,9 @@ def test_search_reads_only_the_lines_of_blocks_holding_the_words(pool, monkeypat
     assert found("needle sent") == []
     # a term in many blocks: every line is read and checked instead, with the same answers
     expected = {term: found(term) for term in ("needle", "user70", "sent needle", "needle sent")}
-    monkeypatch.setattr(queries, "MAX_SEARCH_RANGES", 0)
+    monkeypatch.setattr(log_store, "MAX_SEARCH_RANGES", 0)
     with pool.connection() as conn:
-        assert queries.search_blocks(conn, "needle") is None
+        assert log_store.search_blocks(conn, "needle") is None
     assert {term: found(term) for term in expected} == expected
 
 

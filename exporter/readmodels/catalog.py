@@ -24,8 +24,12 @@ from exporter.store import domains as domain_store
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
+from exporter.store import logs as log_store
 from exporter.store import mailbox_stats as mailbox_store
-from exporter.store import queries
+from exporter.store import mailcow as mailcow_store
+from exporter.store import messages as message_store
+from exporter.store import status as status_store
+from exporter.store import tls as tls_store
 
 Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
 # Row keys that hold epoch-millisecond times (typed as time by the JSON datasource and the dashboards).
@@ -200,7 +204,7 @@ def messages(pool: ConnectionPool, args: Args) -> list[dict]:
             "correlation_key": m["correlation_key"],
             "details_url": f"/api/message/{m['correlation_key']}/details",
         }
-        for m in queries.export_messages(pool, filters, args.limit)
+        for m in message_store.export_messages(pool, filters, args.limit)
     ]
 
 
@@ -223,7 +227,7 @@ def _reasons(status: str) -> Callable[[ConnectionPool, Args], list[dict]]:
 
 def _message(pool: ConnectionPool, args: Args) -> dict[str, Any] | None:
     key = args.options.get("key")
-    return queries.message_by_key(pool, key) if key else None
+    return message_store.message_by_key(pool, key) if key else None
 
 
 def message_recipients(pool: ConnectionPool, args: Args) -> list[dict]:
@@ -272,29 +276,31 @@ def message_lines(pool: ConnectionPool, args: Args) -> list[dict]:
 
 
 def rspamd_actions(pool: ConnectionPool, args: Args) -> list[dict]:
-    columns = tuple(a.replace(" ", "_") for a in store.RSPAMD_ACTIONS)
-    rows = _fill(store.rspamd_series(pool, args.start, args.end, args.step), args, (*columns, "avg_score"))
+    columns = tuple(a.replace(" ", "_") for a in log_store.RSPAMD_ACTIONS)
+    rows = _fill(log_store.rspamd_series(pool, args.start, args.end, args.step), args, (*columns, "avg_score"))
     return rows
 
 
 def rspamd_scores(pool: ConnectionPool, args: Args) -> list[dict]:
-    return store.score_histogram(pool, args.start, args.end)
+    return log_store.score_histogram(pool, args.start, args.end)
 
 
 def top_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(store.top_symbols(pool, args.start, args.end, args.limit))
+    return _rows(log_store.top_symbols(pool, args.start, args.end, args.limit))
 
 
 def netfilter_events(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _fill(store.netfilter_series(pool, args.start, args.end, args.step), args, ("warnings", "bans", "unbans"))
+    return _fill(
+        log_store.netfilter_series(pool, args.start, args.end, args.step), args, ("warnings", "bans", "unbans")
+    )
 
 
 def top_blocked_ips(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(store.top_blocked_ips(pool, args.start, args.end, args.limit), ("last_seen",))
+    return _rows(log_store.top_blocked_ips(pool, args.start, args.end, args.limit), ("last_seen",))
 
 
 def auth_failures(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(store.auth_failures(pool, args.start, args.end, args.limit), ("last_seen",))
+    return _rows(log_store.auth_failures(pool, args.start, args.end, args.limit), ("last_seen",))
 
 
 # --- logs (timestamp, body, level first: Infinity's logs format) --------------------------------
@@ -324,7 +330,7 @@ def _postfix_log_row(row: dict[str, Any], labels: tuple[str, ...]) -> dict[str, 
 def postfix_logs(pool: ConnectionPool, args: Args) -> list[dict]:
     return [
         _postfix_log_row(r, ("program", "queue_id", "kind", "status", "correlation_key"))
-        for r in queries.export_postfix(pool, _log_filters(args), args.limit)
+        for r in log_store.export_postfix(pool, _log_filters(args), args.limit)
     ]
 
 
@@ -341,7 +347,7 @@ def rspamd_logs(pool: ConnectionPool, args: Args, local: list[str]) -> list[dict
             "message_id": r["message_id"],
             "correlation_key": r["correlation_key"],
         }
-        for r in queries.export_rspamd(pool, _log_filters(args), local, args.limit)
+        for r in log_store.export_rspamd(pool, _log_filters(args), local, args.limit)
     ]
 
 
@@ -355,7 +361,7 @@ def netfilter_logs(pool: ConnectionPool, args: Args) -> list[dict]:
             "ip": r["ip"],
             "username": r["username"],
         }
-        for r in queries.export_netfilter(pool, _log_filters(args), args.limit)
+        for r in log_store.export_netfilter(pool, _log_filters(args), args.limit)
     ]
 
 
@@ -506,12 +512,12 @@ def dmarc_failures(pool: ConnectionPool, args: Args) -> list[dict]:
 def tls_daily(pool: ConnectionPool, args: Args) -> list[dict]:
     return [
         {"time": ms(d["day"]), "successful_sessions": d["successful_sessions"], "failed_sessions": d["failed_sessions"]}
-        for d in dmarc_store.tls_daily(pool, _dmarc_window(args))
+        for d in tls_store.tls_daily(pool, _dmarc_window(args))
     ]
 
 
 def tls_failure_types(pool: ConnectionPool, args: Args) -> list[dict]:
-    return dmarc_store.tls_failure_types(pool, _dmarc_window(args))
+    return tls_store.tls_failure_types(pool, _dmarc_window(args))
 
 
 def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
@@ -524,7 +530,7 @@ def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
             "successful_sessions": r["total_success"],
             "failed_sessions": r["total_fail"],
         }
-        for r in dmarc_store.tls_reports(pool, _dmarc_window(args), args.limit)
+        for r in tls_store.tls_reports(pool, _dmarc_window(args), args.limit)
     ]
 
 
@@ -634,7 +640,7 @@ def api_health(pool: ConnectionPool, args: Args) -> list[dict]:
             "last_success": ms(r["last_success_at"]),
             "last_error": r["last_error"],
         }
-        for r in store.api_health(pool)
+        for r in status_store.api_health(pool)
     ]
 
 
@@ -727,9 +733,9 @@ LOG_SOURCES = ("postfix", "rspamd", "netfilter")
 
 def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> Iterator[str]:
     if name == "domains":
-        yield from store.domains(pool, local)
+        yield from mailcow_store.local_domains(pool, local)
     elif name == "mailboxes":
-        yield from store.mailboxes(pool, args.start, args.end)
+        yield from message_store.mailboxes(pool, args.start, args.end)
     elif name == "directions":
         yield from store.DIRECTIONS
     elif name == "statuses":

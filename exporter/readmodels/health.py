@@ -45,15 +45,15 @@ def assess(pool: ConnectionPool, config: Config) -> Health:
     if not store.ping(pool):
         return down
     try:
-        facts = health_store.ingest_facts(pool, [CORRELATION_JOB])
+        facts = health_store.ingest_facts(pool, SOURCES, [CORRELATION_JOB])
     except psycopg.Error:  # it went away between the two reads
         return down
     limit = STALE_AFTER_INTERVALS * config.fetch_interval
     reasons = [] if facts.leader else ["no worker holds the ingest lock: is the worker running?"]
     for source in SOURCES:
-        row = facts.sources.get(source, {})
-        reasons += _staleness(source, "fetch", row.get("last_success_age_seconds"), limit)
-        fetched, unparsed = row.get("last_fetched") or 0, row.get("last_unparsed") or 0
+        row = facts.sources[source]
+        reasons += _staleness(source, "fetch", row.last_success_age_seconds, limit)
+        fetched, unparsed = row.last_fetched or 0, row.last_unparsed or 0
         if unparsed * 2 > fetched > 0:
             reasons.append(f"{source}: {unparsed} of the {fetched} items of the last fetch could not be parsed")
     correlation_age = facts.job_ages[CORRELATION_JOB]
@@ -61,7 +61,7 @@ def assess(pool: ConnectionPool, config: Config) -> Health:
     ingestion = {
         "leader": facts.leader,
         "stale_after_seconds": limit,
-        "sources": {source: _rounded(facts.sources.get(source, {})) for source in SOURCES},
+        "sources": {source: _rounded(facts.sources[source]) for source in SOURCES},
         "correlation": {"last_success_age_seconds": _round(correlation_age)},
     }
     return Health("degraded" if reasons else "healthy", reasons, ingestion)
@@ -79,11 +79,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+def _rounded(row: health_store.SourceFacts) -> dict[str, Any]:
     return {
-        "last_success_age_seconds": _round(row.get("last_success_age_seconds")),
-        "newest_line_age_seconds": _round(row.get("newest_line_age_seconds")),
-        "last_fetched": row.get("last_fetched"),
-        "last_unparsed": row.get("last_unparsed"),
-        "unparsed_total": row.get("unparsed_total"),
+        "last_success_age_seconds": _round(row.last_success_age_seconds),
+        "newest_line_age_seconds": _round(row.newest_line_age_seconds),
+        "last_fetched": row.last_fetched,
+        "last_unparsed": row.last_unparsed,
+        "unparsed_total": row.unparsed_total,
     }

@@ -186,9 +186,9 @@ def _dns(state: store.MetricsState) -> Iterator[Metric]:
     )
     for row in state.dns_checks:
         for check in ("spf", "dkim", "dmarc"):
-            status.add_metric([row["domain"], check], DNS_STATUS.get(row[check] or "unknown", -1))
-        if row["spf_lookups"] is not None:
-            lookups.add_metric([row["domain"]], row["spf_lookups"])
+            status.add_metric([row.domain, check], DNS_STATUS.get(getattr(row, check) or "unknown", -1))
+        if row.spf_lookups is not None:
+            lookups.add_metric([row.domain], row.spf_lookups)
     yield status
     yield lookups
 
@@ -200,7 +200,7 @@ def _quota(state: store.MetricsState) -> Metric:
         labels=["mailbox"],
     )
     for row in state.quotas:
-        ratio.add_metric([row["username"]], row["quota_used"] / row["quota"])
+        ratio.add_metric([row.username], row.quota_used / row.quota)
     return ratio
 
 
@@ -252,14 +252,14 @@ def _ingest(state: store.MetricsState) -> Iterator[Metric]:
         labels=["source"],
     )
     for row in state.ingest:
-        source = [row["source"]]
-        lines.add_metric(source, row["lines_total"])
-        gaps.add_metric(source, row["gaps_total"])
-        unparsed.add_metric(source, row["unparsed_total"])
-        if row["newest_line_at"]:
-            lag.add_metric(source, max(0.0, (state.now - row["newest_line_at"]).total_seconds()))
-        if row["last_success_at"]:
-            last.add_metric(source, row["last_success_at"].timestamp())
+        source = [row.source]
+        lines.add_metric(source, row.lines_total)
+        gaps.add_metric(source, row.gaps_total)
+        unparsed.add_metric(source, row.unparsed_total)
+        if row.newest_line_at:
+            lag.add_metric(source, max(0.0, (state.now - row.newest_line_at).total_seconds()))
+        if row.last_success_at:
+            last.add_metric(source, row.last_success_at.timestamp())
     yield from (lines, gaps, unparsed, lag, last)
 
 
@@ -278,13 +278,13 @@ def _jobs(state: store.MetricsState) -> Iterator[Metric]:
         labels=["job_name"],
     )
     for row in state.jobs:
-        job = [row["name"]]
-        runs.add_metric(job, row["runs"])
-        failures.add_metric(job, row["failures"])
-        if row["last_duration_seconds"] is not None:
-            duration.add_metric(job, row["last_duration_seconds"])
-        if row["last_success_at"]:
-            success.add_metric(job, row["last_success_at"].timestamp())
+        job = [row.name]
+        runs.add_metric(job, row.runs)
+        failures.add_metric(job, row.failures)
+        if row.last_duration_seconds is not None:
+            duration.add_metric(job, row.last_duration_seconds)
+        if row.last_success_at:
+            success.add_metric(job, row.last_success_at.timestamp())
     yield from (runs, failures, duration, success)
 
 
@@ -327,9 +327,9 @@ def _mailcow(state: store.MetricsState) -> Iterator[Metric]:
         labels=["endpoint"],
     )
     for row in state.api:
-        api_up.add_metric([row["endpoint_group"]], 1 if row["up"] else 0)
-        if row["last_success_at"]:
-            api_ok.add_metric([row["endpoint_group"]], row["last_success_at"].timestamp())
+        api_up.add_metric([row.endpoint_group], 1 if row.up else 0)
+        if row.last_success_at:
+            api_ok.add_metric([row.endpoint_group], row.last_success_at.timestamp())
     yield from (api_up, api_ok)
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
-from exporter.store import correlation as sql
+from exporter.store.correlation import batch, recompute
 
 log = logging.getLogger(__name__)
 
@@ -21,21 +21,21 @@ def correlate(pool: ConnectionPool, local_domains: Sequence[str], domain_labels:
     totals = {"lines": 0, "messages": 0}
     while True:
         with pool.connection() as conn, conn.transaction():
-            result = sql.run_batch(conn, local_domains, domain_labels)
-        totals["lines"] += result["lines"]
-        totals["messages"] += result["messages"]
-        if not result["more"]:
+            result = batch.run_batch(conn, local_domains, domain_labels)
+        totals["lines"] += result.lines
+        totals["messages"] += result.messages
+        if not result.more:
             return totals
 
 
 def expire(pool: ConnectionPool, horizon: timedelta, local_domains: Sequence[str], domain_labels: bool = False) -> int:
     with pool.connection() as conn, conn.transaction():
-        return sql.expire(conn, horizon, local_domains, domain_labels)
+        return recompute.expire(conn, horizon, local_domains, domain_labels)
 
 
 def refresh_incomplete(pool: ConnectionPool, local_domains: Sequence[str], domain_labels: bool = False) -> int:
     with pool.connection() as conn, conn.transaction():
-        return sql.refresh_incomplete(conn, local_domains, domain_labels)
+        return recompute.refresh_incomplete(conn, local_domains, domain_labels)
 
 
 class Background:

@@ -19,6 +19,7 @@ from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.parsers.dmarc.reports import parse_file
 from exporter.services.geoip import GeoIP
 from exporter.store import dmarc as dmarc_store
+from exporter.store import tls as tls_store
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,10 @@ def import_bytes(
     result = ImportResult(problems=parsed.problems)
     for report in parsed.reports:
         _enrich(report, geo, rdns)
-        status, pk = dmarc_store.save(pool, report, data if report["kind"] == "failure" else None)
+        if report["kind"] == "tls":
+            status, pk = tls_store.save(pool, report)
+        else:
+            status, pk = dmarc_store.save(pool, report, data if report["kind"] == "failure" else None)
         entry = {**summary(report), "id": pk}
         (result.created if status == "created" else result.duplicates).append(entry)
     return result

@@ -20,7 +20,7 @@ from exporter.parsers.dmarc.containers import printable
 from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.services.dmarc import import_bytes, reverse_dns
 from exporter.services.geoip import GeoIP
-from exporter.store import dmarc as dmarc_store
+from exporter.store import dmarc_imap as sync_store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def sync(
 ) -> dict[str, Any]:
     """One run over the folder; returns the stored sync-history row. `after_store` runs after a
     batch is committed and before it is moved (tests inject a crash there)."""
-    sync_id = dmarc_store.sync_started(pool, sync_type)
+    sync_id = sync_store.sync_started(pool, sync_type)
     counts = dict.fromkeys(
         ("emails_found", "emails_processed", "reports_created", "reports_duplicate", "reports_failed"), 0
     )
@@ -118,6 +118,6 @@ def sync(
                     box.move(invalid, invalid_folder)
     except Exception as exc:  # the run is recorded as failed; the mail stays for the next run
         log.warning("DMARC IMAP sync failed: %s", exc)
-        return dmarc_store.sync_finished(pool, sync_id, "error", counts, str(exc) or type(exc).__name__, failed)
+        return sync_store.sync_finished(pool, sync_id, "error", counts, str(exc) or type(exc).__name__, failed)
     error = f"{len(failed)} emails failed to process" if failed else None
-    return dmarc_store.sync_finished(pool, sync_id, "success", counts, error, failed or None)
+    return sync_store.sync_finished(pool, sync_id, "success", counts, error, failed or None)

@@ -1,4 +1,5 @@
-"""All SQL of the service lives in this package, one module per concern."""
+"""All SQL of the service and its migrations, one module per feature under the name the other layers
+use for it (messages, logs, dmarc, tls, correlation, ...); `reads` holds what the read queries share."""
 
 from __future__ import annotations
 

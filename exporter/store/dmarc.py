@@ -1,4 +1,4 @@
-"""DMARC, failure and TLS reports: storing them (one transaction each, records by COPY) and the
+"""DMARC aggregate and failure reports: storing them (one transaction each, records by COPY) and the
 read models behind /api/dmarc and the DMARC dashboard. Pass rates are percentages of messages."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.store import counters
+from exporter.store import counters, reads
 
 _RECORD_COLUMNS = (
     "report_pk",
@@ -47,17 +46,16 @@ def _result(record: dict[str, Any]) -> str:
 
 
 def save(pool: ConnectionPool, report: dict[str, Any], raw: bytes | None = None) -> tuple[str, int]:
-    """Store one parsed report: ("created" | "duplicate", its id)."""
-    kind = report["kind"]
+    """Store one parsed aggregate or failure report: ("created" | "duplicate", its id)."""
     with pool.connection() as conn:
-        if kind == "aggregate":
+        if report["kind"] == "aggregate":
             return _save_aggregate(conn, report)
-        if kind == "tls":
-            return _save_tls(conn, report)
         return _save_failure(conn, report, raw or b"")
 
 
 def _save_aggregate(conn: Any, report: dict[str, Any]) -> tuple[str, int]:
+    """The report, its records and its counters (messages by result, new failing sources) in the
+    caller's transaction; a report stored before is a duplicate and counts nothing."""
     policy = report["policy"]
     row = conn.execute(
         """INSERT INTO dmarc_reports (org_name, org_email, extra_contact_info, report_id, domain, begin_at, end_at,
@@ -98,10 +96,25 @@ def _save_aggregate(conn: Any, report: dict[str, Any]) -> tuple[str, int]:
                HAVING count(*) > 0""",
             {"domain": policy["domain"], "ips": failing},
         )
+    _copy_records(conn, pk, report["records"])
+    totals: dict[str, int] = {}
+    for r in report["records"]:
+        totals[_result(r)] = totals.get(_result(r), 0) + r["count"]
+    counters.add(
+        conn,
+        "SELECT 'dmarc_messages', jsonb_build_object('domain', %(domain)s::text, 'result', key), value::numeric "
+        "FROM jsonb_each_text(%(totals)s::jsonb)",
+        {"domain": policy["domain"], "totals": Jsonb(totals)},
+    )
+    return "created", pk
+
+
+def _copy_records(conn: Any, pk: int, records: list[dict[str, Any]]) -> None:
+    """A report's records by one COPY (a report may hold 100,000 of them)."""
     with conn.cursor().copy(
         sql.SQL("COPY dmarc_records ({}) FROM STDIN").format(sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
     ) as copy:
-        for r in report["records"]:
+        for r in records:
             geo = r.get("geo") or {}
             copy.write_row(
                 (
@@ -126,63 +139,6 @@ def _save_aggregate(conn: Any, report: dict[str, Any]) -> tuple[str, int]:
                     r.get("reverse_dns"),
                 )
             )
-    totals: dict[str, int] = {}
-    for r in report["records"]:
-        totals[_result(r)] = totals.get(_result(r), 0) + r["count"]
-    counters.add(
-        conn,
-        "SELECT 'dmarc_messages', jsonb_build_object('domain', %(domain)s::text, 'result', key), value::numeric "
-        "FROM jsonb_each_text(%(totals)s::jsonb)",
-        {"domain": policy["domain"], "totals": Jsonb(totals)},
-    )
-    return "created", pk
-
-
-def _save_tls(conn: Any, report: dict[str, Any]) -> tuple[str, int]:
-    row = conn.execute(
-        """INSERT INTO tls_reports (organization_name, report_id, contact_info, begin_at, end_at, source)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (organization_name, report_id, begin_at, end_at) DO NOTHING RETURNING id""",
-        (
-            report["organization_name"],
-            report["report_id"],
-            report["contact_info"],
-            report["begin"],
-            report["end"],
-            report.get("source"),
-        ),
-    ).fetchone()
-    if row is None:
-        existing = conn.execute(
-            """SELECT id FROM tls_reports
-               WHERE organization_name = %s AND report_id = %s AND begin_at = %s AND end_at = %s""",
-            (report["organization_name"], report["report_id"], report["begin"], report["end"]),
-        ).fetchone()
-        return "duplicate", existing[0]
-    pk = row[0]
-    for p in report["policies"]:
-        conn.execute(
-            """INSERT INTO tls_policies (report_pk, policy_type, policy_domain, policy_strings, mx_hosts,
-                                         successful_sessions, failed_sessions, failure_details)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-            (
-                pk,
-                p["policy_type"],
-                p["policy_domain"],
-                Jsonb(p["policy_strings"]),
-                Jsonb(p["mx_hosts"]),
-                p["successful_sessions"],
-                p["failed_sessions"],
-                Jsonb(p["failure_details"]),
-            ),
-        )
-        counters.add(
-            conn,
-            """SELECT 'tls_sessions', jsonb_build_object('policy_domain', %(d)s::text, 'result', r), n
-               FROM (VALUES ('success', %(ok)s::numeric), ('failure', %(failed)s::numeric)) v (r, n)""",
-            {"d": p["policy_domain"], "ok": p["successful_sessions"], "failed": p["failed_sessions"]},
-        )
-    return "created", pk
 
 
 def _save_failure(conn: Any, report: dict[str, Any], raw: bytes) -> tuple[str, int]:
@@ -231,11 +187,6 @@ def count_invalid(pool: ConnectionPool, channel: str) -> None:
 # --- reads ----------------------------------------------------------------------------------------------
 
 
-def _rows(pool: ConnectionPool, query: str, params: Any) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
-
-
 _RATES = """sum(c.count)::bigint AS total_messages,
     round(100.0 * coalesce(sum(c.count) FILTER (WHERE c.dmarc_pass), 0) / nullif(sum(c.count), 0), 1)::float8
         AS dmarc_pass_pct,
@@ -272,7 +223,7 @@ _JOINED = "FROM dmarc_reports r JOIN dmarc_records c ON c.report_pk = r.id"
 
 def domains(pool: ConnectionPool, window: Window) -> list[dict[str, Any]]:
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT r.domain, {_RATES}, count(DISTINCT c.source_ip) AS unique_ips,
                    max(r.end_at) AS last_report, (array_agg(r.policy ORDER BY r.end_at DESC))[1] AS policy
@@ -283,7 +234,7 @@ def domains(pool: ConnectionPool, window: Window) -> list[dict[str, Any]]:
 
 def totals(pool: ConnectionPool, window: Window) -> dict[str, Any]:
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT {_RATES}, count(DISTINCT c.source_ip) AS unique_ips, count(DISTINCT r.org_name) AS unique_reporters,
                    coalesce(sum(c.count) FILTER (WHERE {FAILURES_ONLY}), 0)::bigint AS failing_messages,
@@ -296,7 +247,7 @@ def totals(pool: ConnectionPool, window: Window) -> dict[str, Any]:
 def daily(pool: ConnectionPool, window: Window) -> list[dict]:
     """Per UTC day of the report's begin: counts, rates, reports, reporters."""
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT date_trunc('day', r.begin_at) AS day, {_RATES}, count(DISTINCT r.id) AS report_count,
                    count(DISTINCT c.source_ip) AS unique_ips, array_agg(DISTINCT r.org_name) AS reporters,
@@ -309,7 +260,7 @@ def daily(pool: ConnectionPool, window: Window) -> list[dict]:
 def daily_by_domain(pool: ConnectionPool, window: Window) -> list[dict]:
     """DMARC pass rate per UTC day and policy domain."""
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT date_trunc('day', r.begin_at) AS day, r.domain, {_RATES}
             {_JOINED} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
@@ -320,7 +271,7 @@ def daily_by_domain(pool: ConnectionPool, window: Window) -> list[dict]:
 def sources(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
     """Per sending IP: volume, pass rates, reporters, geo/ASN/rDNS, first and last seen."""
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT host(c.source_ip) AS source_ip, {_RATES}, count(DISTINCT r.org_name) AS reporters,
                    max(c.country_code) AS country_code, max(c.country_name) AS country_name, max(c.city) AS city,
@@ -334,7 +285,7 @@ def sources(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
 
 def countries(pool: ConnectionPool, window: Window) -> list[dict]:
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT coalesce(c.country_code, '??') AS country_code, max(c.country_name) AS country_name, {_RATES},
                    coalesce(sum(c.count) FILTER (WHERE {FAILURES_ONLY}), 0)::bigint AS failing_messages
@@ -345,7 +296,7 @@ def countries(pool: ConnectionPool, window: Window) -> list[dict]:
 
 def reporters(pool: ConnectionPool, window: Window) -> list[dict]:
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT r.org_name AS reporter, count(DISTINCT r.id) AS reports, {_RATES}, max(r.end_at) AS last_report
             {_JOINED} WHERE {where} GROUP BY r.org_name ORDER BY total_messages DESC, r.org_name""",
@@ -356,7 +307,7 @@ def reporters(pool: ConnectionPool, window: Window) -> list[dict]:
 def failing_records(pool: ConnectionPool, window: Window, limit: int) -> list[dict]:
     """Records that failed DMARC or had the policy applied, newest first (the failures drill-down)."""
     where, params = window.where()
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT r.begin_at, r.domain, r.org_name AS reporter, host(c.source_ip) AS source_ip, c.count,
                    c.disposition, c.spf, c.dkim, c.header_from, c.envelope_from, c.country_code, c.asn, c.asn_org,
@@ -368,7 +319,7 @@ def failing_records(pool: ConnectionPool, window: Window, limit: int) -> list[di
 
 def reports_on(pool: ConnectionPool, domain: str, day: datetime) -> list[dict]:
     """The reports that began on one UTC day, with their records."""
-    return _rows(
+    return reads.rows(
         pool,
         """SELECT r.id, r.org_name, r.org_email, r.report_id, r.begin_at, r.end_at, r.policy, r.errors, r.schema,
                   coalesce(jsonb_agg(jsonb_build_object(
@@ -389,7 +340,7 @@ def failure_reports(pool: ConnectionPool, window: Window, limit: int) -> list[di
     if window.domain:
         where.append("reported_domain = %s")
         params.append(window.domain)
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT id, reported_domain, host(source_ip) AS source_ip, arrival_at, format, feedback_type,
                    original_mail_from, original_rcpt_to, auth_failure, delivery_result, authentication_results,
@@ -400,126 +351,6 @@ def failure_reports(pool: ConnectionPool, window: Window, limit: int) -> list[di
     )
 
 
-# --- TLS -------------------------------------------------------------------------------------------------
-
-MAX_ORGANIZATIONS = 100  # names listed per day (all are counted)
-
-
-def _tls_where(window: Window) -> tuple[str, list[Any]]:
-    return window.where("t", "p.policy_domain", records=False)
-
-
-_TLS_JOINED = "FROM tls_reports t JOIN tls_policies p ON p.report_pk = t.id"
-_TLS_SESSIONS = """sum(p.successful_sessions)::bigint AS total_success, sum(p.failed_sessions)::bigint AS total_fail"""
-
-
-def tls_reports(pool: ConnectionPool, window: Window, limit: int, offset: int = 0) -> list[dict]:
-    """A page of reports, newest first, each counting only its policies in the window's domain
-    (all of them without one): summed in SQL, the stored policies never leave the database."""
-    where, params = _tls_where(window)
-    return _rows(
-        pool,
-        f"""SELECT t.id, t.report_id, t.organization_name, t.contact_info, t.begin_at, t.end_at, {_TLS_SESSIONS},
-                   string_agg(DISTINCT p.policy_domain, ', ' ORDER BY p.policy_domain) AS policy_domains
-            {_TLS_JOINED} WHERE {where} GROUP BY t.id ORDER BY t.begin_at DESC, t.id DESC LIMIT %s OFFSET %s""",
-        [*params, limit, offset],
-    )
-
-
-def tls_day_reports(pool: ConnectionPool, domain: str, day: datetime, limit: int, details: int) -> list[dict]:
-    """Up to `limit` reports that began on one UTC day with their policies for `domain`, each policy
-    with its `details` largest failure details and how many it has in all."""
-    return _rows(
-        pool,
-        f"""SELECT t.id, t.report_id, t.organization_name, t.contact_info, t.begin_at, t.end_at, {_TLS_SESSIONS},
-                   jsonb_agg(jsonb_build_object(
-                       'policy_type', p.policy_type, 'policy_domain', p.policy_domain, 'mx_hosts', p.mx_hosts,
-                       'successful_sessions', p.successful_sessions, 'failed_sessions', p.failed_sessions,
-                       'failure_details_total', jsonb_array_length(p.failure_details),
-                       'failure_details', (SELECT coalesce(jsonb_agg(d ORDER BY n), '[]') FROM (
-                           SELECT d, row_number() OVER (ORDER BY (d ->> 'failed_session_count')::numeric DESC) n
-                           FROM jsonb_array_elements(p.failure_details) d) top WHERE n <= %(details)s)
-                   ) ORDER BY p.id) AS policies
-            {_TLS_JOINED} WHERE p.policy_domain = %(domain)s AND t.begin_at >= %(day)s
-                AND t.begin_at < %(day)s + interval '1 day'
-            GROUP BY t.id ORDER BY t.begin_at, t.id LIMIT %(limit)s""",
-        {"domain": domain, "day": day, "limit": limit, "details": details},
-    )
-
-
-def tls_daily(pool: ConnectionPool, window: Window, day: datetime | None = None) -> list[dict]:
-    """Per UTC day of the reports' begin (only `day` when given): sessions of the window's domain,
-    reports and their organizations (the first `MAX_ORGANIZATIONS` names, all of them counted)."""
-    where, params = _tls_where(window)
-    if day is not None:
-        where += " AND t.begin_at >= %s AND t.begin_at < %s + interval '1 day'"
-        params += [day, day]
-    return _rows(
-        pool,
-        f"""SELECT date_trunc('day', t.begin_at) AS day, sum(p.successful_sessions)::bigint AS successful_sessions,
-                   sum(p.failed_sessions)::bigint AS failed_sessions, count(DISTINCT t.id) AS report_count,
-                   count(DISTINCT t.organization_name) AS organization_count,
-                   (array_agg(DISTINCT t.organization_name ORDER BY t.organization_name))[:{MAX_ORGANIZATIONS}]
-                       AS organizations
-            {_TLS_JOINED} WHERE {where} GROUP BY 1 ORDER BY 1""",
-        params,
-    )
-
-
-def tls_failure_types(pool: ConnectionPool, window: Window) -> list[dict]:
-    where, params = _tls_where(window)
-    return _rows(
-        pool,
-        f"""SELECT d ->> 'result_type' AS result_type, sum((d ->> 'failed_session_count')::bigint)::bigint AS sessions,
-                   count(DISTINCT d ->> 'receiving_mx_hostname') AS mx_hosts
-            {_TLS_JOINED}, jsonb_array_elements(p.failure_details) d
-            WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1""",
-        params,
-    )
-
-
 def dmarc_domains(pool: ConnectionPool) -> list[str]:
     """Every domain with reports (the dashboard's domain variable)."""
-    return [r["domain"] for r in _rows(pool, "SELECT DISTINCT domain FROM dmarc_reports ORDER BY 1", ())]
-
-
-# --- IMAP sync history ----------------------------------------------------------------------------------
-
-
-def sync_started(pool: ConnectionPool, sync_type: str) -> int:
-    with pool.connection() as conn:
-        return conn.execute(
-            "INSERT INTO dmarc_imap_syncs (sync_type, status) VALUES (%s, 'running') RETURNING id", (sync_type,)
-        ).fetchone()[0]
-
-
-def sync_finished(
-    pool: ConnectionPool,
-    sync_id: int,
-    status: str,
-    counts: dict[str, int],
-    error: str | None,
-    failed: list[dict] | None,
-) -> dict[str, Any]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            """UPDATE dmarc_imap_syncs SET status = %s, completed_at = now(), emails_found = %s,
-                   emails_processed = %s, reports_created = %s, reports_duplicate = %s, reports_failed = %s,
-                   error_message = %s, failed_emails = %s
-               WHERE id = %s RETURNING *""",
-            (
-                status,
-                counts.get("emails_found", 0),
-                counts.get("emails_processed", 0),
-                counts.get("reports_created", 0),
-                counts.get("reports_duplicate", 0),
-                counts.get("reports_failed", 0),
-                error,
-                Jsonb(failed) if failed else None,
-                sync_id,
-            ),
-        ).fetchone()
-
-
-def syncs(pool: ConnectionPool, limit: int) -> list[dict]:
-    return _rows(pool, "SELECT * FROM dmarc_imap_syncs ORDER BY started_at DESC, id DESC LIMIT %s", (limit,))
+    return [r["domain"] for r in reads.rows(pool, "SELECT DISTINCT domain FROM dmarc_reports ORDER BY 1", ())]

@@ -1,12 +1,13 @@
-"""Read queries behind the Grafana datasource: time buckets, top lists, annotations, variables.
+"""The Grafana datasource's mail-flow panels: messages by status and direction per time bucket, delay
+percentiles and histograms, top lists, and the dashboards' annotations.
 
 Every query is bounded by the dashboard's time range and uses the time indexes; buckets come
-from date_bin over the rows in range (no generate_series join per row).
+from date_bin over the rows in range (no generate_series join per row); whole hours and days are
+read from the rollups correlation keeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,12 +16,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from exporter.store import queries
-from exporter.store.correlation import REASON_MASK
+from exporter.store import messages, reads
+from exporter.store.correlation.counts import REASON_MASK
 
 STATUSES = ("delivered", "deferred", "bounced", "rejected", "expired", "discarded", "queued")
 DIRECTIONS = ("inbound", "outbound", "internal")
-RSPAMD_ACTIONS = ("no action", "greylist", "add header", "rewrite subject", "soft reject", "reject")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Scope:
         end: datetime | None = None,
         end_open: bool = False,
     ) -> tuple[sql.Composable, list[Any]]:
-        """Conditions on `messages m`; a search needs the pool to pick its plan (queries.message_search)."""
+        """Conditions on `messages m`; a search needs the pool to pick its plan (messages.message_search)."""
         alias = "m"
         parts = [f"{alias}.first_seen >= %s AND {alias}.first_seen {'<' if end_open else '<='} %s"]
         params: list[Any] = [start or self.start, end or self.end]
@@ -57,19 +57,10 @@ class Scope:
         if self.search:
             if pool is None:
                 raise ValueError("a search filter needs the pool")
-            condition, search_params = queries.message_search(pool, self.search)
+            condition, search_params = messages.message_search(pool, self.search)
             parts.append(condition)
             params += search_params
         return sql.SQL(" AND ".join(parts)), params
-
-
-def _rows(pool: ConnectionPool, query: sql.Composable | str, params: Sequence[Any] | dict) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
-
-
-def _step(seconds: int) -> str:
-    return f"{max(1, seconds)} seconds"
 
 
 def _hour_ceil(value: datetime) -> datetime:
@@ -141,7 +132,7 @@ def _series(pool: ConnectionPool, scope: Scope, step: int, columns: dict[str, st
         + rows
         + sql.SQL(") q GROUP BY 1 ORDER BY 1")
     )
-    return _rows(pool, query, [_step(step), *params])
+    return reads.rows(pool, query, [reads.bin_step(step), *params])
 
 
 def status_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
@@ -157,19 +148,21 @@ def delay_histogram(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[
     """Delivered-recipient delay histogram (non-cumulative `count` per upper bound `le`) per bucket,
     from the hourly delay_rollup: hours overlapping the range count whole."""
     direction = "AND direction = %s" if scope.direction else ""
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT date_bin(%s, bucket, 'epoch') AS time, le, sum(count)::bigint AS count FROM delay_rollup
             WHERE bucket >= date_trunc('hour', %s::timestamptz) AND bucket <= %s {direction}
             GROUP BY 1, 2 ORDER BY 1, 2""",
-        [_step(step), scope.start, scope.end, *([scope.direction] if scope.direction else [])],
+        [reads.bin_step(step), scope.start, scope.end, *([scope.direction] if scope.direction else [])],
     )
 
 
 def summary(pool: ConnectionPool, scope: Scope) -> dict[str, Any]:
     rows, params = _message_rows(pool, scope)
     columns = {**_BY_DIRECTION, **_BY_STATUS}
-    return _rows(pool, sql.SQL("SELECT ") + _counts(columns) + sql.SQL(" FROM (") + rows + sql.SQL(") q"), params)[0]
+    return reads.rows(pool, sql.SQL("SELECT ") + _counts(columns) + sql.SQL(" FROM (") + rows + sql.SQL(") q"), params)[
+        0
+    ]
 
 
 def delay_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str, Any]]:
@@ -187,7 +180,7 @@ def delay_series(pool: ConnectionPool, scope: Scope, step: int) -> list[dict[str
         + where
         + sql.SQL(" GROUP BY 1 ORDER BY 1")
     )
-    return _rows(pool, query, [_step(step), *params])
+    return reads.rows(pool, query, [reads.bin_step(step), *params])
 
 
 # top lists: name -> (expression grouped on, extra condition)
@@ -270,13 +263,13 @@ def top_messages(pool: ConnectionPool, scope: Scope, what: str, limit: int) -> l
         + where
         + sql.SQL(" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s")
     )
-    return _rows(pool, query, [*params, limit])
+    return reads.rows(pool, query, [*params, limit])
 
 
 def top_delivery_reasons(pool: ConnectionPool, start: datetime, end: datetime, status: str, limit: int) -> list[dict]:
     """Most frequent remote replies of deferred or bounced delivery attempts (all directions)."""
     if end - start >= FACET_MIN_RANGE:
-        return _rows(
+        return reads.rows(
             pool,
             """SELECT reason, sum(count)::bigint AS count FROM reason_rollup
                WHERE status = %s AND bucket >= date_trunc('day', %s::timestamptz) AND bucket <= %s
@@ -284,7 +277,7 @@ def top_delivery_reasons(pool: ConnectionPool, start: datetime, end: datetime, s
             (status, start, end, limit),
         )
     mask = REASON_MASK.format(reply="reply", dsn="dsn")
-    return _rows(
+    return reads.rows(
         pool,
         f"""SELECT {mask} AS reason, count(*) AS count FROM postfix_lines
             WHERE status = %s AND kind = 'delivery' AND logged_at >= %s AND logged_at <= %s
@@ -293,86 +286,9 @@ def top_delivery_reasons(pool: ConnectionPool, start: datetime, end: datetime, s
     )
 
 
-def rspamd_series(pool: ConnectionPool, start: datetime, end: datetime, step: int) -> list[dict[str, Any]]:
-    columns = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE action = {}) AS {}").format(sql.Literal(a), sql.Identifier(a.replace(" ", "_")))
-        for a in RSPAMD_ACTIONS
-    )
-    query = (
-        sql.SQL("SELECT date_bin(%s, logged_at, 'epoch') AS time, ")
-        + columns
-        + sql.SQL(", avg(score) AS avg_score FROM rspamd_rows WHERE logged_at >= %s AND logged_at <= %s")
-        + sql.SQL(" GROUP BY 1 ORDER BY 1")
-    )
-    return _rows(pool, query, [_step(step), start, end])
-
-
-def score_histogram(pool: ConnectionPool, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    return _rows(
-        pool,
-        """SELECT greatest(-10, least(30, floor(score)))::int AS score, count(*) AS count,
-                  count(*) FILTER (WHERE is_spam) AS spam
-           FROM rspamd_rows WHERE logged_at >= %s AND logged_at <= %s GROUP BY 1 ORDER BY 1""",
-        (start, end),
-    )
-
-
-def top_symbols(pool: ConnectionPool, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
-    return _rows(
-        pool,
-        """SELECT s.key AS symbol, count(*) AS count, round(avg((s.value ->> 'score')::float8)::numeric, 2)::float8
-                  AS avg_score
-           FROM rspamd_rows r, jsonb_each(r.symbols) s
-           WHERE r.logged_at >= %s AND r.logged_at <= %s AND coalesce((s.value ->> 'score')::float8, 0) > 0
-           GROUP BY s.key ORDER BY count(*) DESC, s.key LIMIT %s""",
-        (start, end, limit),
-    )
-
-
-def netfilter_series(pool: ConnectionPool, start: datetime, end: datetime, step: int) -> list[dict[str, Any]]:
-    return _rows(
-        pool,
-        """SELECT date_bin(%s, logged_at, 'epoch') AS time,
-                  count(*) FILTER (WHERE kind = 'warning') AS warnings,
-                  count(*) FILTER (WHERE kind = 'ban') AS bans,
-                  count(*) FILTER (WHERE kind = 'unban') AS unbans
-           FROM netfilter_lines WHERE logged_at >= %s AND logged_at <= %s GROUP BY 1 ORDER BY 1""",
-        (_step(step), start, end),
-    )
-
-
-def top_blocked_ips(pool: ConnectionPool, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
-    return _rows(
-        pool,
-        """SELECT ip, count(*) FILTER (WHERE kind = 'warning') AS warnings,
-                  count(*) FILTER (WHERE kind = 'ban') AS bans, max(logged_at) AS last_seen
-           FROM netfilter_lines WHERE kind IN ('warning', 'ban') AND ip IS NOT NULL
-             AND logged_at >= %s AND logged_at <= %s
-           GROUP BY ip ORDER BY count(*) DESC, ip LIMIT %s""",
-        (start, end, limit),
-    )
-
-
-def auth_failures(pool: ConnectionPool, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
-    """Failed logins by user and source IP: Postfix SASL failures and netfilter's matched warnings."""
-    return _rows(
-        pool,
-        """SELECT coalesce(username, '(unknown)') AS username, ip, service, count(*) AS count,
-                  max(logged_at) AS last_seen
-           FROM (SELECT sasl_username AS username, client_ip AS ip, 'smtp' AS service, logged_at
-                 FROM postfix_lines WHERE kind = 'sasl_failure' AND logged_at >= %(s)s AND logged_at <= %(e)s
-                 UNION ALL
-                 SELECT username, ip, coalesce(auth_method, 'rule ' || rule_id) AS service, logged_at
-                 FROM netfilter_lines WHERE kind = 'warning' AND logged_at >= %(s)s AND logged_at <= %(e)s
-                   AND coalesce(rule_id, 0) <> 3) f
-           GROUP BY 1, 2, 3 ORDER BY count(*) DESC, 1, 2 LIMIT %(limit)s""",
-        {"s": start, "e": end, "limit": limit},
-    )
-
-
 def annotations(pool: ConnectionPool, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Notable events: netfilter bans, ingestion gaps, mailcow container (re)starts."""
-    return _rows(
+    return reads.rows(
         pool,
         """SELECT logged_at AS time, NULL::timestamptz AS time_end, 'netfilter ban ' || coalesce(network, ip) AS title,
                   message AS text, 'netfilter,ban' AS tags
@@ -390,23 +306,3 @@ def annotations(pool: ConnectionPool, start: datetime, end: datetime) -> list[di
            ORDER BY 1 LIMIT 1000""",
         {"s": start, "e": end},
     )
-
-
-def domains(pool: ConnectionPool, configured: Sequence[str]) -> list[str]:
-    rows = _rows(pool, "SELECT domain FROM mailcow_domains ORDER BY domain", ())
-    return sorted({*(r["domain"] for r in rows), *(d.lower() for d in configured)})
-
-
-def mailboxes(pool: ConnectionPool, start: datetime, end: datetime, limit: int = 1000) -> list[str]:
-    """Authenticated senders seen in the range (mailcow's mailbox list is synced by a later job)."""
-    rows = _rows(
-        pool,
-        """SELECT DISTINCT lower(sasl_username) AS name FROM messages
-           WHERE sasl_username IS NOT NULL AND first_seen >= %s AND first_seen <= %s ORDER BY 1 LIMIT %s""",
-        (start, end, limit),
-    )
-    return [r["name"] for r in rows]
-
-
-def api_health(pool: ConnectionPool) -> list[dict[str, Any]]:
-    return _rows(pool, "SELECT * FROM mailcow_api_health ORDER BY endpoint_group", ())

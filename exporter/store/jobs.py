@@ -8,7 +8,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-# The ingest leader's session advisory lock (exporter.jobs): whoever holds it fetches and runs the jobs.
+# The ingest leader's session advisory lock (exporter.worker.jobs): whoever holds it fetches and runs the jobs.
 LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
 
 

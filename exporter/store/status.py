@@ -1,10 +1,12 @@
-"""mailcow status snapshots and API reachability, written by the worker's jobs."""
+"""mailcow status snapshots and API reachability: written by the worker's jobs, read by the Grafana
+catalog."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -31,3 +33,9 @@ def record_api(pool: ConnectionPool, group: str, at: datetime, error: str | None
                    last_error = EXCLUDED.last_error""",
             {"group": group, "up": error is None, "at": at, "error": error},
         )
+
+
+def api_health(pool: ConnectionPool) -> list[dict[str, Any]]:
+    """Each group of mailcow endpoints as last used: up, when checked, last success, last error."""
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM mailcow_api_health ORDER BY endpoint_group").fetchall()

@@ -18,6 +18,8 @@ from exporter.services import dmarc_imap
 from exporter.services.dmarc import import_bytes, reverse_dns
 from exporter.services.geoip import GeoIP, flag
 from exporter.store import dmarc as store
+from exporter.store import dmarc_imap as sync_store
+from exporter.store import tls as tls_store
 from exporter.store.dmarc import Window
 
 bp = Blueprint("dmarc", __name__, url_prefix="/api/dmarc")
@@ -276,7 +278,7 @@ def imap_status() -> Response:
         raise ApiError(
             404, "Not Found", "DMARC IMAP auto-import is not configured (DMARC_IMAP_HOST)", "IMAP_NOT_CONFIGURED"
         )
-    last = store.syncs(context.pool(), 1)
+    last = sync_store.syncs(context.pool(), 1)
     return jsonify(
         {
             "enabled": config.dmarc_imap_enabled,
@@ -307,7 +309,7 @@ def imap_sync() -> Response:
 
 @bp.get("/imap/history")
 def imap_history() -> Response:
-    rows = store.syncs(context.pool(), int_arg("limit", 20, 1, 100))
+    rows = sync_store.syncs(context.pool(), int_arg("limit", 20, 1, 100))
     return jsonify({"data": [_sync_row(r, history=True) for r in rows]})
 
 
@@ -332,8 +334,8 @@ def tls_reports(domain: str) -> Response:
     """A page of the domain's reports, newest first; `total` counts them all."""
     domain = _domain(domain)
     page, size = _page()
-    days = store.tls_daily(context.pool(), _tls_window(domain))
-    rows = store.tls_reports(context.pool(), _tls_window(domain), size, (page - 1) * size)
+    days = tls_store.tls_daily(context.pool(), _tls_window(domain))
+    rows = tls_store.tls_reports(context.pool(), _tls_window(domain), size, (page - 1) * size)
     return jsonify(
         {
             "domain": domain,
@@ -361,7 +363,7 @@ def tls_reports(domain: str) -> Response:
 def tls_daily(domain: str) -> Response:
     domain = _domain(domain)
     page, size = int_arg("page", 1, 1, 10_000), int_arg("page_size", 20, 1, 500)
-    days = store.tls_daily(context.pool(), _tls_window(domain))
+    days = tls_store.tls_daily(context.pool(), _tls_window(domain))
     ok, failed = sum(d["successful_sessions"] for d in days), sum(d["failed_sessions"] for d in days)
     newest = days[::-1][(page - 1) * size : page * size]
     return jsonify(
@@ -401,8 +403,8 @@ def tls_details(domain: str, report_date: str) -> Response:
     with its largest failure details (`failure_details_total` counts them all)."""
     domain, day = _domain(domain), _day(report_date)
     limit = int_arg("limit", 20, 1, 100)
-    totals = store.tls_daily(context.pool(), Window(day, domain=domain), day)
-    rows = store.tls_day_reports(context.pool(), domain, day, limit, TLS_DETAILS_SHOWN)
+    totals = tls_store.tls_daily(context.pool(), Window(day, domain=domain), day)
+    rows = tls_store.tls_day_reports(context.pool(), domain, day, limit, TLS_DETAILS_SHOWN)
     ok = totals[0]["successful_sessions"] if totals else 0
     failed = totals[0]["failed_sessions"] if totals else 0
     return jsonify(

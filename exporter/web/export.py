@@ -14,7 +14,9 @@ from flask import Blueprint, Response, stream_with_context
 from exporter.http import params
 from exporter.http.context import config, local_domains, pool
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import logs as log_store
+from exporter.store import messages as message_store
+from exporter.store import reads
 
 bp = Blueprint("export", __name__, url_prefix="/api/export")
 
@@ -22,7 +24,7 @@ bp = Blueprint("export", __name__, url_prefix="/api/export")
 def _csv(
     name: str,
     header: list[str],
-    rows: queries.RowStream,
+    rows: reads.RowStream,
     to_row: Callable[[dict[str, Any]], list[Any]],
 ) -> Response:
     """Stream `rows` as CSV. The query runs and its first row is read before the response starts, so a
@@ -54,7 +56,7 @@ def _csv(
 @bp.get("/postfix/csv")
 def postfix_csv() -> Response:
     args = params.parse(params.PostfixParams())
-    rows = queries.export_postfix(pool(), args, config().csv_export_limit)
+    rows = log_store.export_postfix(pool(), args, config().csv_export_limit)
     header = [
         "Time",
         "Program",
@@ -93,7 +95,7 @@ def postfix_csv() -> Response:
 @bp.get("/rspamd/csv")
 def rspamd_csv() -> Response:
     args = params.parse(params.RspamdParams())
-    rows = queries.export_rspamd(pool(), args, local_domains(), config().csv_export_limit)
+    rows = log_store.export_rspamd(pool(), args, local_domains(), config().csv_export_limit)
     header = [
         "Time",
         "Message ID",
@@ -138,7 +140,7 @@ def rspamd_csv() -> Response:
 @bp.get("/netfilter/csv")
 def netfilter_csv() -> Response:
     args = params.parse(params.NetfilterParams())
-    rows = queries.export_netfilter(pool(), args, config().csv_export_limit)
+    rows = log_store.export_netfilter(pool(), args, config().csv_export_limit)
     header = ["Time", "IP", "Username", "Auth Method", "Action", "Attempts Left", "Rule ID", "Priority", "Message"]
 
     def to_row(r: dict[str, Any]) -> list[Any]:
@@ -161,7 +163,7 @@ def netfilter_csv() -> Response:
 @bp.get("/messages/csv")
 def messages_csv() -> Response:
     args = params.parse(params.MessageParams())
-    rows = queries.export_messages(pool(), args, config().csv_export_limit)
+    rows = message_store.export_messages(pool(), args, config().csv_export_limit)
     header = [
         "Time",
         "Sender",

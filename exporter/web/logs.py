@@ -8,7 +8,7 @@ from exporter.http import params
 from exporter.http.context import local_domains, page_body, pool
 from exporter.http.errors import ApiError
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import logs as log_store
 
 bp = Blueprint("logs", __name__, url_prefix="/api/logs")
 
@@ -16,14 +16,14 @@ bp = Blueprint("logs", __name__, url_prefix="/api/logs")
 @bp.get("/postfix")
 def postfix() -> Response:
     args = params.parse(params.PostfixParams())
-    total, rows = queries.postfix_page(pool(), args, args["page"], args["limit"])
+    total, rows = log_store.postfix_page(pool(), args, args["page"], args["limit"])
     return jsonify(page_body(total, args["page"], args["limit"], [readmodels.postfix_line(r) for r in rows]))
 
 
 @bp.get("/postfix/by-queue/<queue_id>")
 def postfix_by_queue(queue_id: str) -> Response:
     params.load(params.QueueIdParams(), {"queue_id": queue_id})
-    found = queries.postfix_by_queue(pool(), queue_id)
+    found = log_store.postfix_by_queue(pool(), queue_id)
     if not found["rows"]:
         raise ApiError(404, "Not Found", f"no Postfix lines for queue id {queue_id}", "QUEUE_ID_NOT_FOUND")
     message = found["message"]
@@ -40,12 +40,12 @@ def postfix_by_queue(queue_id: str) -> Response:
 @bp.get("/rspamd")
 def rspamd() -> Response:
     args = params.parse(params.RspamdParams())
-    total, rows = queries.rspamd_page(pool(), args, local_domains(), args["page"], args["limit"])
+    total, rows = log_store.rspamd_page(pool(), args, local_domains(), args["page"], args["limit"])
     return jsonify(page_body(total, args["page"], args["limit"], [readmodels.rspamd_row(r) for r in rows]))
 
 
 @bp.get("/netfilter")
 def netfilter() -> Response:
     args = params.parse(params.NetfilterParams())
-    total, rows = queries.netfilter_page(pool(), args, args["page"], args["limit"])
+    total, rows = log_store.netfilter_page(pool(), args, args["page"], args["limit"])
     return jsonify(page_body(total, args["page"], args["limit"], [readmodels.netfilter_row(r) for r in rows]))

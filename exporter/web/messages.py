@@ -8,7 +8,7 @@ from exporter.http import params
 from exporter.http.context import page_body, pool
 from exporter.http.errors import ApiError
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import messages as message_store
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
 
@@ -16,13 +16,13 @@ bp = Blueprint("messages", __name__, url_prefix="/api")
 @bp.get("/messages")
 def messages() -> Response:
     args = params.parse(params.MessageParams())
-    total, rows = queries.messages_page(pool(), args, args["page"], args["limit"])
+    total, rows = message_store.messages_page(pool(), args, args["page"], args["limit"])
     return jsonify(page_body(total, args["page"], args["limit"], [readmodels.message_summary(r) for r in rows]))
 
 
 @bp.get("/message/<correlation_key>/details")
 def message_details(correlation_key: str) -> Response:
-    row = queries.message_by_key(pool(), correlation_key)
+    row = message_store.message_by_key(pool(), correlation_key)
     if row is None:
         raise ApiError(404, "Not Found", f"no message with correlation key {correlation_key!r}", "MESSAGE_NOT_FOUND")
     return jsonify(readmodels.message_details(row))

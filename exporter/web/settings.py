@@ -12,7 +12,7 @@ from exporter.readmodels import health as service_health
 from exporter.readmodels import mail as readmodels
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
-from exporter.store import queries
+from exporter.store.correlation import status as correlation_store
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -22,7 +22,7 @@ def info() -> Response:
     cfg = config()
     masked = cfg.masked()
     masked.pop("database_url", None)
-    correlation = queries.correlation_status(pool())
+    correlation = correlation_store.correlation_status(pool())
     statuses = {row["name"]: row for row in job_store.job_statuses(pool())}
     pending = {"complete_correlations": correlation["pending_lines"], "update_final_status": correlation["incomplete"]}
     listed = {}
@@ -92,7 +92,7 @@ def info() -> Response:
                     "correlation_key": r["correlation_key"],
                     "age_minutes": int((datetime.now(UTC) - r["first_seen"]).total_seconds() // 60),
                 }
-                for r in queries.recent_incomplete(pool())
+                for r in correlation_store.recent_incomplete(pool())
             ],
         }
     )
@@ -113,7 +113,7 @@ def health() -> Response:
     verdict = service_health.assess(pool(), config())
     elapsed_ms = round((time.perf_counter() - t0) * 1000, 2)
     since = datetime.now(UTC) - timedelta(minutes=5)
-    activity = queries.recent_activity_counts(pool(), since) if verdict.connected else None
+    activity = correlation_store.recent_activity_counts(pool(), since) if verdict.connected else None
     response = jsonify(
         {
             "status": verdict.status,

@@ -9,14 +9,14 @@ from flask import Blueprint, Response, jsonify
 from exporter.http import params
 from exporter.http.context import pool
 from exporter.readmodels import mail as readmodels
-from exporter.store import queries
+from exporter.store import stats as stats_store
 
 bp = Blueprint("stats", __name__, url_prefix="/api/stats")
 
 
 @bp.get("/dashboard")
 def dashboard() -> Response:
-    c = queries.dashboard(pool(), datetime.now(UTC))
+    c = stats_store.dashboard(pool(), datetime.now(UTC))
     return jsonify(
         {
             "messages": {"24h": c["m24"], "7d": c["m7"], "30d": c["m30"]},
@@ -40,7 +40,7 @@ def timeline() -> Response:
     step = max(60, (args["interval_ms"] or 3_600_000) // 1000)
     if (end - start).total_seconds() / step > 5000:  # bounded: at most 5000 points
         step = int((end - start).total_seconds() // 5000) + 1
-    rows = queries.timeline(pool(), start, end, step)
+    rows = stats_store.timeline(pool(), start, end, step)
     return jsonify(
         {
             "timeline": [
@@ -61,14 +61,14 @@ def timeline() -> Response:
 def top_spam_triggers() -> Response:
     args = params.parse(params.LimitParams())
     since = datetime.now(UTC) - timedelta(hours=args["hours"])
-    return jsonify({"triggers": queries.top_spam_symbols(pool(), since, args["limit"])})
+    return jsonify({"triggers": stats_store.top_spam_symbols(pool(), since, args["limit"])})
 
 
 @bp.get("/top-blocked-ips")
 def top_blocked_ips() -> Response:
     args = params.parse(params.LimitParams())
     since = datetime.now(UTC) - timedelta(hours=args["hours"])
-    rows = queries.top_blocked_ips(pool(), since, args["limit"])
+    rows = stats_store.top_blocked_ips(pool(), since, args["limit"])
     return jsonify(
         {
             "blocked_ips": [
@@ -82,7 +82,7 @@ def top_blocked_ips() -> Response:
 @bp.get("/recent-activity")
 def recent_activity() -> Response:
     args = params.parse(params.LimitParams())
-    rows = queries.recent_messages(pool(), args["limit"])
+    rows = stats_store.recent_messages(pool(), args["limit"])
     return jsonify(
         {
             "activity": [

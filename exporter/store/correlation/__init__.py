@@ -1,0 +1,3 @@
+"""Set-based correlation of stored log lines into messages, in SQL: `batch` (one run over the lines
+added since the last), `recompute` (re-deriving the messages a run touched; expiry and the
+consistency sweep), `counts` (the run's counters and rollups) and `status` (how far it has got)."""
