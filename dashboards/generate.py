@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exporter.readmodels.catalog import TIME_KEYS
+from exporter.readmodels import catalog
+from exporter.readmodels.catalog import Column
 
 HERE = Path(__file__).parent
 SCHEMA_VERSION = 41
@@ -31,18 +32,12 @@ REPLICA_LABELS = ("instance", "pod")
 # --- targets -----------------------------------------------------------------------------------
 
 
-def infinity(
-    query: str,
-    columns: dict[str, str],
-    fmt: str = "table",
-    params: tuple[tuple[str, str], ...] = FILTERS,
-    ref: str = "A",
-) -> dict[str, Any]:
-    """An Infinity target on /grafana/infinity/<query>; `columns` maps selector -> number|string."""
+# How Infinity reads each kind of catalog column.
+INFINITY_TYPES = {"time": "timestamp_epoch", "number": "number", "string": "string", "boolean": "boolean"}
 
-    def col_type(name: str, kind: str) -> str:
-        return "timestamp_epoch" if name in TIME_KEYS else kind
 
+def _target(url: str, columns: list[Column], fmt: str, params: tuple[tuple[str, str], ...], ref: str) -> dict[str, Any]:
+    """An Infinity URL target on this service; `columns` become its typed selectors."""
     return {
         "refId": ref,
         "datasource": INFINITY,
@@ -50,16 +45,35 @@ def infinity(
         "source": "url",
         "parser": "backend",
         "format": fmt,
-        "url": f"/grafana/infinity/{query}",
+        "url": url,
         "url_options": {
             "method": "GET",
             "data": "",
             "params": [{"key": k, "value": v} for k, v in (*RANGE, *params)],
         },
         "root_selector": "",
-        "columns": [{"selector": c, "text": c, "type": col_type(c, kind)} for c, kind in columns.items()],
+        "columns": [{"selector": c.name, "text": c.name, "type": INFINITY_TYPES[c.kind]} for c in columns],
         "filters": [],
     }
+
+
+def infinity(
+    query: str,
+    fmt: str = "table",
+    params: tuple[tuple[str, str], ...] = FILTERS,
+    ref: str = "A",
+    only: tuple[str, ...] = (),
+    hide: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """An Infinity target on /grafana/infinity/<query> with the columns the catalog declares for it:
+    `only` some of them, or all but `hide` (in the catalog's order). A query whose columns are named
+    by its data lists none, so Infinity takes every key."""
+    declared = catalog.QUERIES[query]
+    unknown = {*only, *hide} - {c.name for c in declared.columns}
+    if unknown:
+        raise ValueError(f"{query} declares no column {', '.join(sorted(unknown))}")
+    columns = [c for c in declared.columns if (not only or c.name in only) and c.name not in hide]
+    return _target(f"/grafana/infinity/{query}", [] if declared.dynamic else columns, fmt, params, ref)
 
 
 def across_replicas(expr: str) -> str:
@@ -94,15 +108,6 @@ def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = Fals
         "instant": instant,
         "editorMode": "code",
     }
-
-
-def cols(spec: str) -> dict[str, str]:
-    """ "time, sender:s, count" -> {time: number, sender: string, count: number} (":s" = string)."""
-    out = {}
-    for item in spec.split(","):
-        name, _, kind = item.strip().partition(":")
-        out[name] = "string" if kind == "s" else "number"
-    return out
 
 
 # --- panels ------------------------------------------------------------------------------------
@@ -314,9 +319,7 @@ SEARCH_VAR = {
 
 def _infinity_var(source: str, label: str, **extra: Any) -> dict[str, Any]:
     """A query variable filled from /grafana/infinity/variables/<source>."""
-    target = infinity(source, {}, params=())
-    target["url"] = f"/grafana/infinity/variables/{source}"
-    target["refId"] = "variable"
+    target = _target(f"/grafana/infinity/variables/{source}", [], "table", (), "variable")
     return {
         "type": "query",
         "name": source,
@@ -407,7 +410,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel], varia
                     "hide": False,
                     "iconColor": "orange",
                     "name": "mailcow events (bans, gaps, container starts)",
-                    "target": infinity("annotations", cols("time, time_end, title:s, text:s, tags:s"), params=()),
+                    "target": infinity("annotations", params=()),
                 },
             ]
         },
@@ -417,21 +420,14 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel], varia
 
 
 MAIL_VARS = [DIRECTION_VAR, domain_var(), SEARCH_VAR]
-STATUS_COLS = cols("time, delivered, deferred, bounced, rejected, expired, discarded, queued, spam, total")
 DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
 
 
 def overview() -> dict:
     d = '{direction=~"${direction:regex}"}'
-    summary = cols(
-        "total, inbound, outbound, internal, delivered, deferred, bounced, rejected, spam, "
-        "delivery_success_ratio, spam_ratio"
-    )
 
     def from_summary(field: str) -> dict:
-        target = infinity("summary", summary)
-        target["columns"] = [c for c in target["columns"] if c["selector"] == field]
-        return target
+        return infinity("summary", only=(field,))
 
     panels = [
         stat(
@@ -499,7 +495,7 @@ def overview() -> dict:
         series(
             "Mail flow by status",
             "Messages per interval by final status.",
-            [infinity("message_flow", STATUS_COLS, "timeseries")],
+            [infinity("message_flow", "timeseries")],
             "short",
             w=16,
         ),
@@ -524,9 +520,7 @@ def overview() -> dict:
         table(
             "Ingestion",
             "Per log source: lines stored, lag, gaps, last error.",
-            infinity(
-                "ingest", cols("source:s, lines_total, lag_seconds, gaps_total, last_success, last_error:s"), params=()
-            ),
+            infinity("ingest", params=(), hide=("newest_line", "interval_seconds", "lines_per_second")),
         ),
     ]
     return dashboard(
@@ -548,10 +542,6 @@ def messages() -> dict:
         ("user", "${user}"),
         ("limit", "500"),
     )
-    columns = cols(
-        "time, sender:s, recipient:s, recipient_count, subject:s, status:s, direction:s, spam_score, "
-        "rspamd_action:s, client_ip:s, user:s, queue_id:s, correlation_key:s"
-    )
     status_var = {
         **DIRECTION_VAR,
         "name": "status",
@@ -562,7 +552,7 @@ def messages() -> dict:
         table(
             "Messages",
             "Newest first; click a sender or the key for the message's details.",
-            infinity("messages", columns, params=params),
+            infinity("messages", params=params, hide=("details_url",)),
             w=24,
             h=20,
             overrides=[
@@ -588,30 +578,21 @@ def message_details() -> dict:
         table(
             "Recipients",
             "Every recipient with its own status, relay, delay and the remote reply.",
-            infinity(
-                "message_recipients",
-                cols("last_update, recipient:s, orig_to:s, status:s, dsn:s, relay:s, delay, attempts, reply:s"),
-                params=key,
-            ),
+            infinity("message_recipients", params=key),
             w=24,
             h=8,
         ),
         table(
             "Rspamd symbols",
             "The symbols rspamd matched, highest score first.",
-            infinity("message_symbols", cols("symbol:s, score, description:s, options:s"), params=key),
+            infinity("message_symbols", params=key),
             w=24,
             h=8,
         ),
         logs(
             "Postfix lines",
             "Every Postfix line of this queue id.",
-            infinity(
-                "message_lines",
-                cols("timestamp, body:s, level:s, program:s, kind:s, recipient:s, status:s"),
-                "logs",
-                params=key,
-            ),
+            infinity("message_lines", "logs", params=key),
             h=10,
         ),
     ]
@@ -626,24 +607,23 @@ def message_details() -> dict:
 
 
 def delivery() -> dict:
-    top = cols("name:s, count, delivered, failed, spam")
     panels = [
         series(
             "Messages by status",
             "Messages per interval by final status.",
-            [infinity("message_flow", STATUS_COLS, "timeseries")],
+            [infinity("message_flow", "timeseries")],
             "short",
         ),
         series(
             "Messages by direction",
             "Messages per interval by direction.",
-            [infinity("direction_flow", cols("time, inbound, outbound, internal"), "timeseries")],
+            [infinity("direction_flow", "timeseries")],
             "short",
         ),
         series(
             "Delivery delay percentiles",
             "Postfix delay= of delivered recipients: p50, p90, p99.",
-            [infinity("delivery_delay", cols("time, p50, p90, p99"), "timeseries")],
+            [infinity("delivery_delay", "timeseries")],
             "s",
         ),
         series(
@@ -662,23 +642,23 @@ def delivery() -> dict:
         table(
             "Top defer reasons",
             "Most frequent replies of deferred attempts, all directions (numbers masked).",
-            infinity("top_defer_reasons", cols("reason:s, count"), params=()),
+            infinity("top_defer_reasons", params=()),
         ),
         table(
             "Top bounce reasons",
             "Most frequent replies of bounced attempts, all directions (numbers masked).",
-            infinity("top_bounce_reasons", cols("reason:s, count"), params=()),
+            infinity("top_bounce_reasons", params=()),
         ),
-        bars("Top senders", "Senders with the most messages.", infinity("top_senders", top), w=6),
-        bars("Top recipients", "Recipients with the most messages.", infinity("top_recipients", top), w=6),
-        bars("Top sender domains", "Sender domains with the most messages.", infinity("top_sender_domains", top), w=6),
+        bars("Top senders", "Senders with the most messages.", infinity("top_senders"), w=6),
+        bars("Top recipients", "Recipients with the most messages.", infinity("top_recipients"), w=6),
+        bars("Top sender domains", "Sender domains with the most messages.", infinity("top_sender_domains"), w=6),
         bars(
             "Top recipient domains",
             "Recipient domains with the most messages.",
-            infinity("top_recipient_domains", top),
+            infinity("top_recipient_domains"),
             w=6,
         ),
-        table("Rejects by reason", "Mail refused at our door, by reason class.", infinity("top_reject_reasons", top)),
+        table("Rejects by reason", "Mail refused at our door, by reason class.", infinity("top_reject_reasons")),
         series(
             "Deferrals and bounces by provider",
             "Per minute, by remote provider class.",
@@ -706,12 +686,11 @@ def delivery() -> dict:
 
 
 def security() -> dict:
-    actions = cols("time, no_action, greylist, add_header, rewrite_subject, soft_reject, reject")
     panels = [
         series(
             "Rspamd actions",
             "Scanned messages per interval by rspamd action.",
-            [infinity("rspamd_actions", actions, "timeseries", params=())],
+            [infinity("rspamd_actions", "timeseries", params=(), hide=("avg_score",))],
             "short",
         ),
         series(
@@ -729,7 +708,7 @@ def security() -> dict:
             "barchart",
             "Rspamd score distribution",
             "Messages per whole score point.",
-            [infinity("rspamd_scores", cols("score:s, count, spam"), params=())],
+            [infinity("rspamd_scores", params=())],
             "short",
             12,
             8,
@@ -743,23 +722,23 @@ def security() -> dict:
         table(
             "Top rspamd symbols",
             "Symbols that scored most often.",
-            infinity("top_symbols", cols("symbol:s, count, avg_score"), params=()),
+            infinity("top_symbols", params=()),
         ),
         series(
             "Netfilter events",
             "Failed-login warnings, bans and unbans per interval.",
-            [infinity("netfilter_events", cols("time, warnings, bans, unbans"), "timeseries", params=())],
+            [infinity("netfilter_events", "timeseries", params=())],
             "short",
         ),
         table(
             "Top blocked IPs",
             "Sources with the most netfilter warnings and bans.",
-            infinity("top_blocked_ips", cols("ip:s, warnings, bans, last_seen"), params=()),
+            infinity("top_blocked_ips", params=()),
         ),
         table(
             "Auth failures by user and IP",
             "Failed logins (SMTP AUTH, IMAP/POP3, SOGo, UI).",
-            infinity("auth_failures", cols("username:s, ip:s, service:s, count, last_seen"), params=()),
+            infinity("auth_failures", params=()),
             w=16,
         ),
         stat(
@@ -786,29 +765,17 @@ def log_views() -> dict:
         logs(
             "Postfix",
             "Postfix lines, newest first (search matches words and prefixes).",
-            infinity(
-                "postfix_logs",
-                cols("timestamp, body:s, level:s, program:s, queue_id:s, kind:s, status:s, correlation_key:s"),
-                "logs",
-                params=search,
-            ),
+            infinity("postfix_logs", "logs", params=search),
         ),
         logs(
             "Rspamd",
             "Rspamd results as log lines.",
-            infinity(
-                "rspamd_logs",
-                cols("timestamp, body:s, level:s, action:s, score, direction:s, message_id:s"),
-                "logs",
-                params=search,
-            ),
+            infinity("rspamd_logs", "logs", params=search, hide=("correlation_key",)),
         ),
         logs(
             "Netfilter",
             "Netfilter (fail2ban-like) lines.",
-            infinity(
-                "netfilter_logs", cols("timestamp, body:s, level:s, kind:s, ip:s, username:s"), "logs", params=search
-            ),
+            infinity("netfilter_logs", "logs", params=search),
         ),
     ]
     return dashboard(
@@ -858,14 +825,7 @@ def queue_quarantine() -> dict:
             "Mail queue",
             "Live from mailcow, oldest first, with each recipient's defer reason. Queue id links open a"
             " confirmation page; the action buttons need Grafana 11.6+ (and edit rights).",
-            infinity(
-                "queue",
-                cols(
-                    "arrival, queue_name:s, queue_id:s, age_seconds, size_bytes, sender:s, recipients:s, reasons:s,"
-                    " actions:s, server_actions:s"
-                ),
-                params=(("limit", "1000"),),
-            ),
+            infinity("queue", params=(("limit", "1000"),), hide=("held", "fetched_at")),
             w=24,
             h=10,
             overrides=row_actions("queue", "queue_id", QUEUE_ROW_ACTIONS),
@@ -884,14 +844,7 @@ def queue_quarantine() -> dict:
             "Quarantine",
             "Live from mailcow, newest first: score, rspamd action, recipient, sender, subject. Id links open a"
             " confirmation page; the action buttons need Grafana 11.6+ (and edit rights).",
-            infinity(
-                "quarantine",
-                cols(
-                    "created, id, qid:s, score, action:s, recipient:s, sender:s, subject:s, age_seconds, actions:s,"
-                    " server_actions:s"
-                ),
-                params=(("limit", "1000"),),
-            ),
+            infinity("quarantine", params=(("limit", "1000"),), hide=("virus", "fetched_at")),
             w=24,
             h=10,
             overrides=row_actions("quarantine", "id", QUARANTINE_ROW_ACTIONS),
@@ -934,14 +887,12 @@ DMARC_VARS = [
     },
 ]
 DMARC_FILTERS = (("domain", "${dmarc_domain}"), ("failures_only", "${failures}"))
+RATES = ("dmarc_pass_pct", "spf_pass_pct", "dkim_pass_pct")
 
 
 def dmarc() -> dict:
-    rates = "time, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct"
-    summary = cols("total_messages, dmarc_pass_pct, failing_messages, unique_reporters")
-
     def summary_stat(title: str, description: str, field: str, unit: str) -> Panel:
-        target = infinity("dmarc_summary", summary, params=DMARC_FILTERS)
+        target = infinity("dmarc_summary", params=DMARC_FILTERS, hide=("spf_pass_pct", "dkim_pass_pct", "unique_ips"))
         panel_ = stat(title, description, target, unit, w=6)
         panel_["options"]["reduceOptions"]["fields"] = f"/^{field}$/"
         return panel_
@@ -950,13 +901,7 @@ def dmarc() -> dict:
         "geomap",
         "Source countries",
         "Reported messages by the sending IP's country (GeoIP), larger = more mail.",
-        [
-            infinity(
-                "dmarc_countries",
-                cols("country_code:s, country_name:s, total_messages, failing_messages"),
-                params=DMARC_FILTERS,
-            )
-        ],
+        [infinity("dmarc_countries", params=DMARC_FILTERS, hide=RATES)],
         "short",
         12,
         10,
@@ -999,24 +944,20 @@ def dmarc() -> dict:
         series(
             "DMARC pass rate by domain",
             "DMARC pass rate per UTC day, one line per policy domain.",
-            [infinity("dmarc_pass_by_domain", {}, "timeseries", params=DMARC_FILTERS)],
+            [infinity("dmarc_pass_by_domain", "timeseries", params=DMARC_FILTERS)],
             "percent",
             w=24,
         ),
         series(
             "Pass rates per day",
             "DMARC, SPF and DKIM pass rates per UTC day of the reports.",
-            [infinity("dmarc_daily", cols(rates), "timeseries", params=DMARC_FILTERS)],
+            [infinity("dmarc_daily", "timeseries", params=DMARC_FILTERS, only=("time", *RATES))],
             "percent",
         ),
         series(
             "Reported messages per day",
             "All reported messages and those failing DMARC.",
-            [
-                infinity(
-                    "dmarc_daily", cols("time, total_messages, failing_messages"), "timeseries", params=DMARC_FILTERS
-                )
-            ],
+            [infinity("dmarc_daily", "timeseries", params=DMARC_FILTERS, hide=RATES)],
             "short",
         ),
         geomap,
@@ -1024,14 +965,7 @@ def dmarc() -> dict:
             "Sending sources",
             "Sending IPs by volume with pass rates, country, ASN and reverse DNS; switch 'Failures only' to see"
             " what fails.",
-            infinity(
-                "dmarc_sources",
-                cols(
-                    "source_ip:s, total_messages, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct, country:s, city:s,"
-                    " asn:s, asn_org:s, reverse_dns:s, reporters, first_seen, last_seen"
-                ),
-                params=(*DMARC_FILTERS, ("limit", "500")),
-            ),
+            infinity("dmarc_sources", params=(*DMARC_FILTERS, ("limit", "500")), hide=("country_code",)),
             w=12,
             h=10,
         ),
@@ -1040,11 +974,8 @@ def dmarc() -> dict:
             "Records that failed DMARC or had the policy applied: source, identifiers, results, reporter.",
             infinity(
                 "dmarc_failures",
-                cols(
-                    "begin, domain:s, reporter:s, source_ip:s, count, disposition:s, spf:s, dkim:s, header_from:s,"
-                    " envelope_from:s, country_code:s, asn_org:s"
-                ),
                 params=(("domain", "${dmarc_domain}"), ("limit", "500")),
+                hide=("asn", "reverse_dns", "begin_at"),
             ),
             w=24,
             h=8,
@@ -1052,55 +983,31 @@ def dmarc() -> dict:
         table(
             "Domains and published policy",
             "Per policy domain: volume, pass rates and the policy reporters saw (p, sp, pct, alignment).",
-            infinity(
-                "dmarc_domains",
-                cols(
-                    "domain:s, total_messages, dmarc_pass_pct, spf_pass_pct, dkim_pass_pct, policy_p:s, policy_sp:s,"
-                    " policy_pct, adkim:s, aspf:s, last_report"
-                ),
-                params=DMARC_FILTERS,
-            ),
+            infinity("dmarc_domains", params=DMARC_FILTERS, hide=("unique_ips",)),
             w=12,
         ),
         table(
             "Reporters",
             "Who sent reports, how many, and what they saw.",
-            infinity(
-                "dmarc_reporters",
-                cols("reporter:s, reports, total_messages, dmarc_pass_pct, last_report"),
-                params=DMARC_FILTERS,
-            ),
+            infinity("dmarc_reporters", params=DMARC_FILTERS, hide=("spf_pass_pct", "dkim_pass_pct")),
             w=12,
         ),
         series(
             "TLS sessions per day",
             "SMTP TLS sessions to our MX hosts that senders reported (TLS-RPT).",
-            [
-                infinity(
-                    "tls_daily",
-                    cols("time, successful_sessions, failed_sessions"),
-                    "timeseries",
-                    params=(("domain", "${dmarc_domain}"),),
-                )
-            ],
+            [infinity("tls_daily", "timeseries", params=(("domain", "${dmarc_domain}"),))],
             "short",
         ),
         table(
             "TLS failure types",
             "Failed TLS sessions by result type (certificate, STARTTLS, MTA-STS policy).",
-            infinity(
-                "tls_failure_types", cols("result_type:s, sessions, mx_hosts"), params=(("domain", "${dmarc_domain}"),)
-            ),
+            infinity("tls_failure_types", params=(("domain", "${dmarc_domain}"),)),
             w=6,
         ),
         table(
             "TLS reports",
             "TLS-RPT reports received.",
-            infinity(
-                "tls_reports",
-                cols("begin, organization_name:s, policy_domains:s, successful_sessions, failed_sessions"),
-                params=(("domain", "${dmarc_domain}"), ("limit", "200")),
-            ),
+            infinity("tls_reports", params=(("domain", "${dmarc_domain}"), ("limit", "200")), hide=("report_id",)),
             w=6,
         ),
         stat(
@@ -1139,24 +1046,26 @@ def domains_mailboxes() -> dict:
             ],
         }
     ]
-    summary = cols("total_mailboxes, total_sent, total_received, failure_rate")
 
     def summary_stat(title: str, description: str, field: str, unit: str) -> Panel:
-        panel_ = stat(title, description, infinity("mailbox_summary", summary, params=()), unit, w=6)
+        panel_ = stat(
+            title,
+            description,
+            infinity("mailbox_summary", params=(), hide=("active_mailboxes", "sent_failed")),
+            unit,
+            w=6,
+        )
         panel_["options"]["reduceOptions"]["fields"] = f"/^{field}$/"
         return panel_
-
-    activity = cols(
-        "mailbox:s, name:s, sent, received, failed, failure_rate, combined_sent, combined_received, aliases,"
-        " quota_used_pct, messages"
-    )
 
     def top(title: str, description: str, sort: str) -> Panel:
         return table(
             title,
             description,
             infinity(
-                "mailbox_activity", activity, params=(("domain", "${domain}"), ("sort_by", sort), ("limit", "20"))
+                "mailbox_activity",
+                params=(("domain", "${domain}"), ("sort_by", sort), ("limit", "20")),
+                hide=("quota_used",),
             ),
             w=12,
             h=8,
@@ -1181,14 +1090,7 @@ def domains_mailboxes() -> dict:
             "DNS checks",
             "The last SPF, DKIM and DMARC check of every domain, with its messages and warnings"
             " (re-check: POST /api/domains/<domain>/check-dns).",
-            infinity(
-                "dns_checks",
-                cols(
-                    "domain:s, spf_status:s, spf_message:s, spf_lookups, dkim_status:s, dkim_message:s,"
-                    " dmarc_status:s, dmarc_policy:s, dmarc_message:s, warnings:s, checked"
-                ),
-                params=(("domain", "${domain}"),),
-            ),
+            infinity("dns_checks", params=(("domain", "${domain}"),), hide=("full_check",)),
             w=24,
             h=8,
             overrides=colored,
@@ -1260,37 +1162,23 @@ def service_health() -> dict:
         table(
             "Background jobs",
             "Last run, outcome, duration and error of every job.",
-            infinity(
-                "jobs",
-                cols(
-                    "name:s, status:s, last_run_at, last_success_at, last_duration_seconds, runs, "
-                    "failures, last_error:s"
-                ),
-                params=(),
-            ),
+            infinity("jobs", params=()),
             w=24,
         ),
         table(
             "Ingestion",
             "Per log source: lines, lag, gaps, fetch interval.",
-            infinity(
-                "ingest",
-                cols(
-                    "source:s, lines_total, lag_seconds, gaps_total, interval_seconds, "
-                    "lines_per_second, last_success, last_error:s"
-                ),
-                params=(),
-            ),
+            infinity("ingest", params=(), hide=("newest_line",)),
         ),
         table(
             "mailcow API",
             "Reachability per endpoint group.",
-            infinity("api_health", cols("endpoint:s, up, checked, last_success, last_error:s"), params=()),
+            infinity("api_health", params=()),
         ),
         table(
             "Ingestion gaps",
             "Spans of log lines lost before they were read.",
-            infinity("gaps", cols("source:s, gap_start, gap_end, detected_at"), params=()),
+            infinity("gaps", params=()),
             w=24,
         ),
     ]
