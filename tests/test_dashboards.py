@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from dashboards.kit import BUILDERS, build_all, render
+from dashboards.generate import BUILDERS, build_all, render
 from exporter.app import create_app
 from exporter.readmodels import catalog
 from exporter.services.actions import ACTIONS
