@@ -128,8 +128,8 @@ def payload_options() -> Response:
     return jsonify([{"label": v, "value": v} for v in _values(str(body["name"] or ""), body)])
 
 
-def _column_type(key: str, values: list[Any]) -> str:
-    if key in catalog.TIME_KEYS:
+def _column_type(key: str, values: list[Any], times: frozenset[str]) -> str:
+    if key in times:
         return "time"
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, bool):
@@ -140,7 +140,7 @@ def _column_type(key: str, values: list[Any]) -> str:
 
 
 def _frames(name: str, ref: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kind = catalog.QUERIES[name].kind
+    kind, times = catalog.QUERIES[name].kind, catalog.QUERIES[name].time_keys
     keys = list(rows[0]) if rows else []
     if kind == "timeseries":
         return [
@@ -155,7 +155,11 @@ def _frames(name: str, ref: str, rows: list[dict[str, Any]]) -> list[dict[str, A
                 "refId": ref,
                 "meta": {"type": "log-lines", "preferredVisualisationType": "logs"},
                 "fields": [
-                    {"name": key, "type": _column_type(key, [r[key] for r in rows]), "values": [r[key] for r in rows]}
+                    {
+                        "name": key,
+                        "type": _column_type(key, [r[key] for r in rows], times),
+                        "values": [r[key] for r in rows],
+                    }
                     for key in keys
                 ],
             }
@@ -167,7 +171,7 @@ def _frames(name: str, ref: str, rows: list[dict[str, Any]]) -> list[dict[str, A
             {
                 "type": "table",
                 "refId": ref,
-                "columns": [{"text": rename.get(k, k), "type": _column_type(k, [])} for k in keys],
+                "columns": [{"text": rename.get(k, k), "type": _column_type(k, [], times)} for k in keys],
                 "rows": [[r[k] for k in keys] for r in rows],
             }
         ]
@@ -175,7 +179,7 @@ def _frames(name: str, ref: str, rows: list[dict[str, Any]]) -> list[dict[str, A
         {
             "type": "table",
             "refId": ref,
-            "columns": [{"text": key, "type": _column_type(key, [r[key] for r in rows])} for key in keys],
+            "columns": [{"text": key, "type": _column_type(key, [r[key] for r in rows], times)} for key in keys],
             "rows": [[r[key] for key in keys] for r in rows],
         }
     ]

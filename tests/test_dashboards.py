@@ -243,6 +243,37 @@ def test_every_infinity_query_returns_rows_with_its_columns(demo):
     assert checked >= 40
 
 
+VALUE_TYPES = {"time": int, "number": int | float, "boolean": bool}
+EPOCH_MS = range(10**12, 10**13)  # 2001 to 2286 in epoch milliseconds
+
+
+def test_every_catalog_query_returns_exactly_its_declared_columns(demo):
+    """The catalog declares each query's columns once (the dashboards' Infinity targets and the JSON
+    datasource's time fields come from there): every row has exactly those keys, values of their kind.
+    A string column may hold any value, as Infinity shows it as text (a score point is a category)."""
+    for name, query in catalog.QUERIES.items():
+        url = f"{demo['server'].url}/grafana/infinity/{name}"
+        params = {"from": demo["from"], "to": demo["to"], "interval_ms": 60000, "key": demo["key"], "limit": 5000}
+        response = httpx.get(url, params=params, auth=("admin", PASSWORD), timeout=30)
+        assert response.status_code == 200, (name, response.text)
+        rows = response.json()
+        assert rows, f"{name}: no rows with demo data"
+        declared = {c.name: c.kind for c in query.columns}
+        for row in rows:
+            extra = set(row) - set(declared)
+            assert set(declared) <= set(row) and (not extra or query.dynamic), (name, sorted(row), sorted(declared))
+            kinds = {**declared, **dict.fromkeys(extra, query.dynamic)}
+            for key, value in row.items():
+                expected = VALUE_TYPES.get(kinds[key])
+                if expected and value is not None:
+                    assert isinstance(value, expected) and (kinds[key] == "boolean") == isinstance(value, bool), (
+                        f"{name}.{key} is declared {kinds[key]}: {value!r}"
+                    )
+                    assert kinds[key] != "time" or value in EPOCH_MS, f"{name}.{key}: {value} is not epoch ms"
+        if query.dynamic:
+            assert any(set(row) - set(declared) for row in rows), f"{name}: no columns named by the data"
+
+
 def test_message_panels_show_the_demo_volume(demo):
     totals = run_infinity(BOARDS["mailcow-overview.json"]["panels"][3]["targets"][0] | {"columns": []}, demo)
     flow = run_infinity(next(p for _, p in all_panels() if p["title"] == "Messages by status")["targets"][0], demo)

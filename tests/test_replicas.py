@@ -20,7 +20,7 @@ import promql_parser
 import pytest
 import yaml
 
-from dashboards.generate import REPLICA_LABELS
+from dashboards.kit import REPLICA_LABELS
 from exporter.app import create_app
 from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.readmodels.metrics import PROCESS_FAMILIES

@@ -1,0 +1,40 @@
+"""mailcow / Message details: one message's recipients, rspamd symbols and Postfix lines."""
+
+from __future__ import annotations
+
+from dashboards.kit import dashboard, infinity, logs, table, textbox
+
+
+def build() -> dict:
+    """The dashboard's JSON model (the Messages dashboard links here with the correlation key)."""
+    key = (("key", "${key}"),)
+    panels = [
+        table(
+            "Recipients",
+            "Every recipient with its own status, relay, delay and the remote reply.",
+            infinity("message_recipients", params=key),
+            w=24,
+            h=8,
+        ),
+        table(
+            "Rspamd symbols",
+            "The symbols rspamd matched, highest score first.",
+            infinity("message_symbols", params=key),
+            w=24,
+            h=8,
+        ),
+        logs(
+            "Postfix lines",
+            "Every Postfix line of this queue id.",
+            infinity("message_lines", "logs", params=key),
+            h=10,
+        ),
+    ]
+    return dashboard(
+        "mailcow-message",
+        "mailcow / Message details",
+        "One message: recipients, rspamd, Postfix.",
+        panels,
+        [textbox("key", "Correlation key")],
+        refresh="",
+    )

@@ -1,0 +1,48 @@
+"""mailcow / Messages: search and filter every message; each links to its details."""
+
+from __future__ import annotations
+
+from dashboards.kit import DIRECTION_VAR, FILTERS, MAIL_VARS, dashboard, infinity, link_column, table, textbox
+
+DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
+
+
+def build() -> dict:
+    """The dashboard's JSON model."""
+    params = (
+        *FILTERS,
+        ("sender", "${sender}"),
+        ("recipient", "${recipient}"),
+        ("status", "${status}"),
+        ("ip", "${ip}"),
+        ("user", "${user}"),
+        ("limit", "500"),
+    )
+    status_var = {
+        **DIRECTION_VAR,
+        "name": "status",
+        "label": "Status",
+        "query": "delivered,deferred,bounced,rejected,expired,discarded,queued,spam",
+    }
+    panels = [
+        table(
+            "Messages",
+            "Newest first; click a sender or the key for the message's details.",
+            infinity("messages", params=params, hide=("details_url",)),
+            w=24,
+            h=20,
+            overrides=[
+                link_column("correlation_key", "Message details", DETAILS_URL),
+                link_column("sender", "Message details", DETAILS_URL),
+            ],
+        ),
+    ]
+    variables = [
+        *MAIL_VARS,
+        status_var,
+        textbox("sender", "Sender"),
+        textbox("recipient", "Recipient"),
+        textbox("ip", "Client IP"),
+        textbox("user", "User"),
+    ]
+    return dashboard("mailcow-messages", "mailcow / Messages", "Search and filter every message.", panels, variables)
