@@ -1,0 +1,51 @@
+"""Spam and attacks: Rspamd actions, scores and symbols, Netfilter events, blocked IPs and failed
+logins, for Grafana, and the REST top lists of `/api/stats` (spam triggers, blocked IPs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from exporter.readmodels.args import Args
+from exporter.readmodels.format import fill, grafana_rows, iso
+from exporter.store import grafana as store
+
+
+def spam_triggers(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/api/stats/top-spam-triggers`: the store's rows as they are."""
+    return {"triggers": rows}
+
+
+def blocked_ips(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/api/stats/top-blocked-ips`."""
+    return {
+        "blocked_ips": [
+            {"ip": r["ip"], "count": r["count"], "bans": r["bans"], "last_seen": iso(r["last_seen"])} for r in rows
+        ]
+    }
+
+
+def rspamd_actions(pool: ConnectionPool, args: Args) -> list[dict]:
+    columns = tuple(a.replace(" ", "_") for a in store.RSPAMD_ACTIONS)
+    return fill(store.rspamd_series(pool, args.start, args.end, args.step), args, (*columns, "avg_score"))
+
+
+def rspamd_scores(pool: ConnectionPool, args: Args) -> list[dict]:
+    return store.score_histogram(pool, args.start, args.end)
+
+
+def top_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
+    return grafana_rows(store.top_symbols(pool, args.start, args.end, args.limit))
+
+
+def netfilter_events(pool: ConnectionPool, args: Args) -> list[dict]:
+    return fill(store.netfilter_series(pool, args.start, args.end, args.step), args, ("warnings", "bans", "unbans"))
+
+
+def top_blocked_ips(pool: ConnectionPool, args: Args) -> list[dict]:
+    return grafana_rows(store.top_blocked_ips(pool, args.start, args.end, args.limit), ("last_seen",))
+
+
+def auth_failures(pool: ConnectionPool, args: Args) -> list[dict]:
+    return grafana_rows(store.auth_failures(pool, args.start, args.end, args.limit), ("last_seen",))
