@@ -1,6 +1,6 @@
-"""Messages: the REST shapes (list, details, dashboard counters, timeline, recent activity; seed 002
-field names), their CSV columns, and the Grafana queries over mail flow, delivery delay, top lists and
-one message's recipients, symbols and lines."""
+"""Messages: the REST shapes (list and details; seed 002 field names), their CSV columns, and the
+Grafana queries over mail flow, delivery delay, top lists and one message's recipients, symbols and
+lines."""
 
 from __future__ import annotations
 
@@ -108,56 +108,6 @@ MESSAGES_CSV: Columns = (
     ("IP", "ip"),
     ("Is Complete", "is_complete"),
 )
-
-
-# --- /api/stats: counters, timeline, recent activity -----------------------------------------------
-
-
-def dashboard(c: Mapping[str, Any]) -> dict[str, Any]:
-    """The dashboard's counters for the last day, week and month."""
-    return {
-        "messages": {"24h": c["m24"], "7d": c["m7"], "30d": c["m30"]},
-        "spam": {
-            "24h": c["s24"],
-            "7d": c["s7"],
-            "percentage_24h": round(c["s24"] * 100 / c["m24"], 2) if c["m24"] else 0.0,
-        },
-        "failed_deliveries": {"24h": c["f24"], "7d": c["f7"]},
-        "auth_failures": {"24h": c["a24"], "7d": c["a7"]},
-        "direction": {"inbound_24h": c["in24"], "outbound_24h": c["out24"], "internal_24h": c["int24"]},
-    }
-
-
-def timeline(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "timeline": [
-            {
-                "hour": iso(r["bucket"]),
-                "time": ms(r["bucket"]),
-                "total": r["total"],
-                "spam": r["spam"],
-                "clean": r["clean"],
-            }
-            for r in rows
-        ]
-    }
-
-
-def recent_activity(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "activity": [
-            {
-                "time": iso(r["first_seen"]),
-                "sender": r["sender"],
-                "recipient": r["first_recipient"],
-                "subject": r["subject"],
-                "direction": r["direction"],
-                "status": r["final_status"],
-                "correlation_key": r["correlation_key"],
-            }
-            for r in rows
-        ]
-    }
 
 
 # --- Grafana: mail flow ------------------------------------------------------------------------------

@@ -1,29 +1,13 @@
-"""Spam and attacks: Rspamd actions, scores and symbols, Netfilter events, blocked IPs and failed
-logins, for Grafana, and the REST top lists of `/api/stats` (spam triggers, blocked IPs)."""
+"""Spam and attacks for the Grafana security dashboard: Rspamd actions, scores and symbols, Netfilter
+events, blocked IPs and failed logins."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 from exporter.readmodels.args import Args
-from exporter.readmodels.format import fill, grafana_rows, iso
+from exporter.readmodels.format import fill, grafana_rows
 from exporter.store import grafana as store
-
-
-def spam_triggers(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """`/api/stats/top-spam-triggers`: the store's rows as they are."""
-    return {"triggers": rows}
-
-
-def blocked_ips(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """`/api/stats/top-blocked-ips`."""
-    return {
-        "blocked_ips": [
-            {"ip": r["ip"], "count": r["count"], "bans": r["bans"], "last_seen": iso(r["last_seen"])} for r in rows
-        ]
-    }
 
 
 def rspamd_actions(pool: ConnectionPool, args: Args) -> list[dict]:

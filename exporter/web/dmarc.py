@@ -11,8 +11,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from exporter.http import context
 from exporter.http.errors import ApiError
 from exporter.parsers.dmarc.errors import InvalidReport
-from exporter.readmodels import dmarc, tls
-from exporter.services import dmarc_imap
+from exporter.readmodels import dmarc, dmarc_imap, tls
+from exporter.services import dmarc_imap as imap_import
 from exporter.services.dmarc import import_bytes, reverse_dns
 from exporter.services.geoip import GeoIP
 from exporter.store import dmarc as store
@@ -139,7 +139,7 @@ def imap_status() -> Response:
             404, "Not Found", "DMARC IMAP auto-import is not configured (DMARC_IMAP_HOST)", "IMAP_NOT_CONFIGURED"
         )
     last = store.syncs(context.pool(), 1)
-    return jsonify(dmarc.imap_status(config, last[0] if last else None))
+    return jsonify(dmarc_imap.imap_status(config, last[0] if last else None))
 
 
 @bp.post("/imap/sync")
@@ -147,15 +147,15 @@ def imap_sync() -> Response:
     """Run one import now (synchronous), even when the scheduled import is off."""
     config = context.config()
     if not config.dmarc_imap_host:
-        return jsonify(dmarc.IMAP_DISABLED)
-    row = dmarc_imap.sync(config, context.pool(), geoip(), "manual")
-    return jsonify(dmarc.sync_row(row))
+        return jsonify(dmarc_imap.IMAP_DISABLED)
+    row = imap_import.sync(config, context.pool(), geoip(), "manual")
+    return jsonify(dmarc_imap.sync_row(row))
 
 
 @bp.get("/imap/history")
 def imap_history() -> Response:
     rows = store.syncs(context.pool(), _int_arg("limit", 20, 1, 100))
-    return jsonify(dmarc.sync_history(rows))
+    return jsonify(dmarc_imap.sync_history(rows))
 
 
 # --- TLS ------------------------------------------------------------------------------------------------------

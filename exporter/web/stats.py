@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from exporter.http import params
 from exporter.http.context import pool
-from exporter.readmodels import messages, security
+from exporter.readmodels import stats
 from exporter.store import queries
 
 bp = Blueprint("stats", __name__, url_prefix="/api/stats")
@@ -16,7 +16,7 @@ bp = Blueprint("stats", __name__, url_prefix="/api/stats")
 
 @bp.get("/dashboard")
 def dashboard() -> Response:
-    return jsonify(messages.dashboard(queries.dashboard(pool(), datetime.now(UTC))))
+    return jsonify(stats.dashboard(queries.dashboard(pool(), datetime.now(UTC))))
 
 
 @bp.get("/timeline")
@@ -27,24 +27,24 @@ def timeline() -> Response:
     step = max(60, (args["interval_ms"] or 3_600_000) // 1000)
     if (end - start).total_seconds() / step > 5000:  # bounded: at most 5000 points
         step = int((end - start).total_seconds() // 5000) + 1
-    return jsonify(messages.timeline(queries.timeline(pool(), start, end, step)))
+    return jsonify(stats.timeline(queries.timeline(pool(), start, end, step)))
 
 
 @bp.get("/top-spam-triggers")
 def top_spam_triggers() -> Response:
     args = params.parse(params.LimitParams())
     since = datetime.now(UTC) - timedelta(hours=args["hours"])
-    return jsonify(security.spam_triggers(queries.top_spam_symbols(pool(), since, args["limit"])))
+    return jsonify(stats.spam_triggers(queries.top_spam_symbols(pool(), since, args["limit"])))
 
 
 @bp.get("/top-blocked-ips")
 def top_blocked_ips() -> Response:
     args = params.parse(params.LimitParams())
     since = datetime.now(UTC) - timedelta(hours=args["hours"])
-    return jsonify(security.blocked_ips(queries.top_blocked_ips(pool(), since, args["limit"])))
+    return jsonify(stats.blocked_ips(queries.top_blocked_ips(pool(), since, args["limit"])))
 
 
 @bp.get("/recent-activity")
 def recent_activity() -> Response:
     args = params.parse(params.LimitParams())
-    return jsonify(messages.recent_activity(queries.recent_messages(pool(), args["limit"])))
+    return jsonify(stats.recent_activity(queries.recent_messages(pool(), args["limit"])))
