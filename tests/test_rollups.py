@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exporter.readmodels import catalog
-from exporter.readmodels.catalog import Args, quantile
+from exporter.readmodels.args import Args
+from exporter.readmodels.messages import quantile
 from exporter.simulator.state import LOCAL_DOMAINS
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store

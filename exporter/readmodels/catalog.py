@@ -3,58 +3,66 @@
 Both Grafana paths use this one catalog: Infinity reads `GET /grafana/infinity/<name>` as a JSON
 array, the JSON datasource gets the same rows as frames from `POST /grafana/json/query`. Times are
 epoch milliseconds; time series are zero-filled at a step derived from the range, so a panel shows
-quiet periods as 0 instead of interpolating across them.
+quiet periods as 0 instead of interpolating across them. The queries themselves live in the read
+model of their feature (messages, logs, security, dmarc, tls, domains, mailbox_stats, mailcow_state,
+service); this module names them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from psycopg_pool import ConnectionPool
 
 from exporter.mailcow.live import LiveMailcow
-from exporter.readmodels import mailcow_state as live_views
-from exporter.services.geoip import flag
+from exporter.readmodels.args import MIN_STEP, Args
+from exporter.readmodels.dmarc import (
+    dmarc_countries,
+    dmarc_daily,
+    dmarc_domains,
+    dmarc_failures,
+    dmarc_pass_by_domain,
+    dmarc_reporters,
+    dmarc_sources,
+    dmarc_summary,
+)
+from exporter.readmodels.domains import dns_checks
+from exporter.readmodels.logs import netfilter_logs, postfix_logs, rspamd_logs
+from exporter.readmodels.mailbox_stats import mailbox_activity, mailbox_summary
+from exporter.readmodels.mailcow_state import quarantine, queue
+from exporter.readmodels.messages import (
+    delivery_delay,
+    direction_flow,
+    message_flow,
+    message_lines,
+    message_recipients,
+    message_symbols,
+    messages,
+    summary,
+)
+from exporter.readmodels.messages import reasons as _reasons
+from exporter.readmodels.messages import top as _top
+from exporter.readmodels.security import (
+    auth_failures,
+    netfilter_events,
+    rspamd_actions,
+    rspamd_scores,
+    top_blocked_ips,
+    top_symbols,
+)
+from exporter.readmodels.service import annotations, api_health, gaps, ingest, jobs
+from exporter.readmodels.tls import tls_daily, tls_failure_types, tls_reports
 from exporter.store import dmarc as dmarc_store
-from exporter.store import domains as domain_store
 from exporter.store import grafana as store
-from exporter.store import ingest as ingest_store
-from exporter.store import jobs as job_store
-from exporter.store import logs as log_store
-from exporter.store import mailbox_stats as mailbox_store
 from exporter.store import mailcow as mailcow_store
 from exporter.store import messages as message_store
-from exporter.store import status as status_store
-from exporter.store import tls as tls_store
 
 Kind = Literal["timeseries", "table", "logs", "annotations", "variable"]
 MAX_POINTS = 1500
-MIN_STEP = 60
-
-
-@dataclass
-class Args:
-    """What a panel asks for: range, step, filters, and query-specific options."""
-
-    start: datetime
-    end: datetime
-    step: int = MIN_STEP
-    limit: int = 100
-    direction: str | None = None
-    domain: str | None = None
-    search: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-    local: tuple[str, ...] = ()
-    service_url: str = ""  # this service as the browser reaches it: confirmation pages, panel actions
-    datasource_url: str = ""  # this service as Grafana's server reaches it: Infinity actions
-
-    @property
-    def scope(self) -> store.Scope:
-        return store.Scope(self.start, self.end, self.direction, self.domain, self.search, self.local)
 
 
 def step_for(start: datetime, end: datetime, interval_ms: int | None, max_points: int | None = None) -> int:
@@ -66,558 +74,6 @@ def step_for(start: datetime, end: datetime, interval_ms: int | None, max_points
         if step <= nice:
             return nice
     return math.ceil(step / 86400) * 86400
-
-
-def ms(value: datetime | None) -> int | None:
-    return int(value.timestamp() * 1000) if value else None
-
-
-def _fill(rows: list[dict[str, Any]], args: Args, columns: tuple[str, ...], zero: float | None = 0) -> list[dict]:
-    """One row per bucket from the range's first to last bucket; missing buckets get `zero`."""
-    by_time = {row["time"]: row for row in rows}
-    step = timedelta(seconds=args.step)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    bucket = epoch + step * ((args.start - epoch) // step)
-    out = []
-    while bucket <= args.end:
-        row = by_time.get(bucket, {})
-        out.append({"time": ms(bucket), **{c: _number(row.get(c, zero)) for c in columns}})
-        bucket += step
-    return out
-
-
-def _number(value: Any) -> float | int | None:
-    if value is None or isinstance(value, int):
-        return value
-    return round(float(value), 3)
-
-
-def _rows(rows: list[dict[str, Any]], time_keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [
-        {k: (ms(v) if k in time_keys else _number(v) if isinstance(v, float) else v) for k, v in r.items()}
-        for r in rows
-    ]
-
-
-# --- mail flow -------------------------------------------------------------------------------
-
-
-def message_flow(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _fill(store.status_series(pool, args.scope, args.step), args, (*store.STATUSES, "spam", "total"))
-
-
-def direction_flow(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _fill(store.direction_series(pool, args.scope, args.step), args, store.DIRECTIONS)
-
-
-def delivery_delay(pool: ConnectionPool, args: Args) -> list[dict]:
-    """p50/p90/p99 from the hourly histogram when buckets are whole hours and only direction filters;
-    exact from the recipients otherwise (short ranges, domain or search filters)."""
-    if args.step % 3600 or args.domain or args.search:
-        return _fill(store.delay_series(pool, args.scope, args.step), args, ("p50", "p90", "p99"), zero=None)
-    histograms: dict[datetime, list[tuple[float, int]]] = {}
-    for row in store.delay_histogram(pool, args.scope, args.step):
-        histograms.setdefault(row["time"], []).append((row["le"], row["count"]))
-    rows = [
-        {"time": t, **{f"p{int(q * 100)}": quantile(q, buckets) for q in (0.5, 0.9, 0.99)}}
-        for t, buckets in histograms.items()
-    ]
-    return _fill(rows, args, ("p50", "p90", "p99"), zero=None)
-
-
-def quantile(q: float, buckets: list[tuple[float, int]]) -> float | None:
-    """The q-quantile of a histogram (upper bound, count) by linear interpolation within the bucket,
-    as Prometheus' histogram_quantile does; the open last bucket answers its lower bound."""
-    total = sum(count for _, count in buckets)
-    if not total:
-        return None
-    rank, seen, lower = q * total, 0, 0.0
-    for upper, count in sorted(buckets):
-        if seen + count >= rank:
-            if math.isinf(upper):
-                return lower
-            return lower + (upper - lower) * ((rank - seen) / count if count else 0)
-        seen += count
-        lower = upper
-    return lower
-
-
-def summary(pool: ConnectionPool, args: Args) -> list[dict]:
-    row = store.summary(pool, args.scope)
-    finished = sum(row[s] for s in ("delivered", "bounced", "expired", "rejected"))
-    return [
-        {
-            **row,
-            "delivery_success_ratio": round(row["delivered"] / finished, 4) if finished else None,
-            "spam_ratio": round(row["spam"] / row["total"], 4) if row["total"] else None,
-        }
-    ]
-
-
-def messages(pool: ConnectionPool, args: Args) -> list[dict]:
-    filters = {
-        "start_date": args.start,
-        "end_date": args.end,
-        "direction": args.direction,
-        "domain": args.domain,
-        "search": args.search,
-        **{k: v for k, v in args.options.items() if k in ("sender", "recipient", "status", "ip", "user") and v},
-    }
-    return [
-        {
-            "time": ms(m["first_seen"]),
-            "sender": m["sender"],
-            "recipient": m["first_recipient"],
-            "recipient_count": m["recipient_count"],
-            "subject": m["subject"],
-            "status": m["final_status"],
-            "direction": m["direction"],
-            "spam_score": _number(m["spam_score"]),
-            "rspamd_action": m["rspamd_action"],
-            "client_ip": m["client_ip"],
-            "user": m["sasl_username"],
-            "queue_id": m["queue_id"],
-            "correlation_key": m["correlation_key"],
-            "details_url": f"/api/message/{m['correlation_key']}/details",
-        }
-        for m in message_store.export_messages(pool, filters, args.limit)
-    ]
-
-
-def _top(what: str) -> Callable[[ConnectionPool, Args], list[dict]]:
-    def run(pool: ConnectionPool, args: Args) -> list[dict]:
-        return store.top_messages(pool, args.scope, what, args.limit)
-
-    return run
-
-
-def _reasons(status: str) -> Callable[[ConnectionPool, Args], list[dict]]:
-    def run(pool: ConnectionPool, args: Args) -> list[dict]:
-        return store.top_delivery_reasons(pool, args.start, args.end, status, args.limit)
-
-    return run
-
-
-# --- one message (the details dashboard; option `key` = correlation key) -------------------------
-
-
-def _message(pool: ConnectionPool, args: Args) -> dict[str, Any] | None:
-    key = args.options.get("key")
-    return message_store.message_by_key(pool, key) if key else None
-
-
-def message_recipients(pool: ConnectionPool, args: Args) -> list[dict]:
-    found = _message(pool, args)
-    return [
-        {
-            "last_update": ms(r["last_at"]),
-            "recipient": r["recipient"],
-            "orig_to": r["orig_to"],
-            "status": r["status"],
-            "dsn": r["dsn"],
-            "relay": r["relay"],
-            "delay": _number(r["delay"]),
-            "attempts": r["attempts"],
-            "reply": r["reply"],
-        }
-        for r in (found["recipient_rows"] if found else [])
-    ]
-
-
-def message_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
-    found = _message(pool, args)
-    row = found["rspamd_row"] if found else None
-    symbols = row["symbols"] if row and isinstance(row["symbols"], dict) else {}
-    out = [
-        {
-            "symbol": name,
-            "score": _number(value.get("score") if isinstance(value, dict) else None),
-            "description": value.get("description") if isinstance(value, dict) else None,
-            "options": ", ".join(map(str, value.get("options") or [])) if isinstance(value, dict) else None,
-        }
-        for name, value in symbols.items()
-    ]
-    return sorted(out, key=lambda r: -(r["score"] or 0))
-
-
-def message_lines(pool: ConnectionPool, args: Args) -> list[dict]:
-    found = _message(pool, args)
-    return [
-        _postfix_log_row(r, ("program", "kind", "recipient", "status"))
-        for r in (found["postfix_rows"] if found else [])
-    ]
-
-
-# --- spam and security -------------------------------------------------------------------------
-
-
-def rspamd_actions(pool: ConnectionPool, args: Args) -> list[dict]:
-    columns = tuple(a.replace(" ", "_") for a in log_store.RSPAMD_ACTIONS)
-    rows = _fill(log_store.rspamd_series(pool, args.start, args.end, args.step), args, (*columns, "avg_score"))
-    return rows
-
-
-def rspamd_scores(pool: ConnectionPool, args: Args) -> list[dict]:
-    return log_store.score_histogram(pool, args.start, args.end)
-
-
-def top_symbols(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(log_store.top_symbols(pool, args.start, args.end, args.limit))
-
-
-def netfilter_events(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _fill(
-        log_store.netfilter_series(pool, args.start, args.end, args.step), args, ("warnings", "bans", "unbans")
-    )
-
-
-def top_blocked_ips(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(log_store.top_blocked_ips(pool, args.start, args.end, args.limit), ("last_seen",))
-
-
-def auth_failures(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(log_store.auth_failures(pool, args.start, args.end, args.limit), ("last_seen",))
-
-
-# --- logs (timestamp, body, level first: Infinity's logs format) --------------------------------
-
-_LEVELS = {"warning": "warning", "warn": "warning", "err": "error", "error": "error", "crit": "critical"}
-
-
-def _level(priority: str | None, default: str = "info") -> str:
-    return _LEVELS.get((priority or "").lower(), default)
-
-
-def _log_filters(args: Args) -> dict[str, Any]:
-    return {"start_date": args.start, "end_date": args.end, "search": args.search}
-
-
-def _postfix_log_row(row: dict[str, Any], labels: tuple[str, ...]) -> dict[str, Any]:
-    """A Postfix line as a log row; rejects show as warnings whatever their syslog priority."""
-    rejected = row["kind"] in ("noqueue_reject", "milter_reject", "rcpt_reject")
-    return {
-        "timestamp": ms(row["logged_at"]),
-        "body": row["message"],
-        "level": "warning" if rejected else _level(row["priority"]),
-        **{label: row[label] for label in labels},
-    }
-
-
-def postfix_logs(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        _postfix_log_row(r, ("program", "queue_id", "kind", "status", "correlation_key"))
-        for r in log_store.export_postfix(pool, _log_filters(args), args.limit)
-    ]
-
-
-def rspamd_logs(pool: ConnectionPool, args: Args, local: list[str]) -> list[dict]:
-    return [
-        {
-            "timestamp": ms(r["logged_at"]),
-            "body": f"{r['action']} score={r['score']:.2f} from=<{r['sender_smtp'] or ''}> "
-            f"to=<{','.join(r['rcpt_smtp'] or [])}> ip={r['ip'] or ''} subject={r['subject'] or ''}",
-            "level": "error" if r["action"] == "reject" else "warning" if r["is_spam"] else "info",
-            "action": r["action"],
-            "score": _number(r["score"]),
-            "direction": r["direction"],
-            "message_id": r["message_id"],
-            "correlation_key": r["correlation_key"],
-        }
-        for r in log_store.export_rspamd(pool, _log_filters(args), local, args.limit)
-    ]
-
-
-def netfilter_logs(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "timestamp": ms(r["logged_at"]),
-            "body": r["message"],
-            "level": "warning" if r["kind"] in ("warning", "ban") else _level(r["priority"]),
-            "kind": r["kind"],
-            "ip": r["ip"],
-            "username": r["username"],
-        }
-        for r in log_store.export_netfilter(pool, _log_filters(args), args.limit)
-    ]
-
-
-# --- annotations, queue and quarantine, service health ---------------------------------------
-
-
-def annotations(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "time": ms(r["time"]),
-            "time_end": ms(r["time_end"]),
-            "title": r["title"],
-            "text": r["text"],
-            "tags": r["tags"],
-        }
-        for r in store.annotations(pool, args.start, args.end)
-    ]
-
-
-# empty columns that host Grafana's action buttons (browser `fetch` and server-side `infinity` actions)
-_ACTION_CELLS = {"actions": "", "server_actions": ""}
-
-
-def queue(live: LiveMailcow, args: Args) -> list[dict]:
-    """mailcow's Postfix queue now (cached a few seconds), oldest first, defer reasons split out."""
-    items, fetched = live.queue()
-    rows = [{**row, **_ACTION_CELLS} for row in live_views.queue_rows(items, fetched)]
-    if args.search:
-        term = args.search.lower()
-        rows = [r for r in rows if term in f"{r['queue_id']} {r['sender']} {r['recipients']}".lower()]
-    return rows[: args.limit]
-
-
-def quarantine(live: LiveMailcow, args: Args) -> list[dict]:
-    """mailcow's quarantine now (cached a few seconds), newest first."""
-    items, fetched = live.quarantine()
-    rows = [{**row, **_ACTION_CELLS} for row in live_views.quarantine_rows(items, fetched)]
-    if args.search:
-        term = args.search.lower()
-        rows = [r for r in rows if term in f"{r['sender']} {r['recipient']} {r['subject']}".lower()]
-    return rows[: args.limit]
-
-
-# --- DMARC and TLS-RPT -------------------------------------------------------------------------------
-
-
-def _dmarc_window(args: Args) -> dmarc_store.Window:
-    """Reports overlapping the range; `domain` picks one policy domain, option failures_only=true the failures."""
-    failures = args.options.get("failures_only", "").lower() in ("1", "true", "yes")
-    return dmarc_store.Window(args.start, args.end, args.domain.lower() if args.domain else None, failures)
-
-
-_DMARC_RATES = ("total_messages", "dmarc_pass_pct", "spf_pass_pct", "dkim_pass_pct")
-
-
-def dmarc_summary(pool: ConnectionPool, args: Args) -> list[dict]:
-    row = dmarc_store.totals(pool, _dmarc_window(args))
-    keys = (*_DMARC_RATES, "failing_messages", "unique_ips", "unique_reporters")
-    return [{k: row[k] for k in keys} | {"total_messages": row["total_messages"] or 0}]
-
-
-def dmarc_daily(pool: ConnectionPool, args: Args) -> list[dict]:
-    """Reported messages and pass rates per UTC day (of the reports' begin)."""
-    return [
-        {"time": ms(d["day"]), **{k: d[k] for k in _DMARC_RATES}, "failing_messages": d["failing_messages"]}
-        for d in dmarc_store.daily(pool, _dmarc_window(args))
-    ]
-
-
-def dmarc_pass_by_domain(pool: ConnectionPool, args: Args) -> list[dict]:
-    """Wide rows for one series per domain: {"time", "<domain>": DMARC pass %, ...}; a domain without
-    reports that day has no value there."""
-    rows: dict[int, dict[str, Any]] = {}
-    for r in dmarc_store.daily_by_domain(pool, _dmarc_window(args)):
-        rows.setdefault(ms(r["day"]), {"time": ms(r["day"])})[r["domain"]] = r["dmarc_pass_pct"]
-    return [rows[t] for t in sorted(rows)]
-
-
-def dmarc_domains(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "domain": r["domain"],
-            **{k: r[k] for k in _DMARC_RATES},
-            "unique_ips": r["unique_ips"],
-            "policy_p": (r["policy"] or {}).get("p"),
-            "policy_sp": (r["policy"] or {}).get("sp"),
-            "policy_pct": (r["policy"] or {}).get("pct"),
-            "adkim": (r["policy"] or {}).get("adkim"),
-            "aspf": (r["policy"] or {}).get("aspf"),
-            "last_report": ms(r["last_report"]),
-        }
-        for r in dmarc_store.domains(pool, _dmarc_window(args))
-    ]
-
-
-def dmarc_sources(pool: ConnectionPool, args: Args) -> list[dict]:
-    """Sending IPs with pass rates, reporters, country, ASN and reverse DNS."""
-    return [
-        {
-            "source_ip": r["source_ip"],
-            **{k: r[k] for k in _DMARC_RATES},
-            "reporters": r["reporters"],
-            "country": f"{flag(r['country_code'])} {r['country_code'] or '??'}",
-            "country_code": r["country_code"],
-            "city": r["city"],
-            "asn": r["asn"],
-            "asn_org": r["asn_org"],
-            "reverse_dns": r["reverse_dns"],
-            "first_seen": ms(r["first_seen"]),
-            "last_seen": ms(r["last_seen"]),
-        }
-        for r in dmarc_store.sources(pool, _dmarc_window(args), args.limit)
-    ]
-
-
-def dmarc_countries(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "country_code": r["country_code"],
-            "country_name": r["country_name"],
-            **{k: r[k] for k in _DMARC_RATES},
-            "failing_messages": r["failing_messages"],
-        }
-        for r in dmarc_store.countries(pool, _dmarc_window(args))
-    ]
-
-
-def dmarc_reporters(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "reporter": r["reporter"],
-            "reports": r["reports"],
-            **{k: r[k] for k in _DMARC_RATES},
-            "last_report": ms(r["last_report"]),
-        }
-        for r in dmarc_store.reporters(pool, _dmarc_window(args))
-    ]
-
-
-def dmarc_failures(pool: ConnectionPool, args: Args) -> list[dict]:
-    """Records that failed DMARC or had the policy applied: who sent what, as whom, judged how."""
-    return [
-        {**r, "begin": ms(r.pop("begin_at"))}
-        for r in dmarc_store.failing_records(pool, _dmarc_window(args), args.limit)
-    ]
-
-
-def tls_daily(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {"time": ms(d["day"]), "successful_sessions": d["successful_sessions"], "failed_sessions": d["failed_sessions"]}
-        for d in tls_store.tls_daily(pool, _dmarc_window(args))
-    ]
-
-
-def tls_failure_types(pool: ConnectionPool, args: Args) -> list[dict]:
-    return tls_store.tls_failure_types(pool, _dmarc_window(args))
-
-
-def tls_reports(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "begin": ms(r["begin_at"]),
-            "organization_name": r["organization_name"],
-            "report_id": r["report_id"],
-            "policy_domains": r["policy_domains"],
-            "successful_sessions": r["total_success"],
-            "failed_sessions": r["total_fail"],
-        }
-        for r in tls_store.tls_reports(pool, _dmarc_window(args), args.limit)
-    ]
-
-
-# --- domains and mailboxes -----------------------------------------------------------------------------
-
-
-def dns_checks(pool: ConnectionPool, args: Args) -> list[dict]:
-    """The last SPF / DKIM / DMARC check of every domain, status and message side by side."""
-    rows = []
-    for domain, r in sorted(domain_store.checks(pool).items()):
-        if args.domain and domain != args.domain.lower():
-            continue
-        rows.append(
-            {
-                "domain": domain,
-                "spf_status": r["spf"].get("status"),
-                "spf_message": r["spf"].get("message"),
-                "spf_lookups": r["spf"].get("dns_lookups"),
-                "dkim_status": r["dkim"].get("status"),
-                "dkim_message": r["dkim"].get("message"),
-                "dmarc_status": r["dmarc"].get("status"),
-                "dmarc_policy": r["dmarc"].get("policy"),
-                "dmarc_message": r["dmarc"].get("message"),
-                "warnings": "; ".join(
-                    [*r["spf"].get("warnings", []), *r["dkim"].get("warnings", []), *r["dmarc"].get("warnings", [])]
-                ),
-                "checked": ms(r["checked_at"]),
-                "full_check": r["is_full_check"],
-            }
-        )
-    return rows
-
-
-def mailbox_summary(pool: ConnectionPool, args: Args) -> list[dict]:
-    row = mailbox_store.summary(pool, args.start, args.end)
-    sent = row["total_sent"]
-    return [{**row, "failure_rate": round(100.0 * row["sent_failed"] / sent, 1) if sent else 0.0}]
-
-
-def mailbox_activity(pool: ConnectionPool, args: Args) -> list[dict]:
-    """Mailboxes with mail sent and received in the range (theirs and their aliases'), quota;
-    option sort_by: sent_total (default), received_total, failure_rate, quota_used, username."""
-    sort = args.options.get("sort_by", "sent_total")
-    if sort not in mailbox_store.SORTS:
-        sort = "sent_total"
-    filters = mailbox_store.Filters(
-        start=args.start,
-        end=args.end,
-        domain=args.domain.lower() if args.domain else None,
-        active_only=False,
-        sort_by=sort,
-        sort_order="asc" if sort == "username" else "desc",
-        page_size=args.limit,
-    )
-    _, rows = mailbox_store.page(pool, filters)
-    return [
-        {
-            "mailbox": r["username"],
-            "name": r["name"],
-            "sent": r["sent_total"] or 0,
-            "received": r["received_total"] or 0,
-            "failed": r["sent_failed"] or 0,
-            "failure_rate": round(100.0 * (r["sent_failed"] or 0) / r["sent_total"], 1) if r["sent_total"] else 0.0,
-            "combined_sent": r["combined_sent"],
-            "combined_received": r["combined_received"],
-            "aliases": len(r["aliases"]),
-            "quota_used": r["quota_used"],
-            "quota_used_pct": round(100.0 * r["quota_used"] / r["quota"], 1) if r["quota"] else None,
-            "messages": r["messages"],
-        }
-        for r in rows
-    ]
-
-
-def jobs(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(job_store.job_statuses(pool), ("last_run_at", "last_success_at"))
-
-
-def ingest(pool: ConnectionPool, args: Args) -> list[dict]:
-    now = datetime.now(UTC)
-    return [
-        {
-            "source": r["source"],
-            "lines_total": r["lines_total"],
-            "gaps_total": r["gaps_total"],
-            "newest_line": ms(r["newest_line_at"]),
-            "lag_seconds": int((now - r["newest_line_at"]).total_seconds()) if r["newest_line_at"] else None,
-            "last_success": ms(r["last_success_at"]),
-            "interval_seconds": _number(r["interval_seconds"]),
-            "lines_per_second": _number(r["lines_per_second"]),
-            "last_error": r["last_error"],
-        }
-        for r in ingest_store.ingest_statuses(pool)
-    ]
-
-
-def gaps(pool: ConnectionPool, args: Args) -> list[dict]:
-    return _rows(ingest_store.gaps(pool, args.limit), ("gap_start", "gap_end", "detected_at"))
-
-
-def api_health(pool: ConnectionPool, args: Args) -> list[dict]:
-    return [
-        {
-            "endpoint": r["endpoint_group"],
-            "up": 1 if r["up"] else 0,
-            "checked": ms(r["checked_at"]),
-            "last_success": ms(r["last_success_at"]),
-            "last_error": r["last_error"],
-        }
-        for r in status_store.api_health(pool)
-    ]
 
 
 ColumnKind = Literal["string", "number", "time", "boolean"]

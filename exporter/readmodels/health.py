@@ -5,19 +5,22 @@ Probes read the HTTP status: 200 while the database answers (the process is aliv
 up although the web side works: no worker holds the ingest lock, a source has not been fetched
 successfully for STALE_AFTER_INTERVALS fetch intervals, correlation has not succeeded for as long,
 or most items of a source's last fetch could not be parsed. The reasons name no error text: the
-endpoint is public; `/api/settings/info` has the details.
+endpoint is public; `/api/settings/info` has the details. `health` and `settings_health` are the
+answers of those two endpoints (seed 002).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from exporter import store
-from exporter.config import Config
+from exporter import __version__, store
+from exporter.config import AUTH_OFF_WARNING, Config, mask_url
+from exporter.readmodels.format import iso
 from exporter.services.ingest import SOURCES
 from exporter.store import health as health_store
 
@@ -86,4 +89,37 @@ def _rounded(row: health_store.SourceFacts) -> dict[str, Any]:
         "last_fetched": row.last_fetched,
         "last_unparsed": row.last_unparsed,
         "unparsed_total": row.unparsed_total,
+    }
+
+
+def health(verdict: Health, config: Config) -> dict[str, Any]:
+    """`/api/health`: the verdict, the ingestion figures, and the settings a probe may want to see."""
+    return {
+        "status": verdict.status,
+        "database": "connected" if verdict.connected else "disconnected",
+        "reasons": verdict.reasons,
+        "ingestion": verdict.ingestion,
+        "version": __version__,
+        "config": {
+            "fetch_interval": config.fetch_interval,
+            "retention_days": config.retention_days,
+            "mailcow_url": mask_url(config.mailcow_url),
+            "blacklist_enabled": False,
+            "auth_enabled": config.auth_enabled,
+        },
+        "warnings": [AUTH_OFF_WARNING] if config.auth_opt_out else [],
+    }
+
+
+def settings_health(verdict: Health, elapsed_ms: float, activity: dict[str, int] | None) -> dict[str, Any]:
+    """`/api/settings/health`: the verdict, how long judging took, the last five minutes' activity."""
+    return {
+        "status": verdict.status,
+        "reasons": verdict.reasons,
+        "timestamp": iso(datetime.now(UTC)),
+        "database": {
+            "status": "connected" if verdict.connected else "disconnected",
+            "response_time_ms": elapsed_ms,
+        },
+        "recent_activity": {"last_5_minutes": activity},
     }

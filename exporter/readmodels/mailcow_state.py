@@ -1,12 +1,17 @@
 """mailcow's live queue, quarantine and status shaped for the API (seed 002) and for Grafana
-tables. Pure functions over what the mailcow API returns (`mailcow-api.md` §2)."""
+tables, from what the mailcow API returns (`mailcow-api.md` §2), read live (cached a few seconds)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.mailcow.errors import MailcowError
+from exporter.mailcow.live import LiveMailcow
 from exporter.parsers.flags import is_set
+from exporter.readmodels.args import Args
+from exporter.readmodels.format import iso
 
 
 def _epoch(value: Any) -> float | None:
@@ -18,9 +23,7 @@ def _epoch(value: Any) -> float | None:
 
 def _iso_epoch(value: Any) -> str | None:
     seconds = _epoch(value)
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
 
 
 def _age(now: float, value: Any) -> int | None:
@@ -150,3 +153,106 @@ def mailcow_info(accounts: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         name: {"total": len(accounts.get(name) or []), "active": _active(accounts.get(name) or [])}
         for name in ("domains", "mailboxes", "aliases")
     }
+
+
+# --- REST: /api/queue, /api/quarantine, /api/status, /api/rw-status -------------------------------------
+
+
+def queue_list(items: list[dict[str, Any]], queue_name: str | None, term: str) -> dict[str, Any]:
+    """The queue, of one queue name if given, with `term` (lower case) in its id, sender or recipients."""
+    data = [queue_item(i) for i in items]
+    if queue_name:
+        data = [i for i in data if i["queue_name"] == queue_name]
+    if term:
+        data = [i for i in data if term in " ".join([i["queue_id"] or "", i["sender"], *i["recipients"]]).lower()]
+    return {"total": len(data), "data": data}
+
+
+def quarantine_list(items: list[dict[str, Any]], term: str) -> dict[str, Any]:
+    """The quarantine newest first, with `term` (lower case) in its sender, subject or recipients."""
+    data = sorted((quarantine_item(i) for i in items), key=lambda i: i["created"] or "", reverse=True)
+    if term:
+        data = [i for i in data if term in " ".join([i["sender"] or "", i["subject"] or "", *i["recipients"]]).lower()]
+    return {"total": len(data), "data": data}
+
+
+def version(current: Any, fetched: float) -> dict[str, Any]:
+    """mailcow's version; mailcow does not say whether a newer one exists, so those stay null."""
+    return {
+        "current_version": current,
+        "latest_version": None,
+        "update_available": None,
+        "changelog": None,
+        "last_checked": iso(datetime.fromtimestamp(int(fetched), UTC)),
+    }
+
+
+def connection(probe: Callable[[], object]) -> dict[str, Any]:
+    """Whether mailcow answers `probe` right now, and if not, why."""
+    body: dict = {"connected": True, "timestamp": iso(datetime.now(UTC).replace(microsecond=0))}
+    try:
+        probe()
+    except MailcowError as exc:
+        body.update(connected=False, error=str(exc), code=exc.code)
+    return body
+
+
+def summary(accounts: dict[str, list[dict[str, Any]]], vmail: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Containers running, storage used and accounts, from the accounts, vmail and containers reads."""
+    info = mailcow_info(accounts)
+    used = storage(vmail)
+    return {
+        "containers": containers(raw)["summary"],
+        "storage": {k: used[k] for k in ("used_percent", "used", "total")},
+        "system": {name: info[name]["total"] for name in ("domains", "mailboxes", "aliases")},
+    }
+
+
+def rw_status(configured: bool) -> dict[str, Any]:
+    """Whether actions are possible: a read-write key is configured (MAILCOW_API_KEY_RW)."""
+    return {
+        "configured": configured,
+        "read_only": not configured,
+        "actions_enabled": configured,
+        "detail": "queue and quarantine actions are enabled"
+        if configured
+        else "read-only: set MAILCOW_API_KEY_RW to a read-write mailcow API key to enable actions",
+    }
+
+
+def confirmation_table(target: str, items: list[dict[str, Any]], fetched: float) -> tuple[list[str], list[list]]:
+    """Headers and rows of the queued or quarantined items an action confirmation page lists."""
+    if target == "queue":
+        headers = ["Queue id", "Queue", "Age (s)", "Size", "Sender", "Recipients", "Defer reasons"]
+        keys = ("queue_id", "queue_name", "age_seconds", "size_bytes", "sender", "recipients", "reasons")
+        return headers, [[r[k] for k in keys] for r in queue_rows(items, fetched)]
+    headers = ["Id", "Score", "rspamd action", "Recipient", "Sender", "Subject", "Age (s)"]
+    keys = ("id", "score", "action", "recipient", "sender", "subject", "age_seconds")
+    return headers, [[r[k] for k in keys] for r in quarantine_rows(items, fetched)]
+
+
+# --- Grafana ------------------------------------------------------------------------------------------------
+
+# empty columns that host Grafana's action buttons (browser `fetch` and server-side `infinity` actions)
+_ACTION_CELLS = {"actions": "", "server_actions": ""}
+
+
+def _table(rows: list[dict[str, Any]], args: Args, searched: tuple[str, ...]) -> list[dict]:
+    """Rows with the action cells, those with the search term in the `searched` columns, at most `limit`."""
+    rows = [{**row, **_ACTION_CELLS} for row in rows]
+    if args.search:
+        term = args.search.lower()
+        rows = [r for r in rows if term in " ".join(f"{r[key]}" for key in searched).lower()]
+    return rows[: args.limit]
+
+
+def queue(live: LiveMailcow, args: Args) -> list[dict]:
+    """mailcow's Postfix queue now (cached a few seconds), oldest first, defer reasons split out."""
+    items, fetched = live.queue()
+    return _table(queue_rows(items, fetched), args, ("queue_id", "sender", "recipients"))
+
+
+def quarantine(live: LiveMailcow, args: Args) -> list[dict]:
+    """mailcow's quarantine now (cached a few seconds), newest first."""
+    items, fetched = live.quarantine()
+    return _table(quarantine_rows(items, fetched), args, ("sender", "recipient", "subject"))

@@ -225,10 +225,6 @@ def _delay_histogram(by_name: dict[str, list[tuple[dict[str, str], float]]]) -> 
     return family
 
 
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value else None
-
-
 def _ingest(state: store.MetricsState) -> Iterator[Metric]:
     lines = CounterMetricFamily(
         "mailcow_grafana_lines_ingested", "Log lines stored, by mailcow log source.", labels=["source"]

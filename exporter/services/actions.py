@@ -91,19 +91,6 @@ class ActionResult:
     mailcow: list[dict[str, Any]] = field(default_factory=list)  # mailcow's answer as sent
     error: MailcowError | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "target": self.request.target,
-            "action": self.request.action,
-            "items": list(self.request.items),
-            "whole_queue": self.request.whole_queue,
-            "outcome": self.outcome,
-            "success": self.outcome == "success",
-            "results": self.results,
-            "mailcow": self.mailcow,
-        }
-        return body
-
 
 def parse(target: str, action: Any, items: Any) -> ActionRequest:
     """Validate what a caller asked for; raise ActionInputError with a clear message."""

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 from exporter.http import context, origin
 from exporter.http.errors import ApiError
 from exporter.mailcow.errors import MailcowError, MailcowTimeout
-from exporter.readmodels import mailcow_state as live_views
+from exporter.readmodels import mailcow_state
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest
 from exporter.web.actions import error_status, refuse, run_action
@@ -67,31 +67,6 @@ def _requested_items(target: str, current: dict[str, dict[str, Any]]) -> list[st
     return items
 
 
-def _rows(
-    target: str, items: tuple[str, ...], current: dict[str, dict[str, Any]], fetched: float
-) -> tuple[list[str], list[list]]:
-    if target == "queue":
-        rows = live_views.queue_rows([current[i] for i in items], fetched)
-        headers = ["Queue id", "Queue", "Age (s)", "Size", "Sender", "Recipients", "Defer reasons"]
-        return headers, [
-            [
-                r["queue_id"],
-                r["queue_name"],
-                r["age_seconds"],
-                r["size_bytes"],
-                r["sender"],
-                r["recipients"],
-                r["reasons"],
-            ]
-            for r in rows
-        ]
-    rows = live_views.quarantine_rows([current[i] for i in items], fetched)
-    headers = ["Id", "Score", "rspamd action", "Recipient", "Sender", "Subject", "Age (s)"]
-    return headers, [
-        [r["id"], r["score"], r["action"], r["recipient"], r["sender"], r["subject"], r["age_seconds"]] for r in rows
-    ]
-
-
 @bp.get("/<target>/<action>")
 def confirm(target: str, action: str) -> Response:
     """Show what would happen; change nothing."""
@@ -118,7 +93,7 @@ def confirm(target: str, action: str) -> Response:
         return _error_page(exc)
     except MailcowError as exc:
         return _error_page(_mailcow_error(exc))
-    headers, rows = _rows(target, chosen.items, current, fetched)
+    headers, rows = mailcow_state.confirmation_table(target, [current[i] for i in chosen.items], fetched)
     noun = "message" if len(chosen.items) == 1 else "messages"
     summary = chosen.describe()
     if chosen.whole_queue:

@@ -20,7 +20,7 @@ from exporter.http import context, origin
 from exporter.http.errors import ApiError, error_response
 from exporter.http.params import AuditParams, parse
 from exporter.mailcow.errors import MailcowForbidden, MailcowTimeout
-from exporter.readmodels.mail import iso
+from exporter.readmodels import actions as answers
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
 from exporter.store import audit as audit_store
@@ -77,12 +77,8 @@ def _audit(via: str, target: str, action: str, items: list[str], outcome: str, *
         **extra,
     )
     row = audit_store.record(context.pool(), entry)
-    audit_log.info(json.dumps(audit_row(row), separators=(",", ":")))
+    audit_log.info(json.dumps(answers.audit_row(row), separators=(",", ":")))
     return row
-
-
-def audit_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "at": iso(row["at"])}
 
 
 def refuse(via: str, target: str, action: str, items: Any, error: ApiError) -> ApiError:
@@ -163,11 +159,10 @@ def _json_action(target: str, fixed: str | None) -> Response:
     status = error_status(result)
     if status is not None:
         code, error, error_code = status
-        body = {"error": error, "detail": str(result.error), "code": error_code, "audit_id": row["id"]}
-        response = jsonify({**body, **result.as_json()})
+        response = jsonify(answers.failed(result, row["id"], error, error_code))
         response.status_code = code
         return response
-    return jsonify({**result.as_json(), "audit_id": row["id"]})
+    return jsonify(answers.done(result, row["id"]))
 
 
 def _register(path: str, target: str, fixed: str | None) -> None:
@@ -206,4 +201,4 @@ def audit() -> Response:
     total, rows = audit_store.page(
         context.pool(), filters, args["start_date"], (args["page"] - 1) * args["limit"], args["limit"]
     )
-    return jsonify(context.page_body(total, args["page"], args["limit"], [audit_row(r) for r in rows]))
+    return jsonify(context.page_body(total, args["page"], args["limit"], [answers.audit_row(r) for r in rows]))

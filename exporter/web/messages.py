@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 from exporter.http import params
 from exporter.http.context import page_body, pool
 from exporter.http.errors import ApiError
-from exporter.readmodels import mail as readmodels
+from exporter.readmodels import messages as readmodels
 from exporter.store import messages as message_store
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
