@@ -77,15 +77,15 @@ def test_twenty_reports_and_three_junk_mails(db_url, dmarc_pool, imap_port):
     fill(imap_port, 20, 3)
     config = imap_config(db_url, imap_port)
     first = dmarc_imap.sync(config, dmarc_pool, None, "auto")
-    assert first["status"] == "success" and first["emails_found"] == 23
-    assert (first["emails_processed"], first["reports_created"], first["reports_failed"]) == (20, 20, 3)
-    assert len(first["failed_emails"]) == 3 and all(f["error"] for f in first["failed_emails"])
-    assert {f["subject"] for f in first["failed_emails"]} == {f"Lunch on Friday? {n}" for n in range(3)}
+    assert first.status == "success" and first.emails_found == 23
+    assert (first.emails_processed, first.reports_created, first.reports_failed) == (20, 20, 3)
+    assert len(first.failed_emails) == 3 and all(f["error"] for f in first.failed_emails)
+    assert {f["subject"] for f in first.failed_emails} == {f"Lunch on Friday? {n}" for n in range(3)}
     assert stored(dmarc_pool) == (20, sum(range(1, 21)))
     assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 20, "Archive/Invalid": 3}
 
     again = dmarc_imap.sync(config, dmarc_pool, None, "auto")
-    assert (again["emails_found"], again["reports_created"]) == (0, 0)
+    assert (again.emails_found, again.reports_created) == (0, 0)
     assert stored(dmarc_pool) == (20, sum(range(1, 21)))
 
 
@@ -105,10 +105,10 @@ def test_hostile_mails_go_to_the_invalid_folder_and_the_good_ones_are_imported(d
             box.append(mail, "INBOX")
     fill(imap_port, 2, 0, first=2)
     row = dmarc_imap.sync(imap_config(db_url, imap_port), dmarc_pool, None, "auto")
-    assert row["status"] == "success" and (row["reports_created"], row["reports_failed"]) == (4, 3)
-    errors = " | ".join(f["error"] for f in row["failed_emails"])
+    assert row.status == "success" and (row.reports_created, row.reports_failed) == (4, 3)
+    errors = " | ".join(f["error"] for f in row.failed_emails)
     assert "DTDs and entities are not allowed" in errors and "more than 100 MIME parts" in errors
-    assert "<\ufffd\ufffd@example.net>" in [f["message_id"] for f in row["failed_emails"]]
+    assert "<\ufffd\ufffd@example.net>" in [f["message_id"] for f in row.failed_emails]
     assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 4, "Archive/Invalid": 3}
     assert stored(dmarc_pool) == (4, sum(range(1, 5)))
 
@@ -121,11 +121,11 @@ def test_a_crash_between_storing_and_moving_loses_nothing(db_url, dmarc_pool, im
         raise RuntimeError("killed between the commit and the move")
 
     broken = dmarc_imap.sync(config, dmarc_pool, None, "auto", after_store=crash)
-    assert broken["status"] == "error" and "killed" in broken["error_message"]
+    assert broken.status == "error" and "killed" in broken.error_message
     assert stored(dmarc_pool)[0] == 7  # the first batch was committed...
     assert folder_counts(imap_port)["INBOX"] == 10  # ...and nothing was moved
     recovered = dmarc_imap.sync(config, dmarc_pool, None, "auto")
-    assert (recovered["reports_created"], recovered["reports_duplicate"]) == (3, 7)
+    assert (recovered.reports_created, recovered.reports_duplicate) == (3, 7)
     assert stored(dmarc_pool) == (10, sum(range(1, 11)))
     assert folder_counts(imap_port) == {"INBOX": 0, "Archive/DMARC": 10, "Archive/Invalid": 0}
 
@@ -152,4 +152,4 @@ def test_manual_sync_status_and_history_endpoints(db_url, dmarc_pool, imap_port)
 
 def test_an_unreachable_server_is_a_recorded_error(db_url, dmarc_pool):
     row = dmarc_imap.sync(imap_config(db_url, 9), dmarc_pool, None, "manual")
-    assert row["status"] == "error" and row["error_message"] and row["completed_at"] is not None
+    assert row.status == "error" and row.error_message and row.completed_at is not None

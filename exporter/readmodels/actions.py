@@ -7,11 +7,27 @@ from typing import Any
 
 from exporter.readmodels.format import iso
 from exporter.services.actions import ActionResult
+from exporter.store.audit import AuditRecord
 
 
-def audit_row(row: dict[str, Any]) -> dict[str, Any]:
+def audit_row(row: AuditRecord) -> dict[str, Any]:
     """A stored attempt, as the audit log endpoint and the service log show it."""
-    return {**row, "at": iso(row["at"])}
+    return {
+        "id": row.id,
+        "at": iso(row.at),
+        "actor": row.actor,
+        "grafana_user": row.grafana_user,
+        "remote_addr": row.remote_addr,
+        "origin": row.origin,
+        "via": row.via,
+        "target": row.target,
+        "action": row.action,
+        "items": row.items,
+        "outcome": row.outcome,
+        "code": row.code,
+        "detail": row.detail,
+        "results": row.results,
+    }
 
 
 def _result(result: ActionResult) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from exporter.parsers.flags import is_set
 from exporter.readmodels.args import Args
 from exporter.readmodels.format import iso, ms
 from exporter.store import domains as domain_store
+from exporter.store.domains import DnsCheck
 
 UNKNOWN = {"status": "unknown", "message": "Not checked yet"}
 
@@ -23,15 +24,15 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _checks(row: dict[str, Any] | None) -> dict[str, Any]:
+def _checks(row: DnsCheck | None) -> dict[str, Any]:
     if row is None:
         return {"spf": UNKNOWN, "dkim": UNKNOWN, "dmarc": UNKNOWN, "checked_at": None, "is_full_check": None}
     return {
-        "spf": row["spf"],
-        "dkim": row["dkim"],
-        "dmarc": row["dmarc"],
-        "checked_at": iso(row["checked_at"]),
-        "is_full_check": row["is_full_check"],
+        "spf": row.spf,
+        "dkim": row.dkim,
+        "dmarc": row.dmarc,
+        "checked_at": iso(row.checked_at),
+        "is_full_check": row.is_full_check,
     }
 
 
@@ -40,7 +41,7 @@ def domain_name(d: dict[str, Any]) -> str:
     return str(d.get("domain_name", "")).lower()
 
 
-def _domain(d: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
+def _domain(d: dict[str, Any], checks: dict[str, DnsCheck]) -> dict[str, Any]:
     name = domain_name(d)
     return {
         "domain_name": name,
@@ -63,7 +64,9 @@ def _domain(d: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def all_domains(mailcow_domains: list[dict[str, Any]], checks: dict[str, Any], last: datetime | None) -> dict[str, Any]:
+def all_domains(
+    mailcow_domains: list[dict[str, Any]], checks: dict[str, DnsCheck], last: datetime | None
+) -> dict[str, Any]:
     """mailcow's domains with their last DNS check results, and when all were last checked together."""
     domains = [_domain(d, checks) for d in mailcow_domains]
     return {
@@ -102,19 +105,19 @@ def dns_checks(pool: ConnectionPool, args: Args) -> list[dict]:
         rows.append(
             {
                 "domain": domain,
-                "spf_status": r["spf"].get("status"),
-                "spf_message": r["spf"].get("message"),
-                "spf_lookups": r["spf"].get("dns_lookups"),
-                "dkim_status": r["dkim"].get("status"),
-                "dkim_message": r["dkim"].get("message"),
-                "dmarc_status": r["dmarc"].get("status"),
-                "dmarc_policy": r["dmarc"].get("policy"),
-                "dmarc_message": r["dmarc"].get("message"),
+                "spf_status": r.spf.get("status"),
+                "spf_message": r.spf.get("message"),
+                "spf_lookups": r.spf.get("dns_lookups"),
+                "dkim_status": r.dkim.get("status"),
+                "dkim_message": r.dkim.get("message"),
+                "dmarc_status": r.dmarc.get("status"),
+                "dmarc_policy": r.dmarc.get("policy"),
+                "dmarc_message": r.dmarc.get("message"),
                 "warnings": "; ".join(
-                    [*r["spf"].get("warnings", []), *r["dkim"].get("warnings", []), *r["dmarc"].get("warnings", [])]
+                    [*r.spf.get("warnings", []), *r.dkim.get("warnings", []), *r.dmarc.get("warnings", [])]
                 ),
-                "checked": ms(r["checked_at"]),
-                "full_check": r["is_full_check"],
+                "checked": ms(r.checked_at),
+                "full_check": r.is_full_check,
             }
         )
     return rows

@@ -23,6 +23,7 @@ from exporter.config import AUTH_OFF_WARNING, Config, mask_url
 from exporter.readmodels.format import iso
 from exporter.services.ingest import SOURCES
 from exporter.store import health as health_store
+from exporter.store.correlation.status import RecentActivity
 
 STALE_AFTER_INTERVALS = 3  # ingestion is stale when its last success is older than this many FETCH_INTERVALs
 CORRELATION_JOB = "complete_correlations"
@@ -111,7 +112,7 @@ def health(verdict: Health, config: Config) -> dict[str, Any]:
     }
 
 
-def settings_health(verdict: Health, elapsed_ms: float, activity: dict[str, int] | None) -> dict[str, Any]:
+def settings_health(verdict: Health, elapsed_ms: float, activity: RecentActivity | None) -> dict[str, Any]:
     """`/api/settings/health`: the verdict, how long judging took, the last five minutes' activity."""
     return {
         "status": verdict.status,
@@ -121,5 +122,13 @@ def settings_health(verdict: Health, elapsed_ms: float, activity: dict[str, int]
             "status": "connected" if verdict.connected else "disconnected",
             "response_time_ms": elapsed_ms,
         },
-        "recent_activity": {"last_5_minutes": activity},
+        "recent_activity": {"last_5_minutes": _activity(activity) if activity is not None else None},
+    }
+
+
+def _activity(counts: RecentActivity) -> dict[str, int]:
+    return {
+        "postfix_imported": counts.postfix_imported,
+        "rspamd_imported": counts.rspamd_imported,
+        "correlations_created": counts.correlations_created,
     }

@@ -32,15 +32,15 @@ def _window(date_range: str, start: datetime, end: datetime) -> dict[str, Any]:
     return {"date_range": date_range, "start_date": iso(start), "end_date": iso(end)}
 
 
-def summary(row: dict[str, Any], date_range: str, start: datetime, end: datetime) -> dict[str, Any]:
+def summary(row: store.Summary, date_range: str, start: datetime, end: datetime) -> dict[str, Any]:
     return {
-        "total_mailboxes": row["total_mailboxes"],
-        "active_mailboxes": row["active_mailboxes"],
-        "inactive_mailboxes": row["total_mailboxes"] - row["active_mailboxes"],
-        "total_sent": row["total_sent"],
-        "total_received": row["total_received"],
-        "sent_failed": row["sent_failed"],
-        "failure_rate": _rate(row["sent_failed"], row["total_sent"]),
+        "total_mailboxes": row.total_mailboxes,
+        "active_mailboxes": row.active_mailboxes,
+        "inactive_mailboxes": row.total_mailboxes - row.active_mailboxes,
+        "total_sent": row.total_sent,
+        "total_received": row.total_received,
+        "sent_failed": row.sent_failed,
+        "failure_rate": _rate(row.sent_failed, row.total_sent),
         **_window(date_range, start, end),
     }
 
@@ -98,9 +98,9 @@ def page(total: int, rows: list[dict[str, Any]], f: store.Filters, date_range: s
     }
 
 
-def domains(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def domains(rows: list[store.DomainMailboxes]) -> dict[str, Any]:
     """The domains that have mailboxes, with how many, for the page's filter."""
-    return {"domains": rows}
+    return {"domains": [{"domain": r.domain, "mailbox_count": r.mailbox_count} for r in rows]}
 
 
 # --- Grafana ------------------------------------------------------------------------------------------------
@@ -108,7 +108,16 @@ def domains(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mailbox_summary(pool: ConnectionPool, args: Args) -> list[dict]:
     row = store.summary(pool, args.start, args.end)
-    return [{**row, "failure_rate": _rate(row["sent_failed"], row["total_sent"])}]
+    return [
+        {
+            "total_mailboxes": row.total_mailboxes,
+            "active_mailboxes": row.active_mailboxes,
+            "total_sent": row.total_sent,
+            "total_received": row.total_received,
+            "sent_failed": row.sent_failed,
+            "failure_rate": _rate(row.sent_failed, row.total_sent),
+        }
+    ]
 
 
 def mailbox_activity(pool: ConnectionPool, args: Args) -> list[dict]:

@@ -13,16 +13,17 @@ from psycopg_pool import ConnectionPool
 from exporter import __version__
 from exporter.config import Config, mask_url
 from exporter.readmodels.args import Args
-from exporter.readmodels.format import bracketed, grafana_rows, iso, ms, number
+from exporter.readmodels.format import bracketed, iso, ms, number
 from exporter.store import grafana as store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import status as status_store
+from exporter.store.correlation.status import CorrelationStatus, IncompleteMessage
+from exporter.store.ingest import Gap, IngestStatus
+from exporter.store.jobs import JobStatus
 
-Row = Mapping[str, Any]
 
-
-def info(config: Config, sources: list[Row], jobs: list[Row]) -> dict[str, Any]:
+def info(config: Config, sources: list[IngestStatus], jobs: list[JobStatus]) -> dict[str, Any]:
     """`/api/info`: application information plus what ingestion and the background jobs are doing."""
     return {
         "name": config.app_title,
@@ -37,9 +38,9 @@ def info(config: Config, sources: list[Row], jobs: list[Row]) -> dict[str, Any]:
         "blacklist_count": 0,
         "auth_enabled": config.auth_enabled,
         "read_write": config.read_write,
-        "import_status": {row["source"]: _pick(_import_status(row), _INFO_IMPORT) for row in sources},
+        "import_status": {row.source: _pick(_import_status(row), _INFO_IMPORT) for row in sources},
         "background_jobs": {
-            row["name"]: {"status": row["status"], **_last_run(row), "error": row["last_error"]} for row in jobs
+            row.name: {"status": row.status, **_last_run(row), "error": row.last_error} for row in jobs
         },
     }
 
@@ -51,65 +52,65 @@ def _pick(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: values[k] for k in keys}
 
 
-def _last_run(row: Row | None) -> dict[str, Any]:
+def _last_run(row: JobStatus | None) -> dict[str, Any]:
     """A job's last run (all null for a job that never ran)."""
     return {
-        "last_run": iso(row["last_run_at"]) if row else None,
-        "last_success": iso(row["last_success_at"]) if row else None,
-        "duration_seconds": row["last_duration_seconds"] if row else None,
+        "last_run": iso(row.last_run_at) if row else None,
+        "last_success": iso(row.last_success_at) if row else None,
+        "duration_seconds": row.last_duration_seconds if row else None,
     }
 
 
-def _import_status(row: Row) -> dict[str, Any]:
+def _import_status(row: IngestStatus) -> dict[str, Any]:
     """One source's ingestion as `/api/settings/info` shows it (`/api/info` shows a part)."""
     return {
-        "last_import": iso(row["last_success_at"]),
-        "last_fetch_run": iso(row["last_fetch_at"]),
-        "total_entries": row["lines_total"],
-        "oldest_entry": iso(row["oldest_line_at"]),
-        "newest_entry": iso(row["newest_line_at"]),
-        "fetch_interval_seconds": row["interval_seconds"],
-        "lines_per_second": row["lines_per_second"],
-        "gaps": row["gaps_total"],
-        "unparsed_total": row["unparsed_total"],
-        "last_unparsed": row["last_unparsed"],
-        "last_error": row["last_error"],
+        "last_import": iso(row.last_success_at),
+        "last_fetch_run": iso(row.last_fetch_at),
+        "total_entries": row.lines_total,
+        "oldest_entry": iso(row.oldest_line_at),
+        "newest_entry": iso(row.newest_line_at),
+        "fetch_interval_seconds": row.interval_seconds,
+        "lines_per_second": row.lines_per_second,
+        "gaps": row.gaps_total,
+        "unparsed_total": row.unparsed_total,
+        "last_unparsed": row.last_unparsed,
+        "last_error": row.last_error,
     }
 
 
-def _correlation(row: Row) -> dict[str, Any]:
-    total = row["total"]
+def _correlation(row: CorrelationStatus) -> dict[str, Any]:
+    total = row.total
     return {
-        "last_update": iso(row["last_update"]),
+        "last_update": iso(row.last_update),
         "total": total,
-        "complete": row["complete"],
-        "incomplete": row["incomplete"],
-        "expired": row["expired"],
-        "pending_lines": row["pending_lines"],
-        "completion_rate": round(row["complete"] * 100 / total, 2) if total else 100.0,
+        "complete": row.complete,
+        "incomplete": row.incomplete,
+        "expired": row.expired,
+        "pending_lines": row.pending_lines,
+        "completion_rate": round(row.complete * 100 / total, 2) if total else 100.0,
     }
 
 
-def _incomplete(row: Row) -> dict[str, Any]:
+def _incomplete(row: IncompleteMessage) -> dict[str, Any]:
     return {
-        "message_id": bracketed(row["message_id"]),
-        "queue_id": row["queue_id"],
-        "sender": row["sender"],
-        "recipient": row["first_recipient"],
-        "created_at": iso(row["first_seen"]),
-        "status": row["final_status"],
-        "correlation_key": row["correlation_key"],
-        "age_minutes": int((datetime.now(UTC) - row["first_seen"]).total_seconds() // 60),
+        "message_id": bracketed(row.message_id),
+        "queue_id": row.queue_id,
+        "sender": row.sender,
+        "recipient": row.first_recipient,
+        "created_at": iso(row.first_seen),
+        "status": row.final_status,
+        "correlation_key": row.correlation_key,
+        "age_minutes": int((datetime.now(UTC) - row.first_seen).total_seconds() // 60),
     }
 
 
-def pending_items(correlation: Row) -> dict[str, int]:
+def pending_items(correlation: CorrelationStatus) -> dict[str, int]:
     """What the correlation jobs still have to do, by job name."""
-    return {"complete_correlations": correlation["pending_lines"], "update_final_status": correlation["incomplete"]}
+    return {"complete_correlations": correlation.pending_lines, "update_final_status": correlation.incomplete}
 
 
 def background_jobs(
-    registry: Iterable[tuple[str, str, str, str, str]], statuses: Mapping[str, Row], pending: Mapping[str, int]
+    registry: Iterable[tuple[str, str, str, str, str]], statuses: Mapping[str, JobStatus], pending: Mapping[str, int]
 ) -> dict[str, Any]:
     """Every registered job (name, interval, description, category, status) with its last run, if any."""
     jobs = {}
@@ -121,30 +122,30 @@ def background_jobs(
             "category": category,
             "status": status,
             **_last_run(row),
-            "runs": row["runs"] if row else 0,
-            "failures": row["failures"] if row else 0,
-            "error": row["last_error"] if row else None,
+            "runs": row.runs if row else 0,
+            "failures": row.failures if row else 0,
+            "error": row.last_error if row else None,
             **({"pending_items": pending[name]} if name in pending else {}),
         }
     return jobs
 
 
 def settings_info(
-    config: Config, sources: list[Row], gaps: list[Row], correlation: Row, jobs: dict[str, Any], incomplete: list[Row]
+    config: Config,
+    sources: list[IngestStatus],
+    gaps: list[Gap],
+    correlation: CorrelationStatus,
+    jobs: dict[str, Any],
+    incomplete: list[IncompleteMessage],
 ) -> dict[str, Any]:
     """`/api/settings/info`: the configuration (secrets masked), ingestion, correlation and jobs."""
     masked = config.masked()
     masked.pop("database_url", None)
     return {
         "configuration": {**masked, "auth_username": config.auth_username if config.auth_enabled else None},
-        "import_status": {row["source"]: _import_status(row) for row in sources},
+        "import_status": {row.source: _import_status(row) for row in sources},
         "gaps": [
-            {
-                "source": g["source"],
-                "from": iso(g["gap_start"]),
-                "to": iso(g["gap_end"]),
-                "detected_at": iso(g["detected_at"]),
-            }
+            {"source": g.source, "from": iso(g.gap_start), "to": iso(g.gap_end), "detected_at": iso(g.detected_at)}
             for g in gaps
         ],
         "correlation_status": _correlation(correlation),
@@ -170,39 +171,54 @@ def annotations(pool: ConnectionPool, args: Args) -> list[dict]:
 
 
 def jobs(pool: ConnectionPool, args: Args) -> list[dict]:
-    return grafana_rows(job_store.job_statuses(pool), ("last_run_at", "last_success_at"))
+    return [
+        {
+            "name": r.name,
+            "status": r.status,
+            "last_run_at": ms(r.last_run_at),
+            "last_success_at": ms(r.last_success_at),
+            "last_duration_seconds": number(r.last_duration_seconds),
+            "last_error": r.last_error,
+            "runs": r.runs,
+            "failures": r.failures,
+        }
+        for r in job_store.job_statuses(pool)
+    ]
 
 
 def ingest(pool: ConnectionPool, args: Args) -> list[dict]:
     now = datetime.now(UTC)
     return [
         {
-            "source": r["source"],
-            "lines_total": r["lines_total"],
-            "gaps_total": r["gaps_total"],
-            "newest_line": ms(r["newest_line_at"]),
-            "lag_seconds": int((now - r["newest_line_at"]).total_seconds()) if r["newest_line_at"] else None,
-            "last_success": ms(r["last_success_at"]),
-            "interval_seconds": number(r["interval_seconds"]),
-            "lines_per_second": number(r["lines_per_second"]),
-            "last_error": r["last_error"],
+            "source": r.source,
+            "lines_total": r.lines_total,
+            "gaps_total": r.gaps_total,
+            "newest_line": ms(r.newest_line_at),
+            "lag_seconds": int((now - r.newest_line_at).total_seconds()) if r.newest_line_at else None,
+            "last_success": ms(r.last_success_at),
+            "interval_seconds": number(r.interval_seconds),
+            "lines_per_second": number(r.lines_per_second),
+            "last_error": r.last_error,
         }
         for r in ingest_store.ingest_statuses(pool)
     ]
 
 
 def gaps(pool: ConnectionPool, args: Args) -> list[dict]:
-    return grafana_rows(ingest_store.gaps(pool, args.limit), ("gap_start", "gap_end", "detected_at"))
+    return [
+        {"source": g.source, "gap_start": ms(g.gap_start), "gap_end": ms(g.gap_end), "detected_at": ms(g.detected_at)}
+        for g in ingest_store.gaps(pool, args.limit)
+    ]
 
 
 def api_health(pool: ConnectionPool, args: Args) -> list[dict]:
     return [
         {
-            "endpoint": r["endpoint_group"],
-            "up": 1 if r["up"] else 0,
-            "checked": ms(r["checked_at"]),
-            "last_success": ms(r["last_success_at"]),
-            "last_error": r["last_error"],
+            "endpoint": r.endpoint_group,
+            "up": 1 if r.up else 0,
+            "checked": ms(r.checked_at),
+            "last_success": ms(r.last_success_at),
+            "last_error": r.last_error,
         }
         for r in status_store.api_health(pool)
     ]

@@ -21,6 +21,7 @@ from exporter.parsers.dmarc.errors import InvalidReport
 from exporter.services.dmarc import import_bytes, reverse_dns
 from exporter.services.geoip import GeoIP
 from exporter.store import dmarc_imap as sync_store
+from exporter.store.dmarc_imap import SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def sync(
     geo: GeoIP | None,
     sync_type: str,
     after_store: Callable[[list[str]], None] | None = None,
-) -> dict[str, Any]:
+) -> SyncRun:
     """One run over the folder; returns the stored sync-history row. `after_store` runs after a
     batch is committed and before it is moved (tests inject a crash there)."""
     sync_id = sync_store.sync_started(pool, sync_type)

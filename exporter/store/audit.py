@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -31,9 +31,34 @@ class AuditEntry:
     metric_action: str = "unknown"  # the action as a bounded metric label: a made-up action is "unknown"
 
 
-def record(pool: ConnectionPool, entry: AuditEntry) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AuditRecord:
+    """A stored attempt: the entry as written, with its id and time."""
+
+    id: int
+    at: datetime
+    actor: str
+    grafana_user: str | None
+    remote_addr: str | None
+    origin: str | None
+    via: str
+    target: str
+    action: str
+    items: list[str]
+    outcome: str
+    code: str | None
+    detail: str | None
+    results: list[dict[str, Any]]
+
+
+_COLUMNS = (
+    "id, at, actor, grafana_user, remote_addr, origin, via, target, action, items, outcome, code, detail, results"
+)
+
+
+def record(pool: ConnectionPool, entry: AuditEntry) -> AuditRecord:
     """Store one attempt and count it for /metrics; returns the stored row (with id and time)."""
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(AuditRecord)) as cur:
         counters.add(
             conn,
             "SELECT 'actions', jsonb_build_object('target', %s::text, 'action', %s::text, 'outcome', %s::text), 1",
@@ -42,7 +67,8 @@ def record(pool: ConnectionPool, entry: AuditEntry) -> dict[str, Any]:
         return cur.execute(
             """INSERT INTO action_audit (actor, grafana_user, remote_addr, origin, via, target, action, items,
                                          outcome, code, detail, results)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *""",
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING """
+            + _COLUMNS,
             (
                 entry.actor,
                 entry.grafana_user,
@@ -65,7 +91,7 @@ _FILTERS = ("target", "action", "outcome", "actor")
 
 def page(
     pool: ConnectionPool, filters: dict[str, str], since: datetime | None, offset: int, limit: int
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[AuditRecord]]:
     """Newest first, filtered on equality; the total counts the filtered rows."""
     where, params = ["true"], []
     for name in _FILTERS:
@@ -76,10 +102,10 @@ def page(
         where.append("at >= %s")
         params.append(since)
     clause = " AND ".join(where)
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        total = cur.execute(f"SELECT count(*) AS n FROM action_audit WHERE {clause}", params).fetchone()["n"]
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(AuditRecord)) as cur:
+        total = conn.execute(f"SELECT count(*) AS n FROM action_audit WHERE {clause}", params).fetchone()[0]
         rows = cur.execute(
-            f"SELECT * FROM action_audit WHERE {clause} ORDER BY at DESC, id DESC OFFSET %s LIMIT %s",
+            f"SELECT {_COLUMNS} FROM action_audit WHERE {clause} ORDER BY at DESC, id DESC OFFSET %s LIMIT %s",
             [*params, offset, limit],
         ).fetchall()
     return total, rows

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.store import reads
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One IMAP import run: when, how it ended, what it found and stored, the mails it could not read."""
+
+    id: int
+    sync_type: str  # auto | manual
+    status: str  # running | success | error
+    started_at: datetime
+    completed_at: datetime | None
+    emails_found: int
+    emails_processed: int
+    reports_created: int
+    reports_duplicate: int
+    reports_failed: int
+    error_message: str | None
+    failed_emails: list[dict[str, Any]] | None
+
+
+_COLUMNS = """id, sync_type, status, started_at, completed_at, emails_found, emails_processed, reports_created,
+              reports_duplicate, reports_failed, error_message, failed_emails"""
 
 
 def sync_started(pool: ConnectionPool, sync_type: str) -> int:
@@ -25,13 +47,13 @@ def sync_finished(
     counts: dict[str, int],
     error: str | None,
     failed: list[dict] | None,
-) -> dict[str, Any]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+) -> SyncRun:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(SyncRun)) as cur:
         return cur.execute(
-            """UPDATE dmarc_imap_syncs SET status = %s, completed_at = now(), emails_found = %s,
+            f"""UPDATE dmarc_imap_syncs SET status = %s, completed_at = now(), emails_found = %s,
                    emails_processed = %s, reports_created = %s, reports_duplicate = %s, reports_failed = %s,
                    error_message = %s, failed_emails = %s
-               WHERE id = %s RETURNING *""",
+               WHERE id = %s RETURNING {_COLUMNS}""",
             (
                 status,
                 counts.get("emails_found", 0),
@@ -46,5 +68,9 @@ def sync_finished(
         ).fetchone()
 
 
-def syncs(pool: ConnectionPool, limit: int) -> list[dict]:
-    return reads.rows(pool, "SELECT * FROM dmarc_imap_syncs ORDER BY started_at DESC, id DESC LIMIT %s", (limit,))
+def syncs(pool: ConnectionPool, limit: int) -> list[SyncRun]:
+    """The newest runs first."""
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(SyncRun)) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM dmarc_imap_syncs ORDER BY started_at DESC, id DESC LIMIT %s", (limit,)
+        ).fetchall()

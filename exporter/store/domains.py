@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -39,9 +40,27 @@ def mark_full_check(pool: ConnectionPool) -> None:
         )
 
 
-def checks(pool: ConnectionPool) -> dict[str, dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return {r["domain"]: r for r in cur.execute("SELECT * FROM domain_dns_checks ORDER BY domain")}
+@dataclass(frozen=True)
+class DnsCheck:
+    """A domain's last SPF, DKIM and DMARC results (each a JSON object with a status) and when."""
+
+    domain: str
+    spf: dict[str, Any]
+    dkim: dict[str, Any]
+    dmarc: dict[str, Any]
+    checked_at: datetime
+    is_full_check: bool
+
+
+def checks(pool: ConnectionPool) -> dict[str, DnsCheck]:
+    """Every checked domain's last check, by domain."""
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(DnsCheck)) as cur:
+        return {
+            r.domain: r
+            for r in cur.execute(
+                "SELECT domain, spf, dkim, dmarc, checked_at, is_full_check FROM domain_dns_checks ORDER BY domain"
+            )
+        }
 
 
 def last_full_check(pool: ConnectionPool) -> datetime | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 from exporter.parsers import netfilter, rspamd
@@ -266,13 +267,45 @@ def record_fetch_error(pool: ConnectionPool, source: str, at: datetime, error: s
         )
 
 
-def ingest_statuses(pool: ConnectionPool) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM ingest_state ORDER BY source").fetchall()
+@dataclass(frozen=True)
+class IngestStatus:
+    """One log source's fetching and loading so far, as /api/info, /api/settings/info and Grafana show it."""
+
+    source: str
+    last_fetch_at: datetime | None
+    last_success_at: datetime | None
+    newest_line_at: datetime | None
+    oldest_line_at: datetime | None
+    lines_total: int
+    interval_seconds: float | None
+    lines_per_second: float | None
+    gaps_total: int
+    unparsed_total: int
+    last_unparsed: int
+    last_error: str | None
 
 
-def gaps(pool: ConnectionPool, limit: int = 100) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+def ingest_statuses(pool: ConnectionPool) -> list[IngestStatus]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(IngestStatus)) as cur:
+        return cur.execute(
+            """SELECT source, last_fetch_at, last_success_at, newest_line_at, oldest_line_at, lines_total,
+                      interval_seconds, lines_per_second, gaps_total, unparsed_total, last_unparsed, last_error
+               FROM ingest_state ORDER BY source"""
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of time a source's lines could not be fetched for."""
+
+    source: str
+    gap_start: datetime
+    gap_end: datetime
+    detected_at: datetime
+
+
+def gaps(pool: ConnectionPool, limit: int = 100) -> list[Gap]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(Gap)) as cur:
         return cur.execute(
             "SELECT source, gap_start, gap_end, detected_at FROM ingest_gaps ORDER BY detected_at DESC LIMIT %s",
             (limit,),

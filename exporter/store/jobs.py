@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 # The ingest leader's session advisory lock (exporter.worker.jobs): whoever holds it fetches and runs the jobs.
 LEADER_LOCK_KEY = 0x6D63_6C64  # "mcld"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One background job's last run and its totals, as `job_status` keeps them."""
+
+    name: str
+    status: str  # idle | running | success | failed
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_duration_seconds: float | None
+    last_error: str | None
+    runs: int
+    failures: int
 
 
 def job_started(pool: ConnectionPool, name: str, at: datetime) -> None:
@@ -44,6 +58,9 @@ def job_finished(pool: ConnectionPool, name: str, at: datetime, duration: float,
         )
 
 
-def job_statuses(pool: ConnectionPool) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM job_status ORDER BY name").fetchall()
+def job_statuses(pool: ConnectionPool) -> list[JobStatus]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(JobStatus)) as cur:
+        return cur.execute(
+            "SELECT name, status, last_run_at, last_success_at, last_duration_seconds, last_error, runs, failures "
+            "FROM job_status ORDER BY name"
+        ).fetchall()

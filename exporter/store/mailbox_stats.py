@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import ConnectionPool
 
 SORTS = {
@@ -124,8 +124,19 @@ def page(pool: ConnectionPool, f: Filters) -> tuple[int, list[dict[str, Any]]]:
     return rows[0]["matching"], [r for r in rows if r["username"] is not None]
 
 
-def summary(pool: ConnectionPool, start: datetime, end: datetime) -> dict[str, Any]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class Summary:
+    """Mailboxes (all, active) and the mail they sent, received and failed to send in a range."""
+
+    total_mailboxes: int
+    active_mailboxes: int
+    total_sent: int
+    total_received: int
+    sent_failed: int
+
+
+def summary(pool: ConnectionPool, start: datetime, end: datetime) -> Summary:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(Summary)) as cur:
         return cur.execute(
             f"""WITH {_COUNTS}
                 SELECT (SELECT count(*) FROM mailcow_mailboxes) AS total_mailboxes,
@@ -137,8 +148,16 @@ def summary(pool: ConnectionPool, start: datetime, end: datetime) -> dict[str, A
         ).fetchone()
 
 
-def domains(pool: ConnectionPool) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class DomainMailboxes:
+    """A domain that has mailboxes, and how many."""
+
+    domain: str
+    mailbox_count: int
+
+
+def domains(pool: ConnectionPool) -> list[DomainMailboxes]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(DomainMailboxes)) as cur:
         return cur.execute(
             "SELECT domain, count(*) AS mailbox_count FROM mailcow_mailboxes GROUP BY domain ORDER BY domain"
         ).fetchall()

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 
 from exporter.store import counters
+from exporter.store.status import API_GROUPS, ApiGroupState
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,6 @@ class JobState:
     last_duration_seconds: float | None
     runs: int
     failures: int
-
-
-@dataclass(frozen=True)
-class ApiGroupState:
-    """Whether a group of mailcow endpoints answered when a job last used it."""
-
-    endpoint_group: str
-    up: bool
-    checked_at: datetime
-    last_success_at: datetime | None
-    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -111,12 +101,7 @@ def read(conn: psycopg.Connection) -> MetricsState:
             "SELECT name, status, last_success_at, last_duration_seconds, runs, failures FROM job_status",
         )
         snapshots = {r["kind"]: (r["data"], r["fetched_at"]) for r in cur.execute("SELECT * FROM mailcow_snapshots")}
-        api = _rows(
-            conn,
-            ApiGroupState,
-            "SELECT endpoint_group, up, checked_at, last_success_at, last_error FROM mailcow_api_health "
-            "ORDER BY endpoint_group",
-        )
+        api = _rows(conn, ApiGroupState, API_GROUPS)
         quarantined = cur.execute("SELECT count(*) AS n FROM quarantine_items").fetchone()["n"]
         dmarc_last = [
             (r["domain"], r["last"])

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg_pool import ConnectionPool
 
 from exporter.store.messages import MESSAGE_COLUMNS
 
 
-def dashboard(pool: ConnectionPool, now: datetime) -> dict[str, Any]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class MessageCounts:
+    """Messages in the last 24 hours, 7 and 30 days: all, spam, failed, and by direction (24 hours)."""
+
+    m24: int
+    m7: int
+    m30: int
+    s24: int
+    s7: int
+    f24: int
+    f7: int
+    in24: int
+    out24: int
+    int24: int
+
+
+@dataclass(frozen=True)
+class AuthFailures:
+    """Authentication failures (netfilter warnings) in the last 24 hours and 7 days."""
+
+    a24: int
+    a7: int
+
+
+def dashboard(pool: ConnectionPool, now: datetime) -> tuple[MessageCounts, AuthFailures]:
+    with (
+        pool.connection() as conn,
+        conn.cursor(row_factory=class_row(MessageCounts)) as cur,
+        conn.cursor(row_factory=class_row(AuthFailures)) as auth_cur,
+    ):
         messages = cur.execute(
             """SELECT count(*) FILTER (WHERE first_seen >= %(now)s - interval '24 hours') AS m24,
                       count(*) FILTER (WHERE first_seen >= %(now)s - interval '7 days') AS m7,
@@ -33,17 +62,27 @@ def dashboard(pool: ConnectionPool, now: datetime) -> dict[str, Any]:
                FROM messages WHERE first_seen >= %(now)s - interval '30 days' AND first_seen <= %(now)s""",
             {"now": now},
         ).fetchone()
-        auth = cur.execute(
+        auth = auth_cur.execute(
             """SELECT count(*) FILTER (WHERE logged_at >= %(now)s - interval '24 hours') AS a24, count(*) AS a7
                FROM netfilter_lines WHERE kind = 'warning' AND logged_at >= %(now)s - interval '7 days'
                  AND logged_at <= %(now)s""",
             {"now": now},
         ).fetchone()
-    return {**messages, **auth}
+    return messages, auth
 
 
-def timeline(pool: ConnectionPool, start: datetime, end: datetime, step_seconds: int) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class TimelineBucket:
+    """Messages first seen in one bucket of the timeline."""
+
+    bucket: datetime
+    total: int
+    spam: int
+    clean: int
+
+
+def timeline(pool: ConnectionPool, start: datetime, end: datetime, step_seconds: int) -> list[TimelineBucket]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(TimelineBucket)) as cur:
         return cur.execute(
             """WITH buckets AS (
                    SELECT generate_series(date_bin(%(step)s, %(start)s, 'epoch'), %(end)s, %(step)s) AS bucket)
@@ -57,8 +96,16 @@ def timeline(pool: ConnectionPool, start: datetime, end: datetime, step_seconds:
         ).fetchall()
 
 
-def top_spam_symbols(pool: ConnectionPool, since: datetime, limit: int) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class SymbolCount:
+    """An rspamd symbol and how many spam messages scored on it."""
+
+    symbol: str
+    count: int
+
+
+def top_spam_symbols(pool: ConnectionPool, since: datetime, limit: int) -> list[SymbolCount]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(SymbolCount)) as cur:
         return cur.execute(
             """SELECT s.key AS symbol, count(*) AS count
                FROM rspamd_rows r, jsonb_each(r.symbols) s
@@ -68,8 +115,18 @@ def top_spam_symbols(pool: ConnectionPool, since: datetime, limit: int) -> list[
         ).fetchall()
 
 
-def top_blocked_ips(pool: ConnectionPool, since: datetime, limit: int) -> list[dict[str, Any]]:
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+@dataclass(frozen=True)
+class BlockedIp:
+    """An address with authentication warnings or bans: how many, how many bans, the last one."""
+
+    ip: str
+    count: int
+    last_seen: datetime
+    bans: int
+
+
+def top_blocked_ips(pool: ConnectionPool, since: datetime, limit: int) -> list[BlockedIp]:
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(BlockedIp)) as cur:
         return cur.execute(
             """SELECT ip, count(*) AS count, max(logged_at) AS last_seen,
                       count(*) FILTER (WHERE kind = 'ban') AS bans

@@ -3,12 +3,29 @@ catalog."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class ApiGroupState:
+    """Whether a group of mailcow endpoints answered when a job last used it."""
+
+    endpoint_group: str
+    up: bool
+    checked_at: datetime
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+API_GROUPS = (
+    "SELECT endpoint_group, up, checked_at, last_success_at, last_error FROM mailcow_api_health ORDER BY endpoint_group"
+)
 
 
 def save_snapshot(pool: ConnectionPool, kind: str, data: Any, at: datetime) -> None:
@@ -35,7 +52,7 @@ def record_api(pool: ConnectionPool, group: str, at: datetime, error: str | None
         )
 
 
-def api_health(pool: ConnectionPool) -> list[dict[str, Any]]:
+def api_health(pool: ConnectionPool) -> list[ApiGroupState]:
     """Each group of mailcow endpoints as last used: up, when checked, last success, last error."""
-    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM mailcow_api_health ORDER BY endpoint_group").fetchall()
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(ApiGroupState)) as cur:
+        return cur.execute(API_GROUPS).fetchall()

@@ -158,7 +158,7 @@ def perform(target: str, action: str) -> Response:
         "success": result.outcome == "success",
         "summary": summary,
         "results": result.results,
-        "audit_id": row["id"],
+        "audit_id": row.id,
     }
     title = f"{action.replace('_', ' ').capitalize()} ({target}): {result.outcome}"
     return _page(status[0] if status else 200, title, result=values, back_url=_back_url())

@@ -24,7 +24,7 @@ from exporter.readmodels import actions as answers
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
 from exporter.store import audit as audit_store
-from exporter.store.audit import AuditEntry
+from exporter.store.audit import AuditEntry, AuditRecord
 
 bp = Blueprint("actions", __name__, url_prefix="/api")
 audit_log = logging.getLogger("mailcow_grafana.audit")
@@ -61,7 +61,7 @@ def _actor() -> str:
     return "anonymous"
 
 
-def _audit(via: str, target: str, action: str, items: list[str], outcome: str, **extra: Any) -> dict[str, Any]:
+def _audit(via: str, target: str, action: str, items: list[str], outcome: str, **extra: Any) -> AuditRecord:
     """Store the attempt and write it as one JSON line to the service log."""
     entry = AuditEntry(
         actor=_actor(),
@@ -88,7 +88,7 @@ def refuse(via: str, target: str, action: str, items: Any, error: ApiError) -> A
     return error
 
 
-def run_action(request_: ActionRequest, via: str) -> tuple[ActionResult, dict[str, Any]]:
+def run_action(request_: ActionRequest, via: str) -> tuple[ActionResult, AuditRecord]:
     """Do it against mailcow (read-write key required), audit it, and drop the cached lists."""
     if not context.config().read_write:
         raise refuse(
@@ -159,10 +159,10 @@ def _json_action(target: str, fixed: str | None) -> Response:
     status = error_status(result)
     if status is not None:
         code, error, error_code = status
-        response = jsonify(answers.failed(result, row["id"], error, error_code))
+        response = jsonify(answers.failed(result, row.id, error, error_code))
         response.status_code = code
         return response
-    return jsonify(answers.done(result, row["id"]))
+    return jsonify(answers.done(result, row.id))
 
 
 def _register(path: str, target: str, fixed: str | None) -> None:

@@ -13,6 +13,7 @@ from exporter.readmodels import service
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store.correlation import status as correlation_store
+from exporter.store.jobs import JobStatus
 
 bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -21,7 +22,7 @@ bp = Blueprint("settings", __name__, url_prefix="/api/settings")
 def info() -> Response:
     cfg = config()
     correlation = correlation_store.correlation_status(pool())
-    statuses = {row["name"]: row for row in job_store.job_statuses(pool())}
+    statuses = {row.name: row for row in job_store.job_statuses(pool())}
     registry = [
         (job.name, job.schedule, job.description, job.category, _job_status(job, statuses.get(job.name)))
         for job in jobs()
@@ -39,11 +40,11 @@ def info() -> Response:
     )
 
 
-def _job_status(job: JobInfo, row: dict | None) -> str:
+def _job_status(job: JobInfo, row: JobStatus | None) -> str:
     if not job.enabled:
         return "disabled"
     if row:
-        return row["status"]
+        return row.status
     return "scheduled" if job.scheduled else "idle"
 
 

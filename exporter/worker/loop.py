@@ -28,6 +28,7 @@ from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
 from exporter.store import mailcow as mailcow_store
 from exporter.store import status as status_store
+from exporter.store.dmarc_imap import SyncRun
 from exporter.worker.lock import LeaderLock
 from exporter.worker.registry import Job
 from exporter.worker.scheduler import Scheduler, build_scheduler
@@ -180,11 +181,11 @@ class Worker:
         """Reopen the GeoIP databases when their files changed (e.g. after geoipupdate)."""
         return self.geoip.reload_if_changed()
 
-    def import_dmarc_mail(self) -> dict:
+    def import_dmarc_mail(self) -> SyncRun:
         """One IMAP auto-import run; a failed run is recorded in the sync history and fails the job."""
         row = dmarc_imap.sync(self.config, self.pool, self.geoip, "auto")
-        if row["status"] == "error":
-            raise RuntimeError(f"DMARC IMAP import failed: {row['error_message']}")
+        if row.status == "error":
+            raise RuntimeError(f"DMARC IMAP import failed: {row.error_message}")
         return row
 
     def cleanup(self) -> dict[str, int]:
