@@ -1,4 +1,4 @@
-"""Per-app objects handlers need: configuration, pool, local domains, the worker's job list."""
+"""Per-app objects handlers need: configuration, pool, local domains, live mailcow, the worker's job list."""
 
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ def pool() -> ConnectionPool:
 
 def local_domains() -> list[str]:
     return mailcow_store.local_domains(pool(), config().local_domains)
-
-
-def page_body(total: int, page: int, limit: int, data: list) -> dict:
-    """The paginated envelope of seed 002: total, page, limit, pages, data."""
-    return {"total": total, "page": page, "limit": limit, "pages": (total + limit - 1) // limit, "data": data}
 
 
 def jobs() -> tuple[JobInfo, ...]:

@@ -61,3 +61,8 @@ def grafana_rows(rows: list[dict[str, Any]], time_keys: tuple[str, ...] = ()) ->
     return [
         {k: (ms(v) if k in time_keys else number(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
     ]
+
+
+def page_body(total: int, page: int, limit: int, data: list) -> dict:
+    """The paginated envelope of seed 002: total, page, limit, pages, data."""
+    return {"total": total, "page": page, "limit": limit, "pages": (total + limit - 1) // limit, "data": data}

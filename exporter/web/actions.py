@@ -21,6 +21,7 @@ from exporter.http.errors import ApiError, error_response
 from exporter.http.params import AuditParams, parse
 from exporter.mailcow.errors import MailcowForbidden, MailcowTimeout
 from exporter.readmodels import actions as answers
+from exporter.readmodels.format import page_body
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
 from exporter.store import audit as audit_store
@@ -201,4 +202,4 @@ def audit() -> Response:
     total, rows = audit_store.page(
         context.pool(), filters, args["start_date"], (args["page"] - 1) * args["limit"], args["limit"]
     )
-    return jsonify(context.page_body(total, args["page"], args["limit"], [answers.audit_row(r) for r in rows]))
+    return jsonify(page_body(total, args["page"], args["limit"], [answers.audit_row(r) for r in rows]))

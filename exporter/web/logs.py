@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from exporter.http import params
-from exporter.http.context import local_domains, page_body, pool
+from exporter.http.context import local_domains, pool
 from exporter.http.errors import ApiError
 from exporter.readmodels import logs
+from exporter.readmodels.format import page_body
 from exporter.store import logs as log_store
 
 bp = Blueprint("logs", __name__, url_prefix="/api/logs")

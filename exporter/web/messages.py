@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from exporter.http import params
-from exporter.http.context import page_body, pool
+from exporter.http.context import pool
 from exporter.http.errors import ApiError
 from exporter.readmodels import messages as readmodels
+from exporter.readmodels.format import page_body
 from exporter.store import messages as message_store
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
