@@ -214,12 +214,13 @@ QUERIES = {
         Query("mailbox_activity", "table", "Mailboxes by activity (option sort_by) with quota", mailbox_activity,
               cols("mailbox:s, name:s, sent, received, failed, failure_rate, combined_sent, combined_received,"
                    " aliases, quota_used, quota_used_pct, messages")),
+        # fetched_at: epoch ms typed as a number, as the JSON datasource has always sent it
         Query("queue", "table", "mailcow's Postfix queue now, oldest first", queue,
               cols("arrival:t, queue_name:s, queue_id:s, age_seconds, size_bytes, sender:s, recipients:s, reasons:s,"
-                   " held:b, fetched_at:t, actions:s, server_actions:s"), live=True),
+                   " held:b, fetched_at, actions:s, server_actions:s"), live=True),
         Query("quarantine", "table", "mailcow's quarantine now, newest first", quarantine,
               cols("created:t, id, qid:s, score, action:s, recipient:s, sender:s, subject:s, age_seconds, virus:b,"
-                   " fetched_at:t, actions:s, server_actions:s"), live=True),
+                   " fetched_at, actions:s, server_actions:s"), live=True),
         Query("jobs", "table", "Background jobs of this service", jobs,
               cols("name:s, status:s, last_run_at:t, last_success_at:t, last_duration_seconds, runs, failures,"
                    " last_error:s")),
