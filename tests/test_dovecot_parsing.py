@@ -101,6 +101,11 @@ def test_sieve_error_level_line() -> None:
             _d("failed", "Foo", "Mailbox doesn't exist: Foo"),
         ),
         ("save failed to INBOX: Temporary internal error", _d("failed", "INBOX", "Temporary internal error")),
+        # dovecot/core src/lda/main.c (dovecot-lda, the same deliver_log_format)
+        (
+            "rejected: Quota exceeded (mailbox for user is full)",
+            _d("failed", detail="Quota exceeded (mailbox for user is full)"),
+        ),
     ],
 )
 def test_lmtp_formats_without_sieve(action: str, expected: Delivery) -> None:
