@@ -393,7 +393,7 @@ def test_acme_base64_messages_are_decoded():
     text = 'mail.example.org - {\n  "status": "valid"\n}'
     whole = base64.b64encode(text.encode()).decode()
     assert parse("acme", {"time": "1722852001", "message": f"base64,{whole}"}).message == text
-    tail = base64.b64encode(b'{"status": "valid"}').decode()
+    tail = base64.b64encode(b'{"status": "valid"}\n').decode()  # acme.sh: echo "${ACME_RESPONSE}" | base64
     line = parse("acme", {"time": "1722852001", "message": f"base64,mail.example.org - {tail}"})
     assert line.message == 'mail.example.org - {"status": "valid"}'
     broken = parse("acme", {"time": "1722852001", "message": "base64,not base64!"})

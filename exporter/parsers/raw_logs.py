@@ -167,12 +167,13 @@ def _acme(item: Mapping[str, Any]) -> tuple[str, str | None, str] | None:
 
 
 def _decode_acme(payload: str) -> str:
-    """The whole payload base64 (acme's `log_f ... b64`), or `<hostname> - <base64>`; undecodable
-    text stays as sent rather than losing the line."""
+    """`<hostname> - <base64>` (acme.sh: `log_f "${ACME_RESPONSE_B64}" redis_only b64` prefixes the
+    hostname) or, from older acme containers, the whole payload base64; undecodable text stays as
+    sent rather than losing the line. The response's trailing newline (`echo`) is dropped."""
     head, sep, tail = payload.partition(" - ")
-    for prefix, encoded in (("", payload), (head + sep, tail))[: 2 if sep else 1]:
+    for prefix, encoded in ((head + sep, tail), ("", payload))[0 if sep else 1 :]:
         try:
-            return prefix + base64.b64decode(encoded.strip(), validate=True).decode("utf-8", "replace")
+            return prefix + base64.b64decode(encoded.strip(), validate=True).decode("utf-8", "replace").rstrip()
         except (binascii.Error, ValueError):
             continue
     return _BASE64_PREFIX + payload
