@@ -9,7 +9,7 @@ from typing import Any
 
 from exporter.mailcow.client import MailcowClient
 from exporter.services import correlation
-from exporter.services.ingest import Ingestor
+from exporter.services.ingestor import Ingestor
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation

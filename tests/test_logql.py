@@ -92,7 +92,7 @@ def test_any_label_name_and_whitespace_and_newlines() -> None:
         (r'"back\\slash"', "back\\slash"),
         (r'"\x41\101\u00e9\U0001F600"', "AAé😀"),
         (r'"\n\r\a\b\f\v"', "\n\r\a\b\f\v"),
-        ("`raw \\d+ \"quoted\"`", 'raw \\d+ "quoted"'),
+        ('`raw \\d+ "quoted"`', 'raw \\d+ "quoted"'),
         ('"héllo"', "héllo"),
         ('""', ""),
     ],
@@ -111,8 +111,19 @@ def test_backtick_regex_needs_no_double_escaping() -> None:
 
 @pytest.mark.parametrize(
     ("duration", "seconds"),
-    [("1m", 60), ("5m30s", 330), ("1h", 3600), ("1d", 86400), ("1w", 604800), ("1y", 31536000),
-     ("500ms", 0.5), ("1h30m", 5400), ("90s", 90), ("1.5m", 90), (" 10s ", 10)],
+    [
+        ("1m", 60),
+        ("5m30s", 330),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("1y", 31536000),
+        ("500ms", 0.5),
+        ("1h30m", 5400),
+        ("90s", 90),
+        ("1.5m", 90),
+        (" 10s ", 10),
+    ],
 )
 def test_durations(duration: str, seconds: float) -> None:
     parsed = parse(f'rate({{service="postfix"}}[{duration}])')
@@ -131,17 +142,25 @@ def test_range_functions(func: str) -> None:
     ("query", "expected"),
     [
         ('sum(rate({service="postfix"}[1m]))', VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('count(rate({service="postfix"}[1m]))',
-         VectorAggregation("count", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('sum(rate({service="postfix"}[1m])) by (level, program)',
-         VectorAggregation("sum", ("level", "program"), RangeAggregation("rate", POSTFIX, 60))),
-        ('sum by () (rate({service="postfix"}[1m]))',
-         VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('count(sum by (level) (count_over_time({service="postfix"}[1m])))',
-         VectorAggregation("count", (), VectorAggregation("sum", ("level",),
-                                                          RangeAggregation("count_over_time", POSTFIX, 60)))),
-        ('(sum by (level) ((rate({service="postfix"}[1m]))))',
-         VectorAggregation("sum", ("level",), RangeAggregation("rate", POSTFIX, 60))),
+        ('count(rate({service="postfix"}[1m]))', VectorAggregation("count", (), RangeAggregation("rate", POSTFIX, 60))),
+        (
+            'sum(rate({service="postfix"}[1m])) by (level, program)',
+            VectorAggregation("sum", ("level", "program"), RangeAggregation("rate", POSTFIX, 60)),
+        ),
+        (
+            'sum by () (rate({service="postfix"}[1m]))',
+            VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60)),
+        ),
+        (
+            'count(sum by (level) (count_over_time({service="postfix"}[1m])))',
+            VectorAggregation(
+                "count", (), VectorAggregation("sum", ("level",), RangeAggregation("count_over_time", POSTFIX, 60))
+            ),
+        ),
+        (
+            '(sum by (level) ((rate({service="postfix"}[1m]))))',
+            VectorAggregation("sum", ("level",), RangeAggregation("rate", POSTFIX, 60)),
+        ),
     ],
 )
 def test_vector_aggregations(query: str, expected: VectorAggregation) -> None:
@@ -190,7 +209,7 @@ REFUSED = [
     ('rate({service="postfix"}[1x])', "invalid duration"),
     ('rate({service="postfix"}[0s])', "positive"),
     ('rate({service="postfix"}[])', "invalid duration"),
-    ('rate({service="postfix"}[' + '9' * 400 + 'y])', "at most 10y"),
+    ('rate({service="postfix"}[' + "9" * 400 + "y])", "at most 10y"),
     ('{service="postfix"', "end of query"),
     ('{service="postfix"} |= "unterminated', "syntax error"),
     ('rate({service="postfix"})', "syntax error"),

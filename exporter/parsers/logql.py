@@ -123,15 +123,33 @@ RANGE: /\[[^\]]*\]/
 _GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
 _ESCAPE = re.compile(r"\\(?:([abfnrtv\\\"])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.?))")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400,
-                 "w": 604800, "y": 31536000}
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "y": 31536000,
+}
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=|\\g<|\\k<")
 _STAGES = {
-    "json": "the json parser", "logfmt": "the logfmt parser", "regexp": "the regexp parser",
-    "pattern": "the pattern parser", "unpack": "the unpack parser", "line_format": "line_format",
-    "label_format": "label_format", "unwrap": "unwrap", "drop": "drop", "keep": "keep",
-    "decolorize": "decolorize", "distinct": "distinct",
+    "json": "the json parser",
+    "logfmt": "the logfmt parser",
+    "regexp": "the regexp parser",
+    "pattern": "the pattern parser",
+    "unpack": "the unpack parser",
+    "line_format": "line_format",
+    "label_format": "label_format",
+    "unwrap": "unwrap",
+    "drop": "drop",
+    "keep": "keep",
+    "decolorize": "decolorize",
+    "distinct": "distinct",
 }
 
 
@@ -302,8 +320,10 @@ class _Build(Transformer):
 
     def range_agg(self, name: Token, query: LogQuery, window: Token) -> RangeAggregation:
         if name not in RANGE_FUNCTIONS:
-            raise LogQLError(f"{_where_token(name)}: function '{name}' is not supported "
-                             f"(supported: {', '.join(RANGE_FUNCTIONS)}, {', '.join(VECTOR_OPERATORS)})")
+            raise LogQLError(
+                f"{_where_token(name)}: function '{name}' is not supported "
+                f"(supported: {', '.join(RANGE_FUNCTIONS)}, {', '.join(VECTOR_OPERATORS)})"
+            )
         return RangeAggregation(str(name), query, _duration(window))
 
     def grouping(self, keyword: Token, *labels: Token | None) -> tuple[str, ...]:
@@ -313,8 +333,10 @@ class _Build(Transformer):
 
     def vector_agg(self, name: Token, *args: Any) -> VectorAggregation:
         if name not in VECTOR_OPERATORS:
-            raise LogQLError(f"{_where_token(name)}: aggregation '{name}' is not supported "
-                             f"(supported: {', '.join(VECTOR_OPERATORS)})")
+            raise LogQLError(
+                f"{_where_token(name)}: aggregation '{name}' is not supported "
+                f"(supported: {', '.join(VECTOR_OPERATORS)})"
+            )
         groupings = [a for a in args if isinstance(a, tuple)]
         inner = next(a for a in args if isinstance(a, RangeAggregation | VectorAggregation))
         if len(groupings) > 1:

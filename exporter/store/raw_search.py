@@ -1,0 +1,273 @@
+"""Finding raw log lines: label matchers, substring and regex filters, time range, newest or oldest
+first, after an id (live tails). Every filter runs in PostgreSQL.
+
+Two paths, one result. A query with a substring to find (`|=` in LogQL, `search` in REST) of three or
+more characters asks the gram index (raw_line_blocks) for the blocks that can hold it, a batch of blocks
+at a time in time order, and checks only their lines; it stops once no later batch can hold a line that
+belongs in the page. Any other query reads each service's lines in time order through its index and
+stops at the page's end. Both stay bounded however many lines are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from exporter.parsers import grams
+
+LABELS = ("service", "level", "program")
+BLOCK_BATCH = 64
+MAX_LIMIT = 5000
+_FLAGS = re.compile(r"\A\(\?[a-z]+\)")  # embedded options, which PostgreSQL allows only at the start
+
+
+class BadPattern(ValueError):
+    """A regular expression PostgreSQL refuses."""
+
+
+@dataclass(frozen=True)
+class LabelMatch:
+    """A stream selector matcher on one of LABELS; an absent program reads as ""."""
+
+    label: str
+    op: str  # = != =~ !~ (regexes match the whole value, as Loki's do)
+    value: str
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A filter on the line's text."""
+
+    op: str  # |= (contains)  != (does not contain)  |~ (matches regex)  !~ (does not match)
+    value: str
+    case_sensitive: bool = True
+
+
+@dataclass(frozen=True)
+class LineQuery:
+    """What to find. `services` are the candidates (the enabled ones); label matchers narrow them."""
+
+    services: tuple[str, ...]
+    labels: tuple[LabelMatch, ...] = ()
+    text: tuple[TextMatch, ...] = ()
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    after_id: int | None = None
+    newest_first: bool = True
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One stored line as readers get it."""
+
+    id: int
+    at: datetime
+    service: str
+    level: str
+    program: str | None
+    message: str
+    item: dict[str, Any] = field(repr=False)
+
+
+def anchored(pattern: str) -> str:
+    """A label regex matching whole values, with its leading embedded options (e.g. `(?i)`) kept first."""
+    flags = _FLAGS.match(pattern)
+    head = flags.group(0) if flags else ""
+    return f"{head}^(?:{pattern[len(head) :]})$"
+
+
+def check_patterns(conn: psycopg.Connection, query: LineQuery) -> None:
+    """Raise BadPattern for a regex PostgreSQL cannot compile, before any line is read."""
+    patterns = [anchored(m.value) for m in query.labels if m.op in ("=~", "!~")]
+    patterns += [t.value for t in query.text if t.op in ("|~", "!~")]
+    for pattern in patterns:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT '' ~ %s", (pattern,))
+        except psycopg.errors.InvalidRegularExpression as exc:
+            raise BadPattern(f"invalid regular expression {pattern!r}: {exc.diag.message_primary}") from exc
+
+
+def _label_condition(column: sql.Composable, match: LabelMatch) -> sql.Composable:
+    value = sql.SQL("coalesce({}, '')").format(column)
+    if match.op == "=":
+        return sql.SQL("{} = {}").format(value, sql.Literal(match.value))
+    if match.op == "!=":
+        return sql.SQL("{} <> {}").format(value, sql.Literal(match.value))
+    negate = sql.SQL("!~" if match.op == "!~" else "~")
+    return sql.SQL("{} {} {}").format(value, negate, sql.Literal(anchored(match.value)))
+
+
+def _text_condition(match: TextMatch) -> sql.Composable:
+    text, value = sql.SQL("l.message"), sql.Literal(match.value)
+    if match.op in ("|=", "!="):
+        if not match.case_sensitive:
+            text, value = sql.SQL("lower(l.message)"), sql.SQL("lower({})").format(value)
+        return sql.SQL("strpos({}, {}) {}").format(text, value, sql.SQL("> 0" if match.op == "|=" else "= 0"))
+    operator = {"|~": "~", "!~": "!~"}[match.op]
+    if not match.case_sensitive:
+        operator += "*"
+    return sql.SQL("{} {} {}").format(text, sql.SQL(operator), value)
+
+
+def services_of(conn: psycopg.Connection, query: LineQuery) -> list[str]:
+    """The candidate services the service matchers keep (evaluated by PostgreSQL's regex engine)."""
+    conditions = [_label_condition(sql.SQL("s"), m) for m in query.labels if m.label == "service"]
+    if not conditions:
+        return list(query.services)
+    statement = sql.SQL("SELECT s FROM unnest({}::text[]) WITH ORDINALITY AS u(s, n) WHERE {} ORDER BY n").format(
+        sql.Literal(list(query.services)), sql.SQL(" AND ").join(conditions)
+    )
+    return [s for (s,) in conn.execute(statement).fetchall()]
+
+
+def line_conditions(query: LineQuery) -> list[sql.Composable]:
+    """Every condition on a line but its service (time, other labels, text, after_id)."""
+    out: list[sql.Composable] = []
+    if query.start is not None:
+        out.append(sql.SQL("l.at >= {}").format(sql.Literal(query.start)))
+    if query.end is not None:
+        out.append(sql.SQL("l.at < {}").format(sql.Literal(query.end)))
+    if query.after_id is not None:
+        out.append(sql.SQL("l.id > {}").format(sql.Literal(query.after_id)))
+    for match in query.labels:
+        if match.label != "service":
+            out.append(_label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
+    out.extend(_text_condition(t) for t in query.text)
+    return out
+
+
+def gram_query(query: LineQuery) -> str | None:
+    """The tsquery of every substring the lines must contain, None when the index cannot help."""
+    found: set[str] = set()
+    for match in query.text:
+        if match.op == "|=":
+            term_grams = grams.grams(match.value)
+            if not match.case_sensitive:  # lower() folds more than ASCII: such grams could miss lines
+                term_grams = {g for g in term_grams if g.isascii()}
+            found |= term_grams
+    return (
+        " & ".join(f"'{g.replace(chr(92), chr(92) * 2).replace(chr(39), chr(39) * 2)}'" for g in sorted(found)) or None
+    )
+
+
+_SELECT = sql.SQL("SELECT l.id, l.at, l.service, l.level, l.program, l.message, l.item FROM raw_lines l")
+
+
+def _order(query: LineQuery) -> sql.Composable:
+    return sql.SQL("ORDER BY at DESC, id DESC" if query.newest_first else "ORDER BY at, id")
+
+
+def find(conn: psycopg.Connection, query: LineQuery) -> list[RawRow]:
+    """One page of matching lines, in the query's order."""
+    services = services_of(conn, query)
+    if not services or query.limit <= 0:
+        return []
+    tsquery = gram_query(query)
+    if tsquery is None:
+        return _by_time(conn, query, services)
+    return _by_blocks(conn, query, services, tsquery)
+
+
+def _fetch(conn: psycopg.Connection, statement: sql.Composable) -> list[RawRow]:
+    with conn.cursor(row_factory=class_row(RawRow)) as cur:
+        return cur.execute(statement).fetchall()
+
+
+def _by_time(conn: psycopg.Connection, query: LineQuery, services: Sequence[str]) -> list[RawRow]:
+    """Each service's lines through (service, at, id), merged: every branch reads at most one page."""
+    take = query.limit + query.offset
+    order = _order(query)
+    branches = [
+        sql.SQL("({} WHERE {} {} LIMIT {})").format(
+            _SELECT,
+            sql.SQL(" AND ").join([sql.SQL("l.service = {}").format(sql.Literal(s)), *line_conditions(query)]),
+            order,
+            sql.Literal(take),
+        )
+        for s in services
+    ]
+    statement = sql.SQL("SELECT * FROM ({}) u {} LIMIT {} OFFSET {}").format(
+        sql.SQL(" UNION ALL ").join(branches), order, sql.Literal(query.limit), sql.Literal(query.offset)
+    )
+    return _fetch(conn, statement)
+
+
+def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[str], tsquery: str) -> list[RawRow]:
+    """Batches of candidate blocks in time order; stop when the page is full and the next block cannot
+    hold a line that sorts before the page's last."""
+    take = query.limit + query.offset
+    edge = "last_at" if query.newest_first else "first_at"
+    direction = sql.SQL("DESC" if query.newest_first else "ASC")
+    block_where = [
+        sql.SQL("b.service = ANY({})").format(sql.Literal(list(services))),
+        sql.SQL("b.grams @@ {}::tsquery").format(sql.Literal(tsquery)),
+    ]
+    if query.start is not None:
+        block_where.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))
+    if query.end is not None:
+        block_where.append(sql.SQL("b.first_at < {}").format(sql.Literal(query.end)))
+    if query.after_id is not None:
+        block_where.append(sql.SQL("b.last_id > {}").format(sql.Literal(query.after_id)))
+    found: list[RawRow] = []
+    cursor: tuple[datetime, int] | None = None
+    while True:
+        where = list(block_where)
+        if cursor is not None:
+            comparison = sql.SQL("<" if query.newest_first else ">")
+            where.append(
+                sql.SQL("(b.{e}, b.first_id) {c} ({t}, {i})").format(
+                    e=sql.Identifier(edge), c=comparison, t=sql.Literal(cursor[0]), i=sql.Literal(cursor[1])
+                )
+            )
+        blocks = conn.execute(
+            sql.SQL(
+                "SELECT service, first_id, last_id, {e} FROM raw_line_blocks b WHERE {w} "
+                "ORDER BY b.{e} {d}, b.first_id {d} LIMIT {n}"
+            ).format(
+                e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(BLOCK_BATCH + 1)
+            )
+        ).fetchall()
+        batch, following = blocks[:BLOCK_BATCH], blocks[BLOCK_BATCH:]
+        if batch:
+            found = _merge(found, _lines_of(conn, query, batch), query, take)
+        if not following:
+            break
+        cursor = (batch[-1][3], batch[-1][1])
+        if len(found) >= take and _settled(found[-1].at, following[0][3], query.newest_first):
+            break
+    return found[query.offset : query.offset + query.limit]
+
+
+def _settled(last: datetime, next_edge: datetime, newest_first: bool) -> bool:
+    return next_edge < last if newest_first else next_edge > last
+
+
+def _lines_of(conn: psycopg.Connection, query: LineQuery, batch: Sequence[tuple]) -> list[RawRow]:
+    ranges = sql.SQL(" OR ").join(
+        sql.SQL("(l.service = {} AND l.id BETWEEN {} AND {})").format(
+            sql.Literal(service), sql.Literal(first), sql.Literal(last)
+        )
+        for service, first, last, _ in batch
+    )
+    conditions = [sql.SQL("({})").format(ranges), *line_conditions(query)]
+    statement = sql.SQL("{} WHERE {} {} LIMIT {}").format(
+        _SELECT, sql.SQL(" AND ").join(conditions), _order(query), sql.Literal(query.limit + query.offset)
+    )
+    return _fetch(conn, statement)
+
+
+def _merge(found: list[RawRow], more: list[RawRow], query: LineQuery, take: int) -> list[RawRow]:
+    def key(row: RawRow) -> tuple[datetime, int]:
+        return (row.at, row.id)
+
+    return sorted(found + more, key=key, reverse=query.newest_first)[:take]
