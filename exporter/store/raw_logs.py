@@ -24,7 +24,6 @@ TABLES = ("raw_lines", "raw_line_blocks", "raw_line_counts")
 COLUMNS = ("at", "service", "level", "program", "message", "item", "line_key", "occurrence")
 BLOCK_LINES = 512
 CHANNEL = "raw_lines"  # NOTIFY channel: the id of the newest line of each committed load
-_known_days: set[date] = set()  # partitions this process has seen exist
 
 
 def _partition(table: str, day: date) -> str:
@@ -35,8 +34,13 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
     """Create the day partitions of all three tables for `days` where missing.
 
     Creating a partition locks its parent for a moment, so the maintenance job creates the coming
-    days ahead of time and a load rarely has to."""
-    for day in sorted(set(days) - _known_days):
+    days ahead of time and a load rarely has to; a load only asks whether its days exist."""
+    wanted = sorted(set(days))
+    names = [_partition("raw_lines", day) for day in wanted]
+    found = conn.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", (names,)).fetchall()
+    for day, (exists,) in zip(wanted, found, strict=True):
+        if exists:
+            continue
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for table in TABLES:
             conn.execute(
@@ -47,7 +51,6 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
                     sql.Literal(start + timedelta(days=1)),
                 )
             )
-        _known_days.add(day)
 
 
 def load(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
@@ -132,7 +135,6 @@ def drop_days_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
         if day < cutoff:
             for table in TABLES:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_partition(table, day))))
-            _known_days.discard(day)
             dropped.append(day.isoformat())
     return dropped
 
