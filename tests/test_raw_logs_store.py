@@ -221,3 +221,21 @@ def test_partitions_are_made_per_database(databases):
             assert _count(pool, "raw_lines") == 1
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM raw_lines_p" + f"{date(2026, 9, 21):%Y%m%d}").fetchone()[0] == 1
+
+
+def test_a_line_too_big_for_the_index_is_still_found(pool):
+    """A line with more distinct grams than a tsvector holds leaves its block unindexed, never unsearchable."""
+    rng = random.Random(5)
+    huge = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789ÄÖÜ") for _ in range(200_000))
+    now = int(datetime.now(UTC).timestamp())
+    items = [{"time": str(now), "priority": "info", "program": "dovecot", "message": f"imap(a@b): {huge}"}]
+    items.append({"time": str(now - 1), "priority": "info", "program": "dovecot", "message": "imap-login: Login"})
+    assert _load(pool, "dovecot", items) == 2
+    with pool.connection() as conn:
+        counts = conn.execute("SELECT count(*) FILTER (WHERE NOT complete), count(*) FROM raw_line_blocks").fetchone()
+    assert counts == (1, 2)  # the block was split until the huge line stood alone
+    needle = huge[123_456:123_470]
+    (row,) = _find(pool, LineQuery(services=("dovecot",), text=(TextMatch("|=", needle),)))
+    assert row.message == f"imap(a@b): {huge}"
+    found = _find(pool, LineQuery(services=("dovecot",), text=(TextMatch("|=", "Login"),)))
+    assert [r.message for r in found] == ["imap-login: Login"]

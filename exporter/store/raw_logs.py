@@ -91,33 +91,35 @@ def load(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
 
 
 def _index(conn: psycopg.Connection, new: Sequence[tuple[int, datetime, str, str]]) -> None:
-    """Search blocks of the new lines: consecutive lines of one service and one UTC day, at most
-    BLOCK_LINES lines or grams.MAX_GRAMS grams each."""
-    with conn.cursor().copy(
-        "COPY raw_line_blocks (service, first_id, last_id, first_at, last_at, grams) FROM STDIN"
-    ) as copy:
+    """Search blocks of the new lines (id order): consecutive lines of one service and one UTC day, at
+    most BLOCK_LINES lines, split further while their grams outgrow a tsvector."""
+    columns = "service, first_id, last_id, first_at, last_at, grams, complete"
+    with conn.cursor().copy(f"COPY raw_line_blocks ({columns}) FROM STDIN") as copy:
         block: list[tuple[int, datetime, str, str]] = []
-        found: set[str] = set()
         for line in new:
-            line_grams = grams.grams(line[3])
-            if block and (
-                len(block) == BLOCK_LINES
-                or line[2] != block[0][2]
-                or line[1].astimezone(UTC).date() != block[0][1].astimezone(UTC).date()
-                or len(found | line_grams) > grams.MAX_GRAMS
-            ):
-                _write_block(copy, block, found)
-                block, found = [], set()
+            if block and (len(block) == BLOCK_LINES or line[2] != block[0][2] or _day(line) != _day(block[0])):
+                _write_block(copy, block)
+                block = []
             block.append(line)
-            found |= line_grams
         if block:
-            _write_block(copy, block, found)
+            _write_block(copy, block)
 
 
-def _write_block(copy: psycopg.Copy, block: list[tuple[int, datetime, str, str]], found: set[str]) -> None:
+def _day(line: tuple[int, datetime, str, str]) -> date:
+    return line[1].astimezone(UTC).date()
+
+
+def _write_block(copy: psycopg.Copy, block: list[tuple[int, datetime, str, str]]) -> None:
+    found = grams.block_grams(line[3] for line in block)
+    if len(found) > grams.MAX_GRAMS and len(block) > 1:
+        half = len(block) // 2
+        _write_block(copy, block[:half])
+        _write_block(copy, block[half:])
+        return
+    complete = len(found) <= grams.MAX_GRAMS  # else one huge line: searches always read it
     ats = [line[1] for line in block]
-    kept = set(sorted(found)[: grams.MAX_GRAMS])  # one line alone over the limit: its first grams only
-    copy.write_row((block[0][2], block[0][0], block[-1][0], min(ats), max(ats), grams.vector_literal(kept)))
+    literal = grams.vector_literal(found) if complete else ""
+    copy.write_row((block[0][2], block[0][0], block[-1][0], min(ats), max(ats), literal, complete))
 
 
 def drop_days_before(conn: psycopg.Connection, cutoff: date) -> list[str]:

@@ -210,7 +210,7 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
     direction = sql.SQL("DESC" if query.newest_first else "ASC")
     block_where = [
         sql.SQL("b.service = ANY({})").format(sql.Literal(list(services))),
-        sql.SQL("b.grams @@ {}::tsquery").format(sql.Literal(tsquery)),
+        sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery)),
     ]
     if query.start is not None:
         block_where.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))
