@@ -239,3 +239,12 @@ def test_a_line_too_big_for_the_index_is_still_found(pool):
     assert row.message == f"imap(a@b): {huge}"
     found = _find(pool, LineQuery(services=("dovecot",), text=(TextMatch("|=", "Login"),)))
     assert [r.message for r in found] == ["imap-login: Login"]
+
+
+def test_filters_true_of_every_line_change_nothing(corpus):
+    """What the Logs dashboard sends while its filter and search are unset."""
+    pool, _ = corpus
+    base = LineQuery(services=("postfix",), text=(TextMatch("|=", "eject"),), limit=50)
+    trivial = (TextMatch("|~", ".*"), TextMatch("|~", "(?i)"), TextMatch("|=", ""))
+    assert _find(pool, LineQuery(services=("postfix",), text=base.text + trivial, limit=50)) == _find(pool, base)
+    assert raw_search.gram_query(LineQuery(services=("postfix",), text=base.text + trivial)) is not None

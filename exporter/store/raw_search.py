@@ -142,8 +142,15 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
     for match in query.labels:
         if match.label != "service":
             out.append(_label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
-    out.extend(_text_condition(t) for t in query.text)
+    out.extend(_text_condition(t) for t in query.text if not _matches_all(t))
     return out
+
+
+def _matches_all(match: TextMatch) -> bool:
+    """`|~ ".*"`, `|~ "(?i)"` or `|= ""`: what a dashboard sends while a filter is unset, true of
+    every line, so it costs nothing (and never hides the gram index)."""
+    pattern = _FLAGS.sub("", match.value, count=1) if match.op == "|~" else match.value
+    return match.op in ("|~", "|=") and pattern in ("", ".*", "^.*$", "(?:.*)")
 
 
 def gram_query(query: LineQuery) -> str | None:
