@@ -130,6 +130,7 @@ class Simulation:
         # Dovecot's Sieve outcomes and the other services draw from their own generators: the mail traffic
         # of a seed is the same with or without them
         self._dovecot_rng = random.Random(f"dovecot-{seed}")
+        self._bounced: set[str] = set()  # queue ids a notification of a mailbox's refusal was sent for
         self.deliveries: list[dict[str, Any]] = []  # every Dovecot LMTP delivery logged (NDNs included)
         self.services = Background(seed, self.now, self._at, state.push)
         with state.lock:
@@ -424,7 +425,8 @@ class Simulation:
             self.state.vmail_used_bytes += 48_000
 
         self._at(when, done, msg)
-        if not plan.accepted:
+        if not plan.accepted and qid not in self._bounced:  # one notification per queue file, for all refusals
+            self._bounced.add(qid)
             self._bounce_notice(when, msg, qid)
 
     def _dovecot_delivery(
