@@ -61,7 +61,11 @@ class Recipient:
 
 @dataclass
 class Message:
-    """Ground truth of one mail as the simulation made it happen."""
+    """Ground truth of one mail as the simulation made it happen.
+
+    queue_ids in the order Postfix assigned them: a greylisted attempt, the accepted one, then (if a
+    recipient bounced) the non-delivery notification, always last.
+    """
 
     id: int
     direction: str
