@@ -134,11 +134,12 @@ def run_load(url: str, rate: float, seconds: int, settle: float = 5.0) -> LoadRe
         statuses = {r["status"] for r in mail["recipients"]}
         if "pending" in statuses or not mail["queue_ids"]:
             continue
-        qid = (
-            mail["queue_ids"][0]
-            if (mail["rspamd_action"] == "reject" or "bounced" in statuses)
-            else mail["queue_ids"][-1]
-        )
+        if "bounced" in statuses:
+            qid = mail["queue_ids"][-2]  # the original that bounced; its notification is the last queue id
+        elif mail["rspamd_action"] == "reject":
+            qid = mail["queue_ids"][0]
+        else:
+            qid = mail["queue_ids"][-1]
         checked += 1
         if qid not in ours:
             wrong["missing"] += 1
