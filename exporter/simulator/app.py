@@ -204,7 +204,7 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         return _json(rows if rows else {})
 
     def _logs(service: str, segment: str | None) -> Response:
-        if service not in LOG_SERVICES:
+        if service not in LOG_SERVICES or service in state.missing_logs:
             return _route_not_found()
         if service == "rspamd-stats":
             return _json(_rspamd_stats())
