@@ -97,7 +97,8 @@ def check_patterns(conn: psycopg.Connection, query: LineQuery) -> None:
             raise BadPattern(f"invalid regular expression {pattern!r}: {exc.diag.message_primary}") from exc
 
 
-def _label_condition(column: sql.Composable, match: LabelMatch) -> sql.Composable:
+def label_condition(column: sql.Composable, match: LabelMatch) -> sql.Composable:
+    """`match` on `column` as SQL (also over raw_line_counts, whose columns have the same names)."""
     value = sql.SQL("coalesce({}, '')").format(column)
     if match.op == "=":
         return sql.SQL("{} = {}").format(value, sql.Literal(match.value))
@@ -121,7 +122,7 @@ def _text_condition(match: TextMatch) -> sql.Composable:
 
 def services_of(conn: psycopg.Connection, query: LineQuery) -> list[str]:
     """The candidate services the service matchers keep (evaluated by PostgreSQL's regex engine)."""
-    conditions = [_label_condition(sql.SQL("s"), m) for m in query.labels if m.label == "service"]
+    conditions = [label_condition(sql.SQL("s"), m) for m in query.labels if m.label == "service"]
     if not conditions:
         return list(query.services)
     statement = sql.SQL("SELECT s FROM unnest({}::text[]) WITH ORDINALITY AS u(s, n) WHERE {} ORDER BY n").format(
@@ -141,7 +142,7 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
         out.append(sql.SQL("l.id > {}").format(sql.Literal(query.after_id)))
     for match in query.labels:
         if match.label != "service":
-            out.append(_label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
+            out.append(label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
     out.extend(_text_condition(t) for t in query.text)
     return out
 
