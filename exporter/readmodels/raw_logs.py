@@ -112,11 +112,13 @@ def page(pool: ConnectionPool, query: LineQuery, page_no: int, limit: int, count
 
 def services(config: Config, pool: ConnectionPool) -> dict[str, Any]:
     """Every kept list: whether it is collected, its stored lines and its last fetch."""
-    counts = {c.service: c for c in raw_logs.service_counts(pool)}
+    counts = {c.service: c.lines for c in raw_logs.service_counts(pool)}
     states = {s.source: s for s in ingest_store.ingest_statuses(pool)}
+    with pool.connection() as conn:
+        spans = raw_counts.bounds(conn, list(RAW_LOG_SERVICES))
     out = []
     for name in RAW_LOG_SERVICES:
-        stored, state = counts.get(name), states.get(SOURCE_OF.get(name, name))
+        state, (oldest, newest) = states.get(SOURCE_OF.get(name, name)), spans.get(name, (None, None))
         display, description = INFO[name]
         out.append(
             {
@@ -124,9 +126,9 @@ def services(config: Config, pool: ConnectionPool) -> dict[str, Any]:
                 "display_name": display,
                 "description": description,
                 "enabled": enabled(config, name),
-                "entries": stored.lines if stored else 0,
-                "oldest": iso(stored.oldest) if stored else None,
-                "newest": iso(stored.newest) if stored else None,
+                "entries": counts.get(name, 0),
+                "oldest": iso(oldest),
+                "newest": iso(newest),
                 "smart_filters": len(smart_filters.of(name)),
                 "last_fetch": iso(state.last_fetch_at) if state else None,
                 "last_error": state.last_error if state else None,
@@ -156,13 +158,15 @@ def _job(name: str, jobs: Sequence[Job], runs: Mapping[str, job_store.JobStatus]
 def worker_status(config: Config, pool: ConnectionPool, jobs: Sequence[Job]) -> dict[str, Any]:
     """Per list: collected or not, last fetch and success, the error or skip reason, interval, rate,
     gaps and lines stored; the fetch and retention jobs' last runs; the settings in force."""
-    counts = {c.service: c for c in raw_logs.service_counts(pool)}
+    counts = {c.service: c.lines for c in raw_logs.service_counts(pool)}
     states = {s.source: s for s in ingest_store.ingest_statuses(pool)}
     runs = {r.name: r for r in job_store.job_statuses(pool)}
+    with pool.connection() as conn:
+        spans = raw_counts.bounds(conn, list(RAW_LOG_SERVICES))
     out = []
     for name in RAW_LOG_SERVICES:
         source = SOURCE_OF.get(name, name)
-        state, stored = states.get(source), counts.get(name)
+        state = states.get(source)
         error = state.last_error if state else None
         out.append(
             {
@@ -177,8 +181,8 @@ def worker_status(config: Config, pool: ConnectionPool, jobs: Sequence[Job]) -> 
                 "interval_seconds": number(state.interval_seconds) if state else None,
                 "lines_per_second": number(state.lines_per_second) if state else None,
                 "gaps_total": state.gaps_total if state else 0,
-                "lines_stored": stored.lines if stored else 0,
-                "newest_line": iso(stored.newest) if stored else None,
+                "lines_stored": counts.get(name, 0),
+                "newest_line": iso(spans[name][1]) if name in spans else None,
             }
         )
     return {

@@ -94,3 +94,14 @@ def _count_lines(conn: psycopg.Connection, query: LineQuery, services: list[str]
         source, sql.SQL(" AND ").join(where), limit
     )
     return int(conn.execute(statement).fetchone()[0])
+
+
+def bounds(conn: psycopg.Connection, services: list[str]) -> dict[str, tuple[datetime, datetime]]:
+    """The oldest and newest stored line of each service that has any (two index lookups each)."""
+    rows = conn.execute(
+        """SELECT s, (SELECT min(at) FROM raw_lines WHERE service = s),
+                     (SELECT max(at) FROM raw_lines WHERE service = s)
+           FROM unnest(%s::text[]) AS u(s)""",
+        (services,),
+    ).fetchall()
+    return {service: (oldest, newest) for service, oldest, newest in rows if oldest is not None}

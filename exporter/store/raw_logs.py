@@ -24,11 +24,16 @@ TABLES = ("raw_lines", "raw_line_blocks", "raw_line_counts")
 COLUMNS = ("at", "service", "level", "program", "message", "item", "line_key", "occurrence")
 BLOCK_LINES = 512
 CHANNEL = "raw_lines"  # NOTIFY channel: the id of the newest line of each committed load
-_known_days: set[date] = set()  # partitions this process has seen exist
+# partitions this process has seen exist, per database (a process may use several: tests, replicas)
+_known_days: dict[tuple[str, str, str], set[date]] = {}
 
 
 def _partition(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
+
+
+def _database(conn: psycopg.Connection) -> tuple[str, str, str]:
+    return (conn.info.host, str(conn.info.port), conn.info.dbname)
 
 
 def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
@@ -36,7 +41,8 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
 
     Creating a partition locks its parent for a moment, so the maintenance job creates the coming
     days ahead of time and a load rarely has to."""
-    for day in sorted(set(days) - _known_days):
+    known = _known_days.setdefault(_database(conn), set())
+    for day in sorted(set(days) - known):
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for table in TABLES:
             conn.execute(
@@ -47,7 +53,7 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
                     sql.Literal(start + timedelta(days=1)),
                 )
             )
-        _known_days.add(day)
+        known.add(day)
 
 
 def load(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
@@ -132,7 +138,7 @@ def drop_days_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
         if day < cutoff:
             for table in TABLES:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_partition(table, day))))
-            _known_days.discard(day)
+            _known_days.get(_database(conn), set()).discard(day)
             dropped.append(day.isoformat())
     return dropped
 
