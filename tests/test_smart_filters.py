@@ -118,12 +118,15 @@ def test_the_smart_filter_list_names_each_filter_with_its_logql(client):
         "label": "NOQUEUE Reject",
         "description": "Mail refused before it was queued",
         "pattern": "NOQUEUE: reject:",
+        "operator": "|=",  # plain text: the gram index finds its lines
         "levels": [],
-        "logql": '{service="postfix"} |~ "NOQUEUE: reject:"',
+        "logql": '{service="postfix"} |= "NOQUEUE: reject:"',
         "rest": "/api/raw-logs/postfix?filter=noqueue_reject",
     }
     watchdog = client.get("/api/raw-logs/watchdog/smart-filters").get_json()["filters"]
     assert watchdog[0]["logql"] == '{service="watchdog", level=~"warning|error|critical"}'
+    postscreen = next(f for f in body["filters"] if f["id"] == "postscreen")
+    assert postscreen["operator"] == "|~" and postscreen["logql"].startswith('{service="postfix"} |~ "CONNECT from|')
     assert client.get("/api/raw-logs/ratelimited/smart-filters").get_json() == {
         "service": "ratelimited",
         "total": 0,

@@ -11,12 +11,14 @@ tests/test_smart_filters.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.store.raw_search import LabelMatch, TextMatch
 
 PROBLEM_LEVELS = ("warning", "error", "critical")
+_REGEX = re.compile(r"[.^$*+?()\[\]{}|\\]")  # a pattern without these is plain text
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,23 @@ class SmartFilter:
     id: str
     label: str
     description: str
-    pattern: str | None = None  # line regex (|~), case-sensitive unless it starts with (?i)
+    pattern: str | None = None  # line regex (|~; plain text is |=), case-sensitive unless it starts with (?i)
     levels: tuple[str, ...] = ()  # any of these levels (exporter.parsers.raw_logs.LEVELS)
 
     def labels(self) -> tuple[LabelMatch, ...]:
         return (LabelMatch("level", "=~", "|".join(self.levels)),) if self.levels else ()
 
+    def operator(self) -> str:
+        """`|=` for a plain text (the gram index finds its lines), `|~` for a regex."""
+        return "|~" if _REGEX.search(self.pattern or "") else "|="
+
     def text(self) -> tuple[TextMatch, ...]:
-        return (TextMatch("|~", self.pattern),) if self.pattern else ()
+        return (TextMatch(self.operator(), self.pattern),) if self.pattern else ()
 
     def logql(self, service: str) -> str:
         """The filter as a LogQL log query over `service`'s stream."""
         selector = f'service="{service}"' + (f', level=~"{"|".join(self.levels)}"' if self.levels else "")
-        return f"{{{selector}}}" + (f' |~ "{self.pattern}"' if self.pattern else "")
+        return f"{{{selector}}}" + (f' {self.operator()} "{self.pattern}"' if self.pattern else "")
 
 
 _F = SmartFilter
@@ -153,6 +159,7 @@ def describe(service: str, smart: SmartFilter) -> dict[str, Any]:
         "label": smart.label,
         "description": smart.description,
         "pattern": smart.pattern,
+        "operator": smart.operator() if smart.pattern else None,
         "levels": list(smart.levels),
         "logql": smart.logql(service),
         "rest": f"/api/raw-logs/{service}?filter={smart.id}",

@@ -15,11 +15,14 @@ one web server thread while it lives.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_sock import Sock
+from psycopg_pool import PoolTimeout
 
 from exporter.http import context, origin, params
 from exporter.http.errors import ApiError, InvalidParameter
@@ -28,6 +31,7 @@ from exporter.services import raw_tail
 from exporter.store import raw_logs as raw_store
 from exporter.store import raw_search
 
+log = logging.getLogger(__name__)
 bp = Blueprint("raw_logs", __name__, url_prefix="/api/raw-logs")
 tail_bp = Blueprint("raw_tail", __name__)
 sock = Sock()
@@ -133,8 +137,13 @@ def tail(ws: Any) -> None:
         latest = hub.wait(seen, TAIL_WAIT)
         if latest <= seen:
             continue
-        with pool.connection() as conn:
-            rows = raw_search.find(conn, replace(query, after_id=seen, newest_first=True, limit=TAIL_BATCH))
+        try:
+            with pool.connection() as conn:
+                rows = raw_search.find(conn, replace(query, after_id=seen, newest_first=True, limit=TAIL_BATCH))
+        except (psycopg.Error, PoolTimeout) as exc:  # the client reconnects once the database is back
+            log.warning("raw log socket for %s closed: %s", service, exc)
+            ws.close(reason=1011, message="the database does not answer; reconnect later")
+            return
         seen = max([latest, *(r.id for r in rows)])
         if rows:
             entries = [raw_logs.line(r) for r in reversed(rows)]
