@@ -206,3 +206,25 @@ def test_worker_status_after_a_real_ingestion_round(raw, db_url, live_app):
     retention = body["jobs"]["raw_logs_retention"]
     assert retention["status"] == "success" and retention["runs"] == 1 and retention["last_success"]
     assert body["jobs"]["fetch_logs"]["schedule"]
+
+
+def test_a_search_over_many_blocks_pages_exactly_both_ways(raw, db_url):
+    """6,000 lines (a dozen gram blocks, so the block batches grow): every page is the lines that match,
+    in order, whether the term is rare (one line in 700) or common."""
+    window = _postfix_window(6000, NOW)
+    rare_at = {int(i["time"]) for i in window[::700]}
+    window = [{**i, "message": i["message"] + " PREGREET marker"} if int(i["time"]) in rare_at else i for i in window]
+    assert items.store(raw, "postfix", window) == 6000
+    client = _client(raw, db_url)
+    for term, limit in (("pregreet MARKER", 3), ("relay access", 200)):
+        expected = [i for i in window if term.lower() in i["message"].lower()]
+        for order, ordered in (("desc", expected), ("asc", expected[::-1])):
+            got = []
+            for page in range(1, (len(expected) + limit - 1) // limit + 1):
+                body = client.get(
+                    "/api/raw-logs/postfix",
+                    query_string={"search": term, "limit": limit, "page": page, "sort_order": order},
+                ).get_json()
+                assert body["total"] == len(expected) and body["total_exact"]
+                got += [r["raw"] for r in body["data"]]
+            assert got == ordered, (term, order)

@@ -24,6 +24,7 @@ from exporter.parsers import grams
 
 LABELS = ("service", "level", "program")
 BLOCK_BATCH = 64
+FIRST_BATCH = 8
 MAX_LIMIT = 5000
 _FLAGS = re.compile(r"\A\(\?[a-z]+\)")  # embedded options, which PostgreSQL allows only at the start
 
@@ -221,6 +222,7 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
         block_where.append(sql.SQL("b.last_id > {}").format(sql.Literal(query.after_id)))
     found: list[RawRow] = []
     cursor: tuple[datetime, int] | None = None
+    size = FIRST_BATCH  # a common term fills the page from the first few blocks; rarer ones get bigger batches
     while True:
         where = list(block_where)
         if cursor is not None:
@@ -234,11 +236,10 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
             sql.SQL(
                 "SELECT service, first_id, last_id, {e} FROM raw_line_blocks b WHERE {w} "
                 "ORDER BY b.{e} {d}, b.first_id {d} LIMIT {n}"
-            ).format(
-                e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(BLOCK_BATCH + 1)
-            )
+            ).format(e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(size + 1))
         ).fetchall()
-        batch, following = blocks[:BLOCK_BATCH], blocks[BLOCK_BATCH:]
+        batch, following = blocks[:size], blocks[size:]
+        size = min(size * 2, BLOCK_BATCH)
         if batch:
             found = _merge(found, _lines_of(conn, query, batch), query, take)
         if not following:
@@ -261,9 +262,13 @@ def _lines_of(conn: psycopg.Connection, query: LineQuery, batch: Sequence[tuple]
         for service, first, last, _ in batch
     )
     conditions = [sql.SQL("({})").format(ranges), *line_conditions(query)]
-    statement = sql.SQL("{} WHERE {} {} LIMIT {}").format(
-        _SELECT, sql.SQL(" AND ").join(conditions), _order(query), sql.Literal(query.limit + query.offset)
-    )
+    # The candidates first, through the id ranges: left to itself the planner may walk the time index
+    # and test every line against the ranges, a scan of the whole service when the matches are rare.
+    statement = sql.SQL(
+        "WITH hit AS MATERIALIZED (SELECT l.id, l.at FROM raw_lines l WHERE {w}), "
+        "page AS (SELECT id, at FROM hit {o} LIMIT {n}) "
+        "{s} JOIN page p ON l.id = p.id AND l.at = p.at {o}"
+    ).format(w=sql.SQL(" AND ").join(conditions), o=_order(query), n=sql.Literal(query.limit + query.offset), s=_SELECT)
     return _fetch(conn, statement)
 
 
