@@ -26,6 +26,7 @@ LABELS = ("service", "level", "program")
 BLOCK_BATCH = 64
 FIRST_BATCH = 8
 MAX_LIMIT = 5000
+_PLAIN_ALTERNATIVE = re.compile(r"\^?[^.^$*+?()\[\]{}|\\]*\Z")  # a text without regex operators
 _FLAGS = re.compile(r"\A\(\?[a-z]+\)")  # embedded options, which PostgreSQL allows only at the start
 
 
@@ -148,18 +149,36 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
     return out
 
 
+def _needed(text: str, folds_all: bool) -> set[str]:
+    """The grams a line holding `text` holds; with `folds_all` (lower(), `~*`, `(?i)`), which fold more
+    than ASCII letters, only the ASCII grams are sure to be there."""
+    found = grams.grams(text)
+    return {g for g in found if g.isascii()} if folds_all else found
+
+
+def _alternatives(pattern: str) -> list[str] | None:
+    """The texts of a regex made only of plain texts joined by `|` (each may start with `^`; the whole
+    may start with `(?i)`), e.g. `blocked using |DNSBL rank `; None for any other regex."""
+    body = pattern.removeprefix("(?i)")
+    parts = body.split("|")
+    if not all(_PLAIN_ALTERNATIVE.match(p) for p in parts):
+        return None
+    return [p.removeprefix("^") for p in parts]
+
+
 def gram_query(query: LineQuery) -> str | None:
-    """The tsquery of every substring the lines must contain, None when the index cannot help."""
-    found: set[str] = set()
+    """The tsquery of every substring the lines must contain, None when the index cannot help. A regex
+    of plain alternatives needs the grams of one of them (each at least three characters long)."""
+    clauses: list[str] = []
     for match in query.text:
-        if match.op == "|=":
-            term_grams = grams.grams(match.value)
-            if not match.case_sensitive:  # lower() folds more than ASCII: such grams could miss lines
-                term_grams = {g for g in term_grams if g.isascii()}
-            found |= term_grams
-    return (
-        " & ".join(f"'{g.replace(chr(92), chr(92) * 2).replace(chr(39), chr(39) * 2)}'" for g in sorted(found)) or None
-    )
+        folds_all = not match.case_sensitive or match.value.startswith("(?i)")
+        if match.op == "|=" and (needed := grams.query_literal(_needed(match.value, folds_all))):
+            clauses.append(needed)
+        elif match.op == "|~" and (alternatives := _alternatives(match.value)):
+            groups = [grams.query_literal(_needed(text, folds_all)) for text in alternatives]
+            if all(groups):
+                clauses.append("(" + " | ".join(f"({g})" for g in groups) + ")" if len(groups) > 1 else groups[0])
+    return " & ".join(clauses) or None
 
 
 _SELECT = sql.SQL("SELECT l.id, l.at, l.service, l.level, l.program, l.message, l.item FROM raw_lines l")
