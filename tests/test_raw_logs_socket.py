@@ -85,6 +85,21 @@ def test_a_stored_line_arrives_within_two_seconds(raw, db_url, live_app):
         ws.close()
 
 
+def test_an_idle_socket_is_pinged_and_stays_open(raw, db_url, live_app):
+    app = create_app(make_config(db_url), raw)
+    assert app.config["SOCK_SERVER_OPTIONS"] == {"ping_interval": 25}
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 0.2}  # the client answers each ping
+    url = live_app(app).url
+    ws = Client.connect(url.replace("http", "ws") + "/ws/raw-logs?service=acme")
+    try:
+        _receive(ws, 5)
+        time.sleep(1.5)
+        items.store(raw, "acme", [items.timed("acme", items.ACME["retrying"], int(time.time()))])
+        assert _receive(ws, 2)["data"][0]["level"] == "warning"
+    finally:
+        ws.close()
+
+
 def test_filters_choose_what_is_pushed_and_other_services_stay_out(raw, db_url, live_app):
     url = _serve(live_app, raw, db_url)
     query = "service=dovecot&level=critical,warning&search=LUA"

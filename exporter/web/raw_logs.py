@@ -38,7 +38,15 @@ sock = Sock()
 
 COUNT_CAP = params.RAW_MAX_ROWS  # a text filter's total is counted up to the deepest page reachable
 TAIL_WAIT = 5.0  # seconds a socket sleeps between checks that its client is still there
-TAIL_BATCH = 1000  # lines sent per wake at most; more (a burst) are reported as skipped
+TAIL_BATCH = 1000  # lines sent per wake at most; a burst beyond it sends the newest (`truncated`)
+# websocket pings: proxies keep an idle socket open (nginx closes after 60 s of silence), and a client
+# that vanished without closing is noticed (no pong) and its thread freed
+PING_INTERVAL = 25
+
+
+@tail_bp.record_once
+def _ping_sockets(state: Any) -> None:
+    state.app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": PING_INTERVAL})
 
 
 def _known(name: str) -> str:
