@@ -56,7 +56,7 @@ SOURCES = {
 }
 # The lists stored only as raw lines (exporter/services/raw_logs.py); their source is the list's name.
 RAW_ONLY = {
-    name: Source(name, name, "time", 10_000)
+    name: Source(name, name, "time", 101 if name == "autodiscover" else 10_000)  # AUTODISCOVER_LOG keeps 101
     for name in ("dovecot", "sogo", "ratelimited", "watchdog", "acme", "api", "autodiscover")
 }
 ALL_SOURCES = {**SOURCES, **RAW_ONLY}

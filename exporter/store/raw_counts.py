@@ -79,7 +79,7 @@ def _count_lines(conn: psycopg.Connection, query: LineQuery, services: list[str]
     if tsquery is not None:
         block_where = [
             sql.SQL("b.service = ANY({})").format(sql.Literal(services)),
-            sql.SQL("b.grams @@ {}::tsquery").format(sql.Literal(tsquery)),
+            sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery)),
         ]
         if query.start is not None:
             block_where.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))

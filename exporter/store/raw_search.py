@@ -145,8 +145,15 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
     for match in query.labels:
         if match.label != "service":
             out.append(label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
-    out.extend(_text_condition(t) for t in query.text)
+    out.extend(_text_condition(t) for t in query.text if not _matches_all(t))
     return out
+
+
+def _matches_all(match: TextMatch) -> bool:
+    """`|~ ".*"`, `|~ "(?i)"` or `|= ""`: what a dashboard sends while a filter is unset, true of
+    every line, so it costs nothing (and never hides the gram index)."""
+    pattern = _FLAGS.sub("", match.value, count=1) if match.op == "|~" else match.value
+    return match.op in ("|~", "|=") and pattern in ("", ".*", "^.*$", "(?:.*)")
 
 
 def _needed(text: str, folds_all: bool) -> set[str]:
@@ -231,7 +238,7 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
     direction = sql.SQL("DESC" if query.newest_first else "ASC")
     block_where = [
         sql.SQL("b.service = ANY({})").format(sql.Literal(list(services))),
-        sql.SQL("b.grams @@ {}::tsquery").format(sql.Literal(tsquery)),
+        sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery)),
     ]
     if query.start is not None:
         block_where.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))
