@@ -4,7 +4,8 @@ A filter is a line regex and/or a set of levels on one service. The REST list ap
 `?filter=<id>` (exporter/web/raw_logs.py), the live socket likewise, and Grafana gets the same
 definition as LogQL (`logql`): `{service="postfix"} |~ "NOQUEUE: reject:"`. Patterns are written in
 the subset PostgreSQL's regexes and RE2 (Loki, Grafana) read alike, and hold no comma, backslash or
-quote, so they also survive a Grafana custom variable and a double-quoted LogQL string unchanged.
+quote and start and end with no space, so they also survive a Grafana custom variable (which trims
+values) and a double-quoted LogQL string unchanged.
 Most are plain texts or plain texts joined by `|`: the gram index then finds their lines
 (raw_search.gram_query) instead of a scan of every line of the service.
 Every pattern is checked against mailcow's real line formats (mailcow-api.md §3) in
@@ -63,9 +64,9 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
             "dnsbl_block",
             "DNSBL Block",
             "Clients listed by a DNS blocklist: dnsblog hits, postscreen ranks and blocks",
-            "blocked using |DNSBL rank |listed by domain ",
+            "blocked using |DNSBL rank |listed by domain",
         ),
-        _F("pregreet", "Pregreet", "Clients that talked before the greeting (bots)", "PREGREET "),
+        _F("pregreet", "Pregreet", "Clients that talked before the greeting (bots)", "PREGREET"),
         _F(
             "sender_recipient_restrictions",
             "Sender/Recipient Restrictions",
@@ -77,7 +78,7 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
             "connections",
             "Connections",
             "SMTP connects, disconnects and lost connections",
-            "^connect from |^disconnect from |^lost connection after |^CONNECT from ",
+            "^connect from |^disconnect from |^lost connection after |^CONNECT from",
         ),
     ),
     "dovecot": (
@@ -87,7 +88,7 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
             "Failed logins: wrong passwords, unknown users, failed authentication",
             "auth failed|Password mismatch|authentication failed|unknown user|HTTP request failed with 401",
         ),
-        _F("logins", "Logins", "Successful IMAP, POP3 and ManageSieve logins", "-login: Login: "),
+        _F("logins", "Logins", "Successful IMAP, POP3 and ManageSieve logins", "-login: Login:"),
         _F(
             "lmtp_deliveries",
             "LMTP deliveries",
@@ -101,7 +102,7 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
             "logins",
             "Logins",
             "SOGo web logins, successful and failed",
-            "SOGoRootPage successful login|SOGoRootPage Login from ",
+            "SOGoRootPage successful login|SOGoRootPage Login from",
         ),
         _F(
             "failed_logins",
@@ -111,8 +112,8 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
         ),
     ),
     "netfilter": (
-        _F("bans", "Bans", "Addresses banned", "^Banning "),
-        _F("unbans", "Unbans", "Addresses unbanned", "^Unbanning "),
+        _F("bans", "Bans", "Addresses banned", "^Banning"),
+        _F("unbans", "Unbans", "Addresses unbanned", "^Unbanning"),
         _F(
             "attempts",
             "Attempts",
@@ -121,12 +122,12 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
         ),
     ),
     "rspamd-history": (
-        _F("rejects", "Rejects", "Messages rspamd rejected or soft-rejected", "^reject: |^soft reject: "),
+        _F("rejects", "Rejects", "Messages rspamd rejected or soft-rejected", "^reject:|^soft reject:"),
         _F(
             "spam",
             "Spam",
             "Messages rspamd judged spam: rejected, subject rewritten or spam header added",
-            "^reject: |^rewrite subject: |^add header: ",
+            "^reject:|^rewrite subject:|^add header:",
         ),
     ),
     "watchdog": (
@@ -143,10 +144,10 @@ FILTERS: dict[str, tuple[SmartFilter, ...]] = {
             "write_requests",
             "Write requests",
             "Requests that change mailcow (not GET)",
-            "^POST |^PUT |^DELETE |^PATCH ",
+            "^POST |^PUT |^DELETE |^PATCH",
         ),
     ),
-    "autodiscover": (_F("errors", "Errors", "Autodiscover requests mailcow could not answer", "^Error: "),),
+    "autodiscover": (_F("errors", "Errors", "Autodiscover requests mailcow could not answer", "^Error:"),),
 }
 
 
