@@ -2,7 +2,7 @@
 
 A filter is a line regex and/or a set of levels on one service. The REST list applies it as
 `?filter=<id>` (exporter/web/raw_logs.py), the live socket likewise, and Grafana gets the same
-definition as LogQL (`logql`): `{service="postfix"} |~ "NOQUEUE: reject:"`. Patterns are written in
+definition as LogQL (`logql`): `{service="postfix"} |= "NOQUEUE: reject:"`. Patterns are written in
 the subset PostgreSQL's regexes and RE2 (Loki, Grafana) read alike, and hold no comma, backslash or
 quote and start and end with no space, so they also survive a Grafana custom variable (which trims
 values) and a double-quoted LogQL string unchanged.
