@@ -24,7 +24,9 @@ from exporter.parsers import grams
 
 LABELS = ("service", "level", "program")
 BLOCK_BATCH = 64
+FIRST_BATCH = 8
 MAX_LIMIT = 5000
+_PLAIN_ALTERNATIVE = re.compile(r"\^?[^.^$*+?()\[\]{}|\\]*\Z")  # a text without regex operators
 _FLAGS = re.compile(r"\A\(\?[a-z]+\)")  # embedded options, which PostgreSQL allows only at the start
 
 
@@ -97,7 +99,8 @@ def check_patterns(conn: psycopg.Connection, query: LineQuery) -> None:
             raise BadPattern(f"invalid regular expression {pattern!r}: {exc.diag.message_primary}") from exc
 
 
-def _label_condition(column: sql.Composable, match: LabelMatch) -> sql.Composable:
+def label_condition(column: sql.Composable, match: LabelMatch) -> sql.Composable:
+    """`match` on `column` as SQL (also over raw_line_counts, whose columns have the same names)."""
     value = sql.SQL("coalesce({}, '')").format(column)
     if match.op == "=":
         return sql.SQL("{} = {}").format(value, sql.Literal(match.value))
@@ -121,7 +124,7 @@ def _text_condition(match: TextMatch) -> sql.Composable:
 
 def services_of(conn: psycopg.Connection, query: LineQuery) -> list[str]:
     """The candidate services the service matchers keep (evaluated by PostgreSQL's regex engine)."""
-    conditions = [_label_condition(sql.SQL("s"), m) for m in query.labels if m.label == "service"]
+    conditions = [label_condition(sql.SQL("s"), m) for m in query.labels if m.label == "service"]
     if not conditions:
         return list(query.services)
     statement = sql.SQL("SELECT s FROM unnest({}::text[]) WITH ORDINALITY AS u(s, n) WHERE {} ORDER BY n").format(
@@ -141,7 +144,7 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
         out.append(sql.SQL("l.id > {}").format(sql.Literal(query.after_id)))
     for match in query.labels:
         if match.label != "service":
-            out.append(_label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
+            out.append(label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
     out.extend(_text_condition(t) for t in query.text if not _matches_all(t))
     return out
 
@@ -153,18 +156,36 @@ def _matches_all(match: TextMatch) -> bool:
     return match.op in ("|~", "|=") and pattern in ("", ".*", "^.*$", "(?:.*)")
 
 
+def _needed(text: str, folds_all: bool) -> set[str]:
+    """The grams a line holding `text` holds; with `folds_all` (lower(), `~*`, `(?i)`), which fold more
+    than ASCII letters, only the ASCII grams are sure to be there."""
+    found = grams.grams(text)
+    return {g for g in found if g.isascii()} if folds_all else found
+
+
+def _alternatives(pattern: str) -> list[str] | None:
+    """The texts of a regex made only of plain texts joined by `|` (each may start with `^`; the whole
+    may start with `(?i)`), e.g. `blocked using |DNSBL rank `; None for any other regex."""
+    body = pattern.removeprefix("(?i)")
+    parts = body.split("|")
+    if not all(_PLAIN_ALTERNATIVE.match(p) for p in parts):
+        return None
+    return [p.removeprefix("^") for p in parts]
+
+
 def gram_query(query: LineQuery) -> str | None:
-    """The tsquery of every substring the lines must contain, None when the index cannot help."""
-    found: set[str] = set()
+    """The tsquery of every substring the lines must contain, None when the index cannot help. A regex
+    of plain alternatives needs the grams of one of them (each at least three characters long)."""
+    clauses: list[str] = []
     for match in query.text:
-        if match.op == "|=":
-            term_grams = grams.grams(match.value)
-            if not match.case_sensitive:  # lower() folds more than ASCII: such grams could miss lines
-                term_grams = {g for g in term_grams if g.isascii()}
-            found |= term_grams
-    return (
-        " & ".join(f"'{g.replace(chr(92), chr(92) * 2).replace(chr(39), chr(39) * 2)}'" for g in sorted(found)) or None
-    )
+        folds_all = not match.case_sensitive or match.value.startswith("(?i)")
+        if match.op == "|=" and (needed := grams.query_literal(_needed(match.value, folds_all))):
+            clauses.append(needed)
+        elif match.op == "|~" and (alternatives := _alternatives(match.value)):
+            groups = [grams.query_literal(_needed(text, folds_all)) for text in alternatives]
+            if all(groups):
+                clauses.append("(" + " | ".join(f"({g})" for g in groups) + ")" if len(groups) > 1 else groups[0])
+    return " & ".join(clauses) or None
 
 
 _SELECT = sql.SQL("SELECT l.id, l.at, l.service, l.level, l.program, l.message, l.item FROM raw_lines l")
@@ -227,6 +248,7 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
         block_where.append(sql.SQL("b.last_id > {}").format(sql.Literal(query.after_id)))
     found: list[RawRow] = []
     cursor: tuple[datetime, int] | None = None
+    size = FIRST_BATCH  # a common term fills the page from the first few blocks; rarer ones get bigger batches
     while True:
         where = list(block_where)
         if cursor is not None:
@@ -240,11 +262,10 @@ def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[st
             sql.SQL(
                 "SELECT service, first_id, last_id, {e} FROM raw_line_blocks b WHERE {w} "
                 "ORDER BY b.{e} {d}, b.first_id {d} LIMIT {n}"
-            ).format(
-                e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(BLOCK_BATCH + 1)
-            )
+            ).format(e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(size + 1))
         ).fetchall()
-        batch, following = blocks[:BLOCK_BATCH], blocks[BLOCK_BATCH:]
+        batch, following = blocks[:size], blocks[size:]
+        size = min(size * 2, BLOCK_BATCH)
         if batch:
             found = _merge(found, _lines_of(conn, query, batch), query, take)
         if not following:
@@ -267,9 +288,13 @@ def _lines_of(conn: psycopg.Connection, query: LineQuery, batch: Sequence[tuple]
         for service, first, last, _ in batch
     )
     conditions = [sql.SQL("({})").format(ranges), *line_conditions(query)]
-    statement = sql.SQL("{} WHERE {} {} LIMIT {}").format(
-        _SELECT, sql.SQL(" AND ").join(conditions), _order(query), sql.Literal(query.limit + query.offset)
-    )
+    # The candidates first, through the id ranges: left to itself the planner may walk the time index
+    # and test every line against the ranges, a scan of the whole service when the matches are rare.
+    statement = sql.SQL(
+        "WITH hit AS MATERIALIZED (SELECT l.id, l.at FROM raw_lines l WHERE {w}), "
+        "page AS (SELECT id, at FROM hit {o} LIMIT {n}) "
+        "{s} JOIN page p ON l.id = p.id AND l.at = p.at {o}"
+    ).format(w=sql.SQL(" AND ").join(conditions), o=_order(query), n=sql.Literal(query.limit + query.offset), s=_SELECT)
     return _fetch(conn, statement)
 
 
