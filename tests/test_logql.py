@@ -193,7 +193,7 @@ REFUSED = [
     ('absent_over_time({service="postfix"}[1m])', "absent_over_time"),
     ('max by (level) (rate({service="postfix"}[1m]))', "max"),
     ('avg(rate({service="postfix"}[1m]))', "avg"),
-    ('topk(5, rate({service="postfix"}[1m]))', "number"),
+    ('topk(5, rate({service="postfix"}[1m]))', "function 'topk' is not supported"),
     ("5", "number"),
     ("{}", "at least one"),
     ('{service=""}', "at least one"),
