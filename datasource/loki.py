@@ -43,10 +43,11 @@ def _success(data: object) -> Response:
     return jsonify({"status": "success", "data": data})
 
 
-@bp.after_request
+@bp.after_app_request
 def _loki_message(response: Response) -> Response:
-    """Loki's `message` beside the envelope's `detail`, which is what Grafana displays."""
-    if response.status_code >= 400 and response.is_json:
+    """Loki's `message` beside the envelope's `detail` (what Grafana displays) on every error under /loki/,
+    those of routing (404) and authentication (401) included."""
+    if response.status_code >= 400 and response.is_json and request.path.startswith("/loki/"):
         body = response.get_json(silent=True)
         if isinstance(body, dict) and isinstance(body.get("detail"), str):
             body["message"] = body["detail"]
@@ -56,12 +57,12 @@ def _loki_message(response: Response) -> Response:
 
 @bp.errorhandler(BadPattern)
 def _bad_pattern(exc: BadPattern) -> Response:
-    return _loki_message(error_response(400, "Bad Request", f"query: {exc}", "VALIDATION_FAILED"))
+    return error_response(400, "Bad Request", f"query: {exc}", "VALIDATION_FAILED")
 
 
 @bp.errorhandler(loki_metrics.TooManyPoints)
 def _too_many_points(exc: loki_metrics.TooManyPoints) -> Response:
-    return _loki_message(error_response(400, "Bad Request", f"step: {exc}", "VALIDATION_FAILED"))
+    return error_response(400, "Bad Request", f"step: {exc}", "VALIDATION_FAILED")
 
 
 @bp.get("/ready")
@@ -146,6 +147,12 @@ def query() -> Response:
         start = end - timedelta(hours=1)
         return _success(loki.streams(context.pool(), scope(), parsed, start, end, args["limit"], forward))
     return _success(loki_metrics.vector(loki_metrics.evaluate(context.pool(), scope(), parsed, [_ms(at)])))
+
+
+@bp.get(f"{API}/tail")
+def tail_without_upgrade() -> Response:
+    """The tail (datasource/loki_tail.py) is a websocket; a plain request gets Loki's answer in words."""
+    raise InvalidParameter("the live tail is a websocket: connect with ws:// or wss:// (Upgrade: websocket)")
 
 
 @bp.get("/loki/api/v2alpha/tail")
