@@ -43,11 +43,15 @@ def _success(data: object) -> Response:
     return jsonify({"status": "success", "data": data})
 
 
+def _is_loki(path: str) -> bool:
+    return path.startswith("/loki/") or path == "/ready"
+
+
 @bp.after_app_request
 def _loki_message(response: Response) -> Response:
     """Loki's `message` beside the envelope's `detail` (what Grafana displays) on every error under /loki/,
     those of routing (404) and authentication (401) included."""
-    if response.status_code >= 400 and response.is_json and request.path.startswith("/loki/"):
+    if response.status_code >= 400 and response.is_json and _is_loki(request.path):
         body = response.get_json(silent=True)
         if isinstance(body, dict) and isinstance(body.get("detail"), str):
             body["message"] = body["detail"]
