@@ -24,7 +24,6 @@ TABLES = ("raw_lines", "raw_line_blocks", "raw_line_counts")
 COLUMNS = ("at", "service", "level", "program", "message", "item", "line_key", "occurrence")
 BLOCK_LINES = 512
 CHANNEL = "raw_lines"  # NOTIFY channel: the id of the newest line of each committed load
-_known_days: set[date] = set()  # partitions this process has seen exist
 
 
 def _partition(table: str, day: date) -> str:
@@ -35,8 +34,13 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
     """Create the day partitions of all three tables for `days` where missing.
 
     Creating a partition locks its parent for a moment, so the maintenance job creates the coming
-    days ahead of time and a load rarely has to."""
-    for day in sorted(set(days) - _known_days):
+    days ahead of time and a load rarely has to; a load only asks whether its days exist."""
+    wanted = sorted(set(days))
+    names = [_partition("raw_lines", day) for day in wanted]
+    found = conn.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", (names,)).fetchall()
+    for day, (exists,) in zip(wanted, found, strict=True):
+        if exists:
+            continue
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for table in TABLES:
             conn.execute(
@@ -47,7 +51,6 @@ def ensure_days(conn: psycopg.Connection, days: Sequence[date]) -> None:
                     sql.Literal(start + timedelta(days=1)),
                 )
             )
-        _known_days.add(day)
 
 
 def load(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
@@ -88,33 +91,35 @@ def load(conn: psycopg.Connection, rows: Sequence[Sequence[Any]]) -> int:
 
 
 def _index(conn: psycopg.Connection, new: Sequence[tuple[int, datetime, str, str]]) -> None:
-    """Search blocks of the new lines: consecutive lines of one service and one UTC day, at most
-    BLOCK_LINES lines or grams.MAX_GRAMS grams each."""
-    with conn.cursor().copy(
-        "COPY raw_line_blocks (service, first_id, last_id, first_at, last_at, grams) FROM STDIN"
-    ) as copy:
+    """Search blocks of the new lines (id order): consecutive lines of one service and one UTC day, at
+    most BLOCK_LINES lines, split further while their grams outgrow a tsvector."""
+    columns = "service, first_id, last_id, first_at, last_at, grams, complete"
+    with conn.cursor().copy(f"COPY raw_line_blocks ({columns}) FROM STDIN") as copy:
         block: list[tuple[int, datetime, str, str]] = []
-        found: set[str] = set()
         for line in new:
-            line_grams = grams.grams(line[3])
-            if block and (
-                len(block) == BLOCK_LINES
-                or line[2] != block[0][2]
-                or line[1].astimezone(UTC).date() != block[0][1].astimezone(UTC).date()
-                or len(found | line_grams) > grams.MAX_GRAMS
-            ):
-                _write_block(copy, block, found)
-                block, found = [], set()
+            if block and (len(block) == BLOCK_LINES or line[2] != block[0][2] or _day(line) != _day(block[0])):
+                _write_block(copy, block)
+                block = []
             block.append(line)
-            found |= line_grams
         if block:
-            _write_block(copy, block, found)
+            _write_block(copy, block)
 
 
-def _write_block(copy: psycopg.Copy, block: list[tuple[int, datetime, str, str]], found: set[str]) -> None:
+def _day(line: tuple[int, datetime, str, str]) -> date:
+    return line[1].astimezone(UTC).date()
+
+
+def _write_block(copy: psycopg.Copy, block: list[tuple[int, datetime, str, str]]) -> None:
+    found = grams.block_grams(line[3] for line in block)
+    if len(found) > grams.MAX_GRAMS and len(block) > 1:
+        half = len(block) // 2
+        _write_block(copy, block[:half])
+        _write_block(copy, block[half:])
+        return
+    complete = len(found) <= grams.MAX_GRAMS  # else one huge line: searches always read it
     ats = [line[1] for line in block]
-    kept = set(sorted(found)[: grams.MAX_GRAMS])  # one line alone over the limit: its first grams only
-    copy.write_row((block[0][2], block[0][0], block[-1][0], min(ats), max(ats), grams.vector_literal(kept)))
+    literal = grams.vector_literal(found) if complete else ""
+    copy.write_row((block[0][2], block[0][0], block[-1][0], min(ats), max(ats), literal, complete))
 
 
 def drop_days_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
@@ -132,7 +137,6 @@ def drop_days_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
         if day < cutoff:
             for table in TABLES:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_partition(table, day))))
-            _known_days.discard(day)
             dropped.append(day.isoformat())
     return dropped
 

@@ -142,8 +142,15 @@ def line_conditions(query: LineQuery) -> list[sql.Composable]:
     for match in query.labels:
         if match.label != "service":
             out.append(_label_condition(sql.SQL("l.{}").format(sql.Identifier(match.label)), match))
-    out.extend(_text_condition(t) for t in query.text)
+    out.extend(_text_condition(t) for t in query.text if not _matches_all(t))
     return out
+
+
+def _matches_all(match: TextMatch) -> bool:
+    """`|~ ".*"`, `|~ "(?i)"` or `|= ""`: what a dashboard sends while a filter is unset, true of
+    every line, so it costs nothing (and never hides the gram index)."""
+    pattern = _FLAGS.sub("", match.value, count=1) if match.op == "|~" else match.value
+    return match.op in ("|~", "|=") and pattern in ("", ".*", "^.*$", "(?:.*)")
 
 
 def gram_query(query: LineQuery) -> str | None:
@@ -213,7 +220,7 @@ def _block_query(
     times more for a rare word and grows with the table. The GIN index needs no recheck for a plain
     AND of grams, so even a common word only reads the small block rows."""
     edge = "last_at" if query.newest_first else "first_at"
-    inner = [sql.SQL("b.grams @@ {}::tsquery").format(sql.Literal(tsquery))]
+    inner = [sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery))]
     if query.start is not None:  # a block spans at most one UTC day: prunes older day partitions
         inner.append(sql.SQL("b.first_at >= {}::timestamptz - interval '1 day'").format(sql.Literal(query.start)))
     if query.end is not None:

@@ -65,7 +65,8 @@ class Job:
         setting = self._setting()
         text = f"every `{setting.name}`" if setting else self._fixed_schedule()
         if self.requires:
-            text += f", when {' and '.join(f'`{name}`' for name in self.requires)} are set"
+            verb = "is" if len(self.requires) == 1 else "are"
+            text += f", when {' and '.join(f'`{name}`' for name in self.requires)} {verb} set"
         return text
 
     def _setting(self) -> Setting | None:

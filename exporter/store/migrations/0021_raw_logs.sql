@@ -33,10 +33,13 @@ CREATE TABLE raw_line_blocks (
     last_id  bigint NOT NULL,
     first_at timestamptz NOT NULL,
     last_at  timestamptz NOT NULL,
-    grams    tsvector NOT NULL
+    grams    tsvector NOT NULL,
+    complete boolean NOT NULL DEFAULT true  -- false: one line had more grams than a tsvector holds,
+                                            -- so every search checks this block's lines
 ) PARTITION BY RANGE (first_at);
 CREATE INDEX raw_line_blocks_grams ON raw_line_blocks USING gin (grams);
 CREATE INDEX raw_line_blocks_time ON raw_line_blocks (service, last_at);
+CREATE INDEX raw_line_blocks_incomplete ON raw_line_blocks (service, last_at) WHERE NOT complete;
 
 -- raw_line_counts: lines and bytes per minute, service, level and program, kept as lines are stored:
 -- log volume and LogQL metric queries without line filters read this instead of the lines.
