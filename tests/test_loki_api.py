@@ -4,6 +4,7 @@ reference's real mailcow items of all ten lists."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -234,3 +235,20 @@ def test_times_in_every_form_loki_accepts(loki_app):
 
 def test_nanoseconds_are_exact():
     assert nanoseconds(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == 1767323045678901000
+
+
+def test_every_loki_panel_of_the_dashboards_answers_with_its_shape(loki_app):
+    """The provisioned dashboards' LogQL, every variable combination the dashboard tests sample, over HTTP."""
+    from tests.test_dashboards import LOGQL_SAMPLES, PLACEHOLDER, fill, loki_panels
+
+    client, _ = loki_app
+    answered = 0
+    for _, panel, target in loki_panels():
+        used = sorted({m.group(1) or m.group(3) for m in PLACEHOLDER.finditer(target["expr"])})
+        for combo in itertools.product(*(LOGQL_SAMPLES[v] for v in used)):
+            expr = fill(target["expr"], dict(zip(used, combo, strict=True)))
+            params = {"query": expr, "direction": "backward", "limit": "1000", "step": "60000ms", **_window(60)}
+            data = _ok(client.get("/loki/api/v1/query_range", query_string=params))
+            assert data["resultType"] == ("streams" if panel["type"] == "logs" else "matrix"), expr
+            answered += 1
+    assert answered >= 6
