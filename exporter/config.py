@@ -183,6 +183,24 @@ class _HostList(_CommaList):
         return [host_name(h) for h in hosts]
 
 
+class _NetworkList(_CommaList):
+    """IP networks in CIDR notation (a bare address is a network of one), normalised: `10.0.0.1/8` is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        networks = []
+        for item in super()._deserialize(value, attr, data, **kwargs):
+            try:
+                networks.append(str(ipaddress.ip_network(item)))
+            except ValueError as exc:
+                raise ValidationError(f"not an IP network in CIDR notation (e.g. 172.31.88.0/24): {exc}") from None
+        return networks
+
+
+# Who may open Loki's live tail without credentials (Grafana dials it without any): loopback by default;
+# the compose file adds its pinned network (docker-compose.yml, networks.default).
+LOKI_TAIL_DEFAULT_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+
 def _check_domains(value: list[str]) -> None:
     bad = [d for d in value if not _DOMAIN_RE.match(d)]
     if bad:
@@ -253,6 +271,9 @@ class Config:
     raw_logs_fetch_interval: int = _setting("RAW_LOGS_FETCH_INTERVAL", fields.Integer, 20, **_range(2, 3600))
     raw_logs_fetch_count: int = _setting("RAW_LOGS_FETCH_COUNT", fields.Integer, 1000, **_range(1, 100000))
     raw_logs_retention_days: int = _setting("RAW_LOGS_RETENTION_DAYS", fields.Integer, 2, **_range(1, 365))
+    loki_tail_allowed_networks: list[str] = _setting(
+        "LOKI_TAIL_ALLOWED_NETWORKS", _NetworkList, lambda: list(LOKI_TAIL_DEFAULT_NETWORKS)
+    )
     local_domains: list[str] = _setting("LOCAL_DOMAINS", _CommaList, list, validate=_check_domains)
     timezone: str = _setting("TZ", fields.String, "UTC", validate=_check_timezone)
     # unset loads as None: on when AUTH_PASSWORD is set (see _EnvSchema._build)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from exporter.parsers.logql import (
     MAX_QUERY_LENGTH,
+    Constant,
     LineFilter,
     LogQLError,
     LogQuery,
@@ -193,7 +194,7 @@ REFUSED = [
     ('absent_over_time({service="postfix"}[1m])', "absent_over_time"),
     ('max by (level) (rate({service="postfix"}[1m]))', "max"),
     ('avg(rate({service="postfix"}[1m]))', "avg"),
-    ('topk(5, rate({service="postfix"}[1m]))', "number"),
+    ('topk(5, rate({service="postfix"}[1m]))', "function 'topk' is not supported"),
     ("5", "number"),
     ("{}", "at least one"),
     ('{service=""}', "at least one"),
@@ -216,6 +217,29 @@ REFUSED = [
     ("", "syntax error"),
     ("service=postfix", "syntax error"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("query", "value"),
+    [
+        ("vector(1)+vector(1)", 2.0),  # Grafana's health check (pkg/tsdb/loki/healthcheck.go)
+        ("vector(1) + vector(2) * vector(3)", 7.0),
+        ("(vector(1) + vector(2)) * vector(3)", 9.0),
+        ("vector(7) / vector(2) - vector(0.5)", 3.0),
+        ("vector(3)", 3.0),
+    ],
+)
+def test_constant_arithmetic_is_folded(query: str, value: float) -> None:
+    assert parse(query) == Constant(value)
+
+
+def test_a_constant_divided_by_zero_is_nan_not_an_error() -> None:
+    result = parse("vector(1) / vector(0)")
+    assert isinstance(result, Constant) and result.value != result.value
+
+
+def test_vector_is_still_a_label_name() -> None:
+    assert parse('{vector="x"}') == LogQuery((Matcher("vector", "=", "x"),))
 
 
 @pytest.mark.parametrize(("query", "named"), REFUSED)

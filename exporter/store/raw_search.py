@@ -230,49 +230,70 @@ def _by_time(conn: psycopg.Connection, query: LineQuery, services: Sequence[str]
     return _fetch(conn, statement)
 
 
+def _block_query(
+    query: LineQuery, services: Sequence[str], tsquery: str, cursor: tuple[datetime, int] | None, size: int
+) -> sql.Composable:
+    """The next `size` + 1 candidate blocks in the query's order.
+
+    The gram match runs alone in a materialised CTE, through the GIN index (the caller disables
+    sequential scans): the planner does not count the cost of reading each block's large, toasted
+    tsvector, so left to itself it walks every block of the range in time order, which costs ten
+    times more for a rare word and grows with the table. The GIN index needs no recheck for a plain
+    AND of grams, so even a common word only reads the small block rows."""
+    edge = "last_at" if query.newest_first else "first_at"
+    inner = [sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery))]
+    if query.start is not None:  # a block spans at most one UTC day: prunes older day partitions
+        inner.append(sql.SQL("b.first_at >= {}::timestamptz - interval '1 day'").format(sql.Literal(query.start)))
+    if query.end is not None:
+        inner.append(sql.SQL("b.first_at < {}").format(sql.Literal(query.end)))
+    outer = [sql.SQL("b.service = ANY({})").format(sql.Literal(list(services)))]
+    if query.start is not None:
+        outer.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))
+    if query.after_id is not None:
+        outer.append(sql.SQL("b.last_id > {}").format(sql.Literal(query.after_id)))
+    if cursor is not None:
+        outer.append(
+            sql.SQL("(b.{e}, b.first_id) {c} ({t}, {i})").format(
+                e=sql.Identifier(edge),
+                c=sql.SQL("<" if query.newest_first else ">"),
+                t=sql.Literal(cursor[0]),
+                i=sql.Literal(cursor[1]),
+            )
+        )
+    return sql.SQL(
+        "WITH b AS MATERIALIZED (SELECT service, first_id, last_id, first_at, last_at FROM raw_line_blocks b "
+        "WHERE {i}) SELECT service, first_id, last_id, {e} FROM b WHERE {o} "
+        "ORDER BY b.{e} {d}, b.first_id {d} LIMIT {n}"
+    ).format(
+        i=sql.SQL(" AND ").join(inner),
+        o=sql.SQL(" AND ").join(outer),
+        e=sql.Identifier(edge),
+        d=sql.SQL("DESC" if query.newest_first else "ASC"),
+        n=sql.Literal(size + 1),
+    )
+
+
 def _by_blocks(conn: psycopg.Connection, query: LineQuery, services: Sequence[str], tsquery: str) -> list[RawRow]:
     """Batches of candidate blocks in time order; stop when the page is full and the next block cannot
     hold a line that sorts before the page's last."""
     take = query.limit + query.offset
-    edge = "last_at" if query.newest_first else "first_at"
-    direction = sql.SQL("DESC" if query.newest_first else "ASC")
-    block_where = [
-        sql.SQL("b.service = ANY({})").format(sql.Literal(list(services))),
-        sql.SQL("(b.grams @@ {}::tsquery OR NOT b.complete)").format(sql.Literal(tsquery)),
-    ]
-    if query.start is not None:
-        block_where.append(sql.SQL("b.last_at >= {}").format(sql.Literal(query.start)))
-    if query.end is not None:
-        block_where.append(sql.SQL("b.first_at < {}").format(sql.Literal(query.end)))
-    if query.after_id is not None:
-        block_where.append(sql.SQL("b.last_id > {}").format(sql.Literal(query.after_id)))
     found: list[RawRow] = []
     cursor: tuple[datetime, int] | None = None
     size = FIRST_BATCH  # a common term fills the page from the first few blocks; rarer ones get bigger batches
-    while True:
-        where = list(block_where)
-        if cursor is not None:
-            comparison = sql.SQL("<" if query.newest_first else ">")
-            where.append(
-                sql.SQL("(b.{e}, b.first_id) {c} ({t}, {i})").format(
-                    e=sql.Identifier(edge), c=comparison, t=sql.Literal(cursor[0]), i=sql.Literal(cursor[1])
-                )
-            )
-        blocks = conn.execute(
-            sql.SQL(
-                "SELECT service, first_id, last_id, {e} FROM raw_line_blocks b WHERE {w} "
-                "ORDER BY b.{e} {d}, b.first_id {d} LIMIT {n}"
-            ).format(e=sql.Identifier(edge), w=sql.SQL(" AND ").join(where), d=direction, n=sql.Literal(size + 1))
-        ).fetchall()
-        batch, following = blocks[:size], blocks[size:]
-        size = min(size * 2, BLOCK_BATCH)
-        if batch:
-            found = _merge(found, _lines_of(conn, query, batch), query, take)
-        if not following:
-            break
-        cursor = (batch[-1][3], batch[-1][1])
-        if len(found) >= take and _settled(found[-1].at, following[0][3], query.newest_first):
-            break
+    with conn.transaction():  # SET LOCAL ends with it (a savepoint's end does not: reset below)
+        conn.execute("SET LOCAL enable_seqscan = off")
+        while True:
+            blocks = conn.execute(_block_query(query, services, tsquery, cursor, size)).fetchall()
+            batch, following = blocks[:size], blocks[size:]
+            size = min(size * 2, BLOCK_BATCH)
+            if batch:
+                found = _merge(found, _lines_of(conn, query, batch), query, take)
+            if not following:
+                break
+            cursor = (batch[-1][3], batch[-1][1])
+            if len(found) >= take and _settled(found[-1].at, following[0][3], query.newest_first):
+                break
+        conn.execute("SET LOCAL enable_seqscan TO DEFAULT")
     return found[query.offset : query.offset + query.limit]
 
 
