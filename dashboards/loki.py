@@ -14,6 +14,9 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from exporter.readmodels import smart_filters
+from exporter.readmodels.raw_logs import INFO
+
 LOKI = {"type": "loki", "uid": "mailcow-loki"}
 
 # The dashboards' panel groups: mailcow's log list names (the `service` label) by what they are about.
@@ -25,20 +28,19 @@ SERVICE_GROUPS = (
 )
 SERVICES = tuple(service for _, services in SERVICE_GROUPS for service in services)
 
-# Seed 000's smart filters as line-filter regexes (RE2 and PostgreSQL alike; no commas, backslashes or
-# quotes, so each survives Grafana's custom-variable syntax and a double-quoted LogQL string as it is).
-SMART_FILTERS = (
-    ("Any line", ".*"),
-    ("Postscreen", "CONNECT from|PASS (NEW|OLD)|DNSBL rank|PREGREET|HANGUP after|COMMAND PIPELINING|WHITELISTED"),
-    ("NOQUEUE Reject", "NOQUEUE: reject:"),
-    ("DNSBL Block", "blocked using|DNSBL rank"),
-    ("Pregreet", "PREGREET"),
-    ("Sender/Recipient Restrictions", "Sender address rejected|Recipient address rejected"),
-    ("Relay Denied", "Relay access denied"),
-    ("Connections (Postfix)", "(dis)?connect from|lost connection after"),
-    ("Dovecot auth failures", "(?i)auth(entication)? failed|password mismatch|unknown user"),
-    ("SOGo logins", "(?i)login from"),
-)
+
+def _smart_filters() -> tuple[tuple[str, str], ...]:
+    """The Logs dashboard's filter choices: every smart filter that is a line pattern (the REST API's
+    own, exporter/readmodels/smart_filters.py), named with its service; level-only filters are the
+    level variable's job."""
+    choices = [("Any line", ".*")]
+    for service, filters in smart_filters.FILTERS.items():
+        name = INFO[service][0]
+        choices += [(f"{f.label} ({name})", f.pattern) for f in filters if f.pattern and not f.levels]
+    return tuple(choices)
+
+
+SMART_FILTERS = _smart_filters()
 
 # The dashboard variables a Loki panel uses: the services and levels chosen, a smart filter, a search.
 SELECTED = 'level=~"$level"'
