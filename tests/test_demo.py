@@ -10,7 +10,28 @@ import time
 
 import httpx
 
+from exporter.config import RAW_LOG_SERVICES
 from tests.prometheus import free_port
+
+
+def _all_ten_services_in_explore(base: str, deadline: float) -> None:
+    """What Grafana's Explore shows through the provisioned Loki datasource: the label browser lists
+    every service, and each service's stream has lines."""
+    services: list[str] = []
+    while time.monotonic() < deadline and sorted(services) != sorted(RAW_LOG_SERVICES):
+        time.sleep(1)
+        end = time.time_ns()
+        answer = httpx.get(
+            f"{base}/loki/api/v1/label/service/values", params={"start": end - 3600 * 10**9, "end": end}, timeout=5
+        )
+        services = answer.json()["data"]
+    assert sorted(services) == sorted(RAW_LOG_SERVICES)
+    for service in RAW_LOG_SERVICES:
+        end = time.time_ns()
+        query = {"query": f'{{service="{service}"}}', "start": end - 3600 * 10**9, "end": end, "limit": 5}
+        body = httpx.get(f"{base}/loki/api/v1/query_range", params=query, timeout=5).json()
+        assert body["status"] == "success" and body["data"]["resultType"] == "streams"
+        assert any(stream["values"] for stream in body["data"]["result"]), service
 
 
 def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
@@ -51,6 +72,7 @@ def test_demo_comes_up_healthy_and_fetches_traffic(tmp_path):
         assert all(w in scrape for w in wanted)
         lint = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
         assert (lint.returncode, lint.stdout + lint.stderr) == (0, ""), "promtool check metrics on the demo"
+        _all_ten_services_in_explore(base, deadline + 120)
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0]
