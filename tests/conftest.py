@@ -84,7 +84,8 @@ def pool(db_url: str) -> Iterator:
     with p.connection() as conn:
         conn.execute(
             """TRUNCATE postfix_lines, postfix_line_words, rspamd_rows, netfilter_lines, unparsed_lines, ingest_gaps,
-                        messages, message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items"""
+                        messages, message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items,
+                        dovecot_deliveries, message_ids"""
         )
         conn.execute("UPDATE correlation_state SET last_id = 0")
     yield p

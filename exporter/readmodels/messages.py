@@ -54,6 +54,20 @@ def _recipient(row: Mapping[str, Any]) -> dict[str, Any]:
         "reply": row["reply"],
         "last_update": iso(row["last_at"]),
         "attempts": row["attempts"],
+        "delivery": _delivery(row),
+    }
+
+
+def _delivery(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the mailbox did (Dovecot's line): stored into `mailbox`, discarded, redirected (detail: the
+    target), rejected, failed (detail: the reason); None when no Dovecot line is correlated."""
+    if row["delivery_outcome"] is None:
+        return None
+    return {
+        "outcome": row["delivery_outcome"],
+        "mailbox": row["delivery_mailbox"],
+        "detail": row["delivery_detail"],
+        "at": iso(row["delivery_at"]),
     }
 
 
