@@ -87,6 +87,15 @@ def details(client, msgid: str) -> dict:
     return client.get(f"/api/message/{found[0]['correlation_key']}/details").get_json()
 
 
+def recipients_counted(client, status: str) -> float:
+    """mailcow_recipients_total of inbound recipients with this status (counters outlive a test's tables)."""
+    sample = f'mailcow_recipients_total{{direction="inbound",status="{status}"}} '
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(sample):
+            return float(line.removeprefix(sample))
+    return 0.0
+
+
 def recipient(body: dict, address: str) -> dict:
     return next(r for r in body["recipient_details"] if r["recipient"] == address)
 
@@ -109,3 +118,136 @@ def test_a_sieve_discard_after_postfix_delivered_makes_the_recipient_discarded(p
     assert [m["message_id"] for m in listed["data"]] == [f"<{msgid}>"]
     assert client.get("/api/messages?delivery=discarded").get_json()["total"] == 1
     assert client.get("/api/messages?status=delivered").get_json()["total"] == 0
+
+
+def test_stored_into_junk_shows_the_folder_and_the_mailbox_filter_finds_it(pool, client):
+    msgid = "CAF3nQ1xYz@mail.sender.example"
+    load_dovecot(pool, [(T0 + 3, lmtp("bob@host.tld", msgid, "fileinto action: stored mail into mailbox 'Junk'"))])
+    load_postfix(pool, postfix_mail("5BCD234EF0", T0, msgid, {"bob@host.tld": SENT}))
+    correlate(pool)  # the Dovecot line was stored before Postfix's lines were correlated
+    row = recipient(details(client, msgid), "bob@host.tld")
+    assert row["status"] == "delivered"
+    assert (row["delivery"]["outcome"], row["delivery"]["mailbox"]) == ("stored", "Junk")
+    assert client.get("/api/messages?mailbox=Junk").get_json()["total"] == 1
+    assert client.get("/api/messages?mailbox=INBOX").get_json()["total"] == 0
+    assert client.get("/api/messages?delivery=stored&status=delivered").get_json()["total"] == 1
+
+
+def test_redirect_keeps_delivered_and_records_the_target(pool, client):
+    msgid = "redirect-1@mail.sender.example"
+    load_postfix(pool, postfix_mail("6CDE345F01", T0, msgid, {"carol@host.tld": SENT}))
+    load_dovecot(
+        pool, [(T0 + 3, lmtp("carol@host.tld", msgid, "redirect action: forwarded to <carol@elsewhere.example>"))]
+    )
+    correlate(pool)
+    row = recipient(details(client, msgid), "carol@host.tld")
+    assert row["status"] == "delivered"
+    assert (row["delivery"]["outcome"], row["delivery"]["detail"]) == ("redirected", "carol@elsewhere.example")
+
+
+def test_a_sieve_reject_makes_the_recipient_rejected_but_not_the_other_one(pool, client):
+    msgid = "reject-1@mail.sender.example"
+    rcpts = {"dave@host.tld": SENT, "erin@host.tld": SENT}
+    load_postfix(pool, postfix_mail("7DEF456012", T0, msgid, rcpts))
+    reject = "reject action: rejected message from <alice@sender.example> (reject)"
+    load_dovecot(pool, [(T0 + 3, lmtp("DAVE@host.tld", msgid, reject))])  # the address compared case-blind
+    correlate(pool)
+    body = details(client, msgid)
+    assert recipient(body, "dave@host.tld")["status"] == "rejected"
+    assert recipient(body, "dave@host.tld")["delivery"]["detail"] == reject.removeprefix("reject action: ")
+    assert recipient(body, "erin@host.tld")["status"] == "delivered"
+    assert recipient(body, "erin@host.tld")["delivery"] is None
+    assert body["final_status"] == "delivered"  # one recipient got it
+
+
+def test_a_full_quota_keeps_postfix_status_and_a_later_stored_line_wins(pool, client):
+    msgid = "quota-1@mail.sender.example"
+    deferred = "deferred (host dovecot[172.22.1.250] said: 452 4.2.2 <frank@host.tld> Quota exceeded)"
+    load_postfix(pool, postfix_mail("8EF0567123", T0, msgid, {"frank@host.tld": deferred}))
+    failed = "failed to store into mailbox 'INBOX': Quota exceeded (mailbox for user is full)"
+    load_dovecot(pool, [(T0 + 3, lmtp("frank@host.tld", msgid, failed))])
+    correlate(pool)
+    row = recipient(details(client, msgid), "frank@host.tld")
+    assert row["status"] == "deferred"
+    assert row["delivery"] == {
+        "outcome": "failed",
+        "mailbox": "INBOX",
+        "detail": "Quota exceeded (mailbox for user is full)",
+        "at": row["delivery"]["at"],
+    }
+    # an hour later the retry is stored (the Dovecot line is loaded before Postfix's)
+    load_dovecot(pool, [(T0 + 3603, lmtp("frank@host.tld", msgid, "stored mail into mailbox 'INBOX'", "retrySess"))])
+    retry = (
+        "8EF0567123: to=<frank@host.tld>, relay=dovecot[172.22.1.250]:24, delay=3600, "
+        f"delays=0.1/3599/0.1/0.2, dsn=2.0.0, status={SENT}"
+    )
+    load_postfix(
+        pool,
+        [
+            {"time": str(T0 + 3605), "program": "postfix/qmgr", "priority": "info", "message": "8EF0567123: removed"},
+            {"time": str(T0 + 3604), "program": "postfix/lmtp", "priority": "info", "message": retry},
+        ],
+    )
+    correlate(pool)
+    body = details(client, msgid)
+    row = recipient(body, "frank@host.tld")
+    assert (body["final_status"], row["status"], row["delivery"]["outcome"]) == ("delivered", "delivered", "stored")
+
+
+def test_a_quota_bounce_stays_bounced(pool, client):
+    msgid = "quota-2@mail.sender.example"
+    bounced = "bounced (host dovecot[172.22.1.250] said: 552 5.2.2 <gina@host.tld> Quota exceeded)"
+    load_dovecot(pool, [(T0 + 3, f"lmtp(gina@host.tld)<1><s>: Error: msgid=<{msgid}>: save failed to INBOX: "
+                                  "Quota exceeded (mailbox for user is full)")])
+    load_postfix(pool, postfix_mail("9F01678234", T0, msgid, {"gina@host.tld": bounced}))
+    correlate(pool)
+    body = details(client, msgid)
+    assert body["final_status"] == "bounced"
+    assert recipient(body, "gina@host.tld")["delivery"]["outcome"] == "failed"
+
+
+def test_the_same_message_id_sent_again_is_matched_to_the_right_message(pool, client):
+    msgid = "again@mail.sender.example"
+    load_postfix(pool, postfix_mail("A012789345", T0, msgid, {"hank@host.tld": SENT}))
+    load_postfix(pool, postfix_mail("B123890456", T0 + 600, msgid, {"hank@host.tld": SENT}))
+    discard = "discard action: Marked message to be discarded if not explicitly delivered (discard action)"
+    load_dovecot(
+        pool,
+        [
+            (T0 + 3, lmtp("hank@host.tld", msgid, "stored mail into mailbox 'INBOX'")),
+            (T0 + 603, lmtp("hank@host.tld", msgid, discard, "secondSession")),
+        ],
+    )
+    correlate(pool)
+    found = client.get("/api/messages?search=again").get_json()["data"]
+    assert {m["queue_id"]: m["final_status"] for m in found} == {"A012789345": "delivered", "B123890456": "discarded"}
+
+
+def test_duplicate_lines_are_stored_once_and_counted_once(pool, client):
+    msgid = "dup@mail.sender.example"
+    load_postfix(pool, postfix_mail("C234901567", T0, msgid, {"ivan@host.tld": SENT}))
+    correlate(pool)
+    delivered, discarded = recipients_counted(client, "delivered"), recipients_counted(client, "discarded")
+    discard = "discard action: Marked message to be discarded if not explicitly delivered (discard action)"
+    lines = [(T0 + 3, lmtp("ivan@host.tld", msgid, discard)), (T0 + 4, "lmtp(113): Connect from local")]
+    assert load_dovecot(pool, lines) == 1
+    assert load_dovecot(pool, lines) == 0
+    correlate(pool)
+    assert load_dovecot(pool, lines) == 0
+    correlate(pool)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM dovecot_deliveries").fetchone()[0] == 1
+    # counted delivered when the message completed, then once more under its new status
+    assert recipients_counted(client, "discarded") == discarded + 1
+    assert recipients_counted(client, "delivered") == delivered
+
+
+def test_a_discard_known_before_the_message_completes_is_counted_as_discarded_only(pool, client):
+    msgid = "early@mail.sender.example"
+    delivered, discarded = recipients_counted(client, "delivered"), recipients_counted(client, "discarded")
+    discard = "discard action: Marked message to be discarded if not explicitly delivered (discard action)"
+    load_dovecot(pool, [(T0 + 3, lmtp("judy@host.tld", msgid, discard))])
+    load_postfix(pool, postfix_mail("D345012678", T0, msgid, {"judy@host.tld": SENT}))
+    correlate(pool)
+    assert recipients_counted(client, "discarded") == discarded + 1
+    assert recipients_counted(client, "delivered") == delivered
