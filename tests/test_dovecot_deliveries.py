@@ -197,8 +197,16 @@ def test_a_full_quota_keeps_postfix_status_and_a_later_stored_line_wins(pool, cl
 def test_a_quota_bounce_stays_bounced(pool, client):
     msgid = "quota-2@mail.sender.example"
     bounced = "bounced (host dovecot[172.22.1.250] said: 552 5.2.2 <gina@host.tld> Quota exceeded)"
-    load_dovecot(pool, [(T0 + 3, f"lmtp(gina@host.tld)<1><s>: Error: msgid=<{msgid}>: save failed to INBOX: "
-                                  "Quota exceeded (mailbox for user is full)")])
+    load_dovecot(
+        pool,
+        [
+            (
+                T0 + 3,
+                f"lmtp(gina@host.tld)<1><s>: Error: msgid=<{msgid}>: save failed to INBOX: "
+                "Quota exceeded (mailbox for user is full)",
+            )
+        ],
+    )
     load_postfix(pool, postfix_mail("9F01678234", T0, msgid, {"gina@host.tld": bounced}))
     correlate(pool)
     body = details(client, msgid)
