@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dashboards.kit import DIRECTION_VAR, FILTERS, MAIL_VARS, dashboard, infinity, link_column, table, textbox
+from exporter.parsers import dovecot
 
 DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
 
@@ -16,6 +17,8 @@ def build() -> dict:
         ("status", "${status}"),
         ("ip", "${ip}"),
         ("user", "${user}"),
+        ("delivery", "${delivery}"),
+        ("mailbox", "${mailbox}"),
         ("limit", "500"),
     )
     status_var = {
@@ -24,10 +27,19 @@ def build() -> dict:
         "label": "Status",
         "query": "delivered,deferred,bounced,rejected,expired,discarded,queued,spam",
     }
+    # what the mailbox did for a recipient (Dovecot's delivery line: a Sieve discard, the folder it chose)
+    delivery_var = {
+        **DIRECTION_VAR,
+        "name": "delivery",
+        "label": "Mailbox did",
+        "query": ",".join(dovecot.OUTCOMES),
+    }
     panels = [
         table(
             "Messages",
-            "Newest first; click a sender or the key for the message's details.",
+            "Newest first; click a sender or the key for the message's details. Delivery and mailbox: what "
+            "the mailbox did for its recipients (Dovecot: stored into a folder, discarded or rejected by Sieve, "
+            "redirected, failed).",
             infinity("messages", params=params, hide=("details_url",)),
             w=24,
             h=20,
@@ -44,5 +56,7 @@ def build() -> dict:
         textbox("recipient", "Recipient"),
         textbox("ip", "Client IP"),
         textbox("user", "User"),
+        delivery_var,
+        textbox("mailbox", "Folder"),
     ]
     return dashboard("mailcow-messages", "mailcow / Messages", "Search and filter every message.", panels, variables)

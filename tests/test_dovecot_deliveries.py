@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.app import create_app
 from exporter.services import correlation
 from exporter.services import deliveries as delivery_rows
 from exporter.services.ingest import load_window
 from exporter.store import deliveries
+from exporter.store import ingest as ingest_store
 from tests.conftest import SIM_START, make_config
 
 LOCAL = ["host.tld"]
@@ -131,6 +134,14 @@ def test_stored_into_junk_shows_the_folder_and_the_mailbox_filter_finds_it(pool,
     assert client.get("/api/messages?mailbox=Junk").get_json()["total"] == 1
     assert client.get("/api/messages?mailbox=INBOX").get_json()["total"] == 0
     assert client.get("/api/messages?delivery=stored&status=delivered").get_json()["total"] == 1
+    # Grafana: the Messages table's folder column and filter, the details dashboard's recipients
+    window = {"from": str((T0 - 60) * 1000), "to": str((T0 + 60) * 1000)}
+    rows = client.get("/grafana/infinity/messages", query_string={**window, "mailbox": "Junk"}).get_json()
+    assert [(r["delivery"], r["mailbox"]) for r in rows] == [("stored", "Junk")]
+    assert client.get("/grafana/infinity/messages", query_string={**window, "mailbox": "INBOX"}).get_json() == []
+    key = rows[0]["correlation_key"]
+    (rcpt,) = client.get("/grafana/infinity/message_recipients", query_string={**window, "key": key}).get_json()
+    assert (rcpt["status"], rcpt["delivery"], rcpt["mailbox"]) == ("delivered", "stored", "Junk")
 
 
 def test_redirect_keeps_delivered_and_records_the_target(pool, client):
@@ -259,3 +270,49 @@ def test_a_discard_known_before_the_message_completes_is_counted_as_discarded_on
     correlate(pool)
     assert recipients_counted(client, "discarded") == discarded + 1
     assert recipients_counted(client, "delivered") == delivered
+
+
+ANY_TEXT = st.text(max_size=40) | st.sampled_from(["stored", "discarded", "Junk", "INBOX", "x" * 600, "%", "_"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(delivery=ANY_TEXT, mailbox=ANY_TEXT, status=ANY_TEXT | st.just("discarded"))
+def test_delivery_and_mailbox_filters_never_fail_and_refuse_bad_values_with_the_envelope(
+    client, delivery, mailbox, status
+):
+    answer = client.get("/api/messages", query_string={"delivery": delivery, "mailbox": mailbox, "status": status})
+    assert answer.status_code in (200, 400), answer.get_data(as_text=True)
+    body = answer.get_json()
+    if answer.status_code == 400:
+        assert set(body) == {"error", "detail", "code"}
+        assert body["code"] == "VALIDATION_FAILED" or "NUL" in body["detail"]
+    else:
+        assert set(body) == {"total", "page", "limit", "pages", "data"}
+    grafana = client.get("/grafana/infinity/messages", query_string={"delivery": delivery, "mailbox": mailbox})
+    assert grafana.status_code in (200, 400), grafana.get_data(as_text=True)
+
+
+def test_load_stores_each_line_and_occurrence_once_in_log_order(pool):
+    at = datetime.fromtimestamp(T0, tz=UTC)
+    key = hashlib.sha256(b"the same text twice in one second").digest()
+    row = (at, "kim@host.tld", "sess", "m@x", "stored", "INBOX", None, key, 0)
+    again = (*row[:-1], 1)  # the same text logged twice in the same second: two lines
+    other = (at, "kim@host.tld", None, None, "failed", None, "Quota exceeded", hashlib.sha256(b"o").digest(), 0)
+    with pool.connection() as conn, conn.transaction():
+        assert deliveries.load(conn, [row, again]) == 2
+        assert deliveries.load(conn, [row, again, other]) == 1
+        assert deliveries.load(conn, []) == 0
+    with pool.connection() as conn:
+        stored = conn.execute("SELECT occurrence, outcome, message_id FROM dovecot_deliveries ORDER BY id").fetchall()
+    assert stored == [(0, "stored", "m@x"), (1, "stored", "m@x"), (0, "failed", None)]
+
+
+def test_retention_removes_old_deliveries_and_message_ids(pool):
+    msgid = "old@mail.sender.example"
+    load_postfix(pool, postfix_mail("E456123789", T0, msgid, {"liz@host.tld": SENT}))
+    load_dovecot(pool, [(T0 + 3, lmtp("liz@host.tld", msgid, "stored mail into mailbox 'INBOX'"))])
+    correlate(pool)
+    ingest_store.delete_before(pool, datetime.fromtimestamp(T0 + 3600, tz=UTC))
+    with pool.connection() as conn:
+        left = conn.execute("SELECT (SELECT count(*) FROM dovecot_deliveries), (SELECT count(*) FROM message_ids)")
+        assert left.fetchone() == (0, 0)

@@ -13,7 +13,7 @@ from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from exporter.http.errors import InvalidParameter
-from exporter.parsers import MAX_FIELD
+from exporter.parsers import MAX_FIELD, dovecot
 
 MESSAGE_STATUSES = (
     "delivered",
@@ -27,8 +27,6 @@ MESSAGE_STATUSES = (
     "deleted",
     "unknown",
 )
-# What the mailbox did (Dovecot's delivery line, exporter/parsers/dovecot.py), per recipient.
-DELIVERY_OUTCOMES = ("stored", "discarded", "redirected", "rejected", "failed")
 DIRECTIONS = ("inbound", "outbound", "internal")
 DIRECTION = validate.OneOf(DIRECTIONS)
 SEARCH = validate.Length(max=200)  # a search term: words and prefixes, never a dump of text
@@ -104,7 +102,7 @@ class MessageParams(PageParams):
     status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
     user = fields.String(load_default=None)
     ip = fields.String(load_default=None)
-    delivery = fields.String(load_default=None, validate=validate.OneOf(DELIVERY_OUTCOMES))
+    delivery = fields.String(load_default=None, validate=validate.OneOf(dovecot.OUTCOMES))  # any recipient's
     mailbox = fields.String(load_default=None, validate=validate.Length(max=MAX_FIELD))  # a folder, as Dovecot logs it
 
 

@@ -202,6 +202,20 @@ def export_messages(pool: ConnectionPool, filters: Mapping[str, Any], limit: int
     yield from reads.stream(pool, query, [*where.params, limit])
 
 
+def deliveries_of(pool: ConnectionPool, ids: list[int]) -> dict[int, dict[str, str | None]]:
+    """Per message: what the mailbox did for its recipients (distinct outcomes) and the folders it stored
+    into, each joined by ", " (Dovecot's lines; messages without one are left out)."""
+    rows = reads.rows(
+        pool,
+        """SELECT message_pk AS id, string_agg(DISTINCT delivery_outcome, ', ') AS delivery,
+                  string_agg(DISTINCT delivery_mailbox, ', ') FILTER (WHERE delivery_outcome = 'stored') AS mailbox
+           FROM message_recipients
+           WHERE message_pk = ANY(%s) AND delivery_outcome IS NOT NULL GROUP BY message_pk""",
+        (ids,),
+    )
+    return {r["id"]: r for r in rows}
+
+
 def mailboxes(pool: ConnectionPool, start: datetime, end: datetime, limit: int = 1000) -> list[str]:
     """Authenticated senders seen in the range (mailcow's mailbox list is synced by a later job)."""
     rows = reads.rows(

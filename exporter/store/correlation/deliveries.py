@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import psycopg
 
+from exporter.parsers import dovecot
 from exporter.store import counters
 
 CLOCK_SLACK = timedelta(minutes=5)
@@ -44,8 +45,7 @@ _KEYS = """
     WHERE i.message_pk = ANY(ARRAY(SELECT id FROM touched))
 """
 
-_RANK = """CASE d.outcome WHEN 'stored' THEN 1 WHEN 'redirected' THEN 2 WHEN 'rejected' THEN 3
-                          WHEN 'discarded' THEN 4 ELSE 5 END"""
+_RANK = "array_position(%(outcomes)s::text[], d.outcome)"  # dovecot.OUTCOMES, most telling first
 
 # WITH items for counters.add(): the recipients of the pairs with what their lines now say, the update
 # of the ones that changed, and their messages queued for recompute().
@@ -128,6 +128,7 @@ def correlate(
     conn.execute("ANALYZE delivery_keys")
     params = {
         "status_outcomes": list(STATUS_OUTCOMES),
+        "outcomes": list(dovecot.OUTCOMES),
         "slack": CLOCK_SLACK,
         "local": [d.lower() for d in local_domains],
         "domain_labels": domain_labels,
