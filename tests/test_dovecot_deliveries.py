@@ -316,3 +316,12 @@ def test_retention_removes_old_deliveries_and_message_ids(pool):
     with pool.connection() as conn:
         left = conn.execute("SELECT (SELECT count(*) FROM dovecot_deliveries), (SELECT count(*) FROM message_ids)")
         assert left.fetchone() == (0, 0)
+
+
+def test_a_sub_address_matches_its_mailbox_whichever_arrives_first(pool, client):
+    msgid = "news-1@list.example"
+    load_postfix(pool, postfix_mail("F567234890", T0, msgid, {"mia+news@host.tld": SENT}))
+    correlate(pool)  # Postfix first
+    load_dovecot(pool, [(T0 + 3, lmtp("mia@host.tld", msgid, "fileinto action: stored mail into mailbox 'News'"))])
+    correlate(pool)
+    assert recipient(details(client, msgid), "mia+news@host.tld")["delivery"]["mailbox"] == "News"

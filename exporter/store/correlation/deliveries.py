@@ -1,10 +1,11 @@
 """Dovecot deliveries onto message recipients, set-based, whichever side arrives first.
 
 A delivery line belongs to the newest message with its Message-ID that has its recipient (address compared
-case-insensitively) and was first seen before the line (CLOCK_SLACK allowed): the same Message-ID sent
-again later is another message. Each run re-derives every (Message-ID, recipient) pair that a new delivery
-line or a recipient touched by the run's Postfix lines names, from all of the pair's stored lines, so the
-order in which Postfix and Dovecot lines arrive does not matter, nor their age.
+case-insensitively, a Postfix sub-address user+tag@ as its mailbox user@) and was first seen before the line
+(CLOCK_SLACK allowed): the same Message-ID sent again later is another message. Each run re-derives every
+(Message-ID, recipient) pair that a new delivery line or a recipient touched by the run's Postfix lines names,
+from all of the pair's stored lines, so the order in which Postfix and Dovecot lines arrive does not matter,
+nor their age.
 
 A recipient shows the line that says most about where the mail went: stored > redirected > rejected >
 discarded > failed, the newest of a kind (a stored line after a failed one, a fileinto after a discard,
@@ -35,13 +36,17 @@ _REMEMBER_MESSAGE_IDS = """
 
 # The pairs to re-derive: those of the new delivery lines, and those of the recipients of the messages
 # this run touched.
-_KEYS = """
+# Dovecot names the mailbox (user@domain) where Postfix keeps a sub-address (user+tag@domain).
+_BARE = r"lower(regexp_replace(r.recipient, '\+[^@]*@', '@'))"
+_MATCHES = f"k.rcpt IN (lower(r.recipient), {_BARE})"
+_KEYS = f"""
     CREATE TEMP TABLE delivery_keys ON COMMIT DROP AS
     SELECT message_id, lower(recipient) AS rcpt FROM dovecot_deliveries
     WHERE id > %(from)s AND id <= %(to)s AND message_id IS NOT NULL
     UNION
-    SELECT i.message_id, lower(r.recipient) FROM message_ids i
+    SELECT i.message_id, rcpt FROM message_ids i
     JOIN message_recipients r ON r.message_pk = i.message_pk
+    CROSS JOIN LATERAL (VALUES (lower(r.recipient)), ({_BARE})) AS k (rcpt)
     WHERE i.message_pk = ANY(ARRAY(SELECT id FROM touched))
 """
 
@@ -51,13 +56,13 @@ _RANK = "array_position(%(outcomes)s::text[], d.outcome)"  # dovecot.OUTCOMES, m
 # of the ones that changed, and their messages queued for recompute().
 _APPLY = f"""
     targets AS (
-        SELECT r.message_pk, r.recipient, r.status AS old_status,
+        SELECT DISTINCT ON (r.message_pk, r.recipient) r.message_pk, r.recipient, r.status AS old_status,
                CASE WHEN r.status = ANY(%(status_outcomes)s::text[]) AND r.delivery_outcome = r.status THEN 'delivered'
                     ELSE r.status END AS postfix_status,
                r.delivery_outcome, r.delivery_mailbox, r.delivery_detail, r.delivery_at
         FROM delivery_keys k
         JOIN message_ids i ON i.message_id = k.message_id
-        JOIN message_recipients r ON r.message_pk = i.message_pk AND lower(r.recipient) = k.rcpt
+        JOIN message_recipients r ON r.message_pk = i.message_pk AND {_MATCHES}
     ),
     best AS (
         SELECT DISTINCT ON (x.message_pk, x.recipient) x.message_pk, x.recipient, d.outcome, d.mailbox, d.detail,
@@ -66,9 +71,9 @@ _APPLY = f"""
         JOIN dovecot_deliveries d ON d.message_id = k.message_id AND lower(d.recipient) = k.rcpt
         CROSS JOIN LATERAL (
             SELECT i.message_pk, r.recipient FROM message_ids i
-            JOIN message_recipients r ON r.message_pk = i.message_pk AND lower(r.recipient) = k.rcpt
+            JOIN message_recipients r ON r.message_pk = i.message_pk AND {_MATCHES}
             WHERE i.message_id = k.message_id AND i.first_seen <= d.at + %(slack)s
-            ORDER BY i.first_seen DESC, i.message_pk DESC
+            ORDER BY i.first_seen DESC, i.message_pk DESC, lower(r.recipient) <> k.rcpt
             LIMIT 1
         ) x
         ORDER BY x.message_pk, x.recipient, {_RANK}, d.at DESC, d.id DESC
