@@ -34,11 +34,11 @@ _REMEMBER_MESSAGE_IDS = """
     ON CONFLICT DO NOTHING
 """
 
-# The pairs to re-derive: those of the new delivery lines, and those of the recipients of the messages
-# this run touched.
 # Dovecot names the mailbox (user@domain) where Postfix keeps a sub-address (user+tag@domain).
 _BARE = r"lower(regexp_replace(r.recipient, '\+[^@]*@', '@'))"
 _MATCHES = f"k.rcpt IN (lower(r.recipient), {_BARE})"
+# The pairs to re-derive: those of the new delivery lines, and those of the recipients of the messages
+# this run touched.
 _KEYS = f"""
     CREATE TEMP TABLE delivery_keys ON COMMIT DROP AS
     SELECT message_id, lower(recipient) AS rcpt FROM dovecot_deliveries
@@ -49,34 +49,40 @@ _KEYS = f"""
     CROSS JOIN LATERAL (VALUES (lower(r.recipient)), ({_BARE})) AS k (rcpt)
     WHERE i.message_pk = ANY(ARRAY(SELECT id FROM touched))
 """
+# The messages of those pairs that have a delivery line (a pair without one has nothing to re-derive:
+# a line moves between messages only within its pair).
+_KEY_MESSAGES = """
+    CREATE TEMP TABLE delivery_messages ON COMMIT DROP AS
+    SELECT k.message_id, k.rcpt, i.message_pk, i.first_seen
+    FROM delivery_keys k JOIN message_ids i ON i.message_id = k.message_id
+    WHERE EXISTS (SELECT 1 FROM dovecot_deliveries d WHERE d.message_id = k.message_id AND lower(d.recipient) = k.rcpt)
+"""
 
 _RANK = "array_position(%(outcomes)s::text[], d.outcome)"  # dovecot.OUTCOMES, most telling first
 
 # WITH items for counters.add(): the recipients of the pairs with what their lines now say, the update
-# of the ones that changed, and their messages queued for recompute().
+# of the ones that changed, and the messages whose recipients changed status queued for recompute().
 _APPLY = f"""
     targets AS (
         SELECT DISTINCT ON (r.message_pk, r.recipient) r.message_pk, r.recipient, r.status AS old_status,
                CASE WHEN r.status = ANY(%(status_outcomes)s::text[]) AND r.delivery_outcome = r.status THEN 'delivered'
                     ELSE r.status END AS postfix_status,
                r.delivery_outcome, r.delivery_mailbox, r.delivery_detail, r.delivery_at
-        FROM delivery_keys k
-        JOIN message_ids i ON i.message_id = k.message_id
-        JOIN message_recipients r ON r.message_pk = i.message_pk AND {_MATCHES}
+        FROM delivery_messages k
+        JOIN message_recipients r ON r.message_pk = k.message_pk AND {_MATCHES}
+    ),
+    -- each line's message: the newest one with its Message-ID and recipient first seen before the line
+    matched AS (
+        SELECT DISTINCT ON (d.id) d.id, k.message_pk, r.recipient, d.outcome, d.mailbox, d.detail, d.at
+        FROM delivery_messages k
+        JOIN dovecot_deliveries d ON d.message_id = k.message_id AND lower(d.recipient) = k.rcpt
+        JOIN message_recipients r ON r.message_pk = k.message_pk AND {_MATCHES}
+        WHERE k.first_seen <= d.at + %(slack)s
+        ORDER BY d.id, k.first_seen DESC, k.message_pk DESC, lower(r.recipient) <> k.rcpt
     ),
     best AS (
-        SELECT DISTINCT ON (x.message_pk, x.recipient) x.message_pk, x.recipient, d.outcome, d.mailbox, d.detail,
-               d.at
-        FROM delivery_keys k
-        JOIN dovecot_deliveries d ON d.message_id = k.message_id AND lower(d.recipient) = k.rcpt
-        CROSS JOIN LATERAL (
-            SELECT i.message_pk, r.recipient FROM message_ids i
-            JOIN message_recipients r ON r.message_pk = i.message_pk AND {_MATCHES}
-            WHERE i.message_id = k.message_id AND i.first_seen <= d.at + %(slack)s
-            ORDER BY i.first_seen DESC, i.message_pk DESC, lower(r.recipient) <> k.rcpt
-            LIMIT 1
-        ) x
-        ORDER BY x.message_pk, x.recipient, {_RANK}, d.at DESC, d.id DESC
+        SELECT DISTINCT ON (message_pk, recipient) * FROM matched d
+        ORDER BY message_pk, recipient, {_RANK}, at DESC, id DESC
     ),
     wanted AS (
         SELECT t.*, b.outcome, b.mailbox, b.detail, b.at,
@@ -93,7 +99,9 @@ _APPLY = f"""
               IS DISTINCT FROM (w.status, w.outcome, w.mailbox, w.detail, w.at)
         RETURNING r.message_pk, w.old_status, r.status
     ),
-    queued AS (INSERT INTO touched SELECT DISTINCT message_pk FROM changed ON CONFLICT DO NOTHING)"""
+    -- only a status change is news to the message (its final status, counters, rollups)
+    queued AS (INSERT INTO touched SELECT DISTINCT message_pk FROM changed WHERE status IS DISTINCT FROM old_status
+               ON CONFLICT DO NOTHING)"""
 
 # A recipient of a message counted already (it had reached a final status) whose status the mailbox
 # changed is counted again under its new status: counters only grow.
@@ -124,13 +132,14 @@ def correlate(
 ) -> None:
     """Apply the delivery lines with ids in (last, upto] and re-apply those of the recipients of the
     messages in `touched` (a batch's temp table, with `agg` its queue ids); queue the messages whose
-    recipients changed into `touched` for recompute()."""
+    recipients changed status into `touched` for recompute()."""
     conn.execute(_REMEMBER_MESSAGE_IDS)
-    conn.execute("DROP TABLE IF EXISTS delivery_keys")
+    conn.execute("DROP TABLE IF EXISTS delivery_keys, delivery_messages")
     conn.execute(_KEYS, {"from": last, "to": upto})
-    if not conn.execute("SELECT EXISTS (SELECT 1 FROM delivery_keys)").fetchone()[0]:
-        return
-    conn.execute("ANALYZE delivery_keys")
+    conn.execute(_KEY_MESSAGES)
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM delivery_messages)").fetchone()[0]:
+        return  # no line names a known message (yet)
+    conn.execute("ANALYZE delivery_keys, delivery_messages")
     params = {
         "status_outcomes": list(STATUS_OUTCOMES),
         "outcomes": list(dovecot.OUTCOMES),
