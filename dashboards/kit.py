@@ -258,6 +258,14 @@ def infinity_var(source: str, label: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def field_var(name: str, label: str, url: str, field: str) -> dict[str, Any]:
+    """A hidden variable holding one field of the JSON object our REST API answers at `url` (which may
+    name other variables), e.g. a message's queue id from its details."""
+    target = _target(url, [Column(field, "string")], "table", (), "variable")
+    query = {"queryType": "infinity", "query": "", "infinityQuery": target}
+    return {**infinity_var(name, label, hide=2), "query": query}
+
+
 def domain_var() -> dict[str, Any]:
     """The mail domains (mailcow's and the configured local ones), All by default."""
     return infinity_var(
@@ -280,7 +288,9 @@ MAIL_VARS = [DIRECTION_VAR, domain_var(), SEARCH_VAR]
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[Panel], variables: list[dict], **extra: Any) -> dict:
-    """The dashboard frame every one shares: tag, links to the others, the mailcow events annotation."""
+    """The dashboard frame every one shares: tag, links to the others, the mailcow events annotation;
+    `links` adds this dashboard's own (e.g. Explore)."""
+    links = extra.pop("links", [])
     return {
         "uid": uid,
         "title": title,
@@ -309,6 +319,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel], varia
                 "targetBlank": False,
                 "url": "",
             },
+            *links,
         ],
         "annotations": {
             "list": [

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dashboards.kit import dashboard, infinity, logs, table, textbox
+from dashboards.kit import dashboard, field_var, infinity, logs, table, textbox
+from dashboards.loki import explore_link
+
+DETAILS = "/api/message/${key}/details"
 
 
 def build() -> dict:
-    """The dashboard's JSON model (the Messages dashboard links here with the correlation key)."""
+    """The dashboard's JSON model (the Messages dashboard links here with the correlation key; the
+    message's queue id and Message-ID, read from its details, fill the Explore links)."""
     key = (("key", "${key}"),)
     panels = [
         table(
@@ -36,6 +40,22 @@ def build() -> dict:
         "mailcow / Message details",
         "One message: recipients, mailbox delivery, rspamd, Postfix.",
         panels,
-        [textbox("key", "Correlation key")],
+        [
+            textbox("key", "Correlation key"),
+            field_var("queue_id", "Queue id", DETAILS, "queue_id"),
+            field_var("message_id", "Message-ID", DETAILS, "message_id"),
+        ],
         refresh="",
+        links=[
+            explore_link(
+                "Explore Postfix logs",
+                '{service="postfix"} |= "${queue_id:percentencode}"',
+                "Every Postfix line of this message's queue id in Explore.",
+            ),
+            explore_link(
+                "Explore Dovecot delivery",
+                '{service="dovecot"} |= "${message_id:percentencode}"',
+                "Dovecot's LMTP and Sieve lines of this Message-ID in Explore.",
+            ),
+        ],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dashboards.kit import DIRECTION_VAR, FILTERS, MAIL_VARS, dashboard, infinity, link_column, table, textbox
+from dashboards.loki import explore_column, explore_link
 from exporter.parsers import dovecot
 
 DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
@@ -37,15 +38,20 @@ def build() -> dict:
     panels = [
         table(
             "Messages",
-            "Newest first; click a sender or the key for the message's details. Delivery and mailbox: what "
-            "the mailbox did for its recipients (Dovecot: stored into a folder, discarded or rejected by Sieve, "
-            "redirected, failed).",
+            "Newest first; click a sender or the key for the message's details, a queue id for its logs. "
+            "Delivery and mailbox: what the mailbox did for its recipients (Dovecot: stored into a folder, "
+            "discarded or rejected by Sieve, redirected, failed).",
             infinity("messages", params=params, hide=("details_url",)),
             w=24,
             h=20,
             overrides=[
                 link_column("correlation_key", "Message details", DETAILS_URL),
                 link_column("sender", "Message details", DETAILS_URL),
+                explore_column(
+                    "queue_id",
+                    "Explore this queue id's Postfix logs",
+                    '{service="postfix"} |= "${__data.fields.queue_id:percentencode}"',
+                ),
             ],
         ),
     ]
@@ -59,4 +65,11 @@ def build() -> dict:
         delivery_var,
         textbox("mailbox", "Folder"),
     ]
-    return dashboard("mailcow-messages", "mailcow / Messages", "Search and filter every message.", panels, variables)
+    return dashboard(
+        "mailcow-messages",
+        "mailcow / Messages",
+        "Search and filter every message.",
+        panels,
+        variables,
+        links=[explore_link("Explore Postfix logs", '{service="postfix"}', "Postfix's lines in Explore.")],
+    )

@@ -15,6 +15,7 @@ from dashboards.kit import (
     table,
     total,
 )
+from dashboards.loki import explore_link
 
 
 def _messages(direction: str, title: str, description: str) -> Panel:
@@ -122,4 +123,11 @@ def build() -> dict:
         "What happened to the mail: volume, outcomes, queue, quarantine, security and ingest health at a glance.",
         [*_outcomes(), *_now(), *_trends()],
         MAIL_VARS,
+        links=[
+            explore_link(
+                "Explore logs",
+                '{service=~".+", level=~"warning|error|critical"}',
+                "Warnings and errors of every mailcow service in Explore.",
+            )
+        ],
     )

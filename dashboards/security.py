@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dashboards.kit import SEARCH_VAR, Panel, dashboard, infinity, panel, per_minute, prom, series, stat, table, total
+from dashboards.loki import explore_column, explore_link
+
+# Every line that names the clicked IP, whichever service wrote it.
+IP_LINES = '{service=~".+"} |= "${__data.fields.ip:percentencode}"'
 
 
 def _rspamd() -> list[Panel]:
@@ -50,13 +54,15 @@ def _netfilter() -> list[Panel]:
         ),
         table(
             "Top blocked IPs",
-            "Sources with the most netfilter warnings and bans.",
+            "Sources with the most netfilter warnings and bans; click an IP for its lines in Explore.",
             infinity("top_blocked_ips", params=()),
+            overrides=[explore_column("ip", "Explore this IP's logs", IP_LINES)],
         ),
         table(
             "Auth failures by user and IP",
-            "Failed logins (SMTP AUTH, IMAP/POP3, SOGo, UI).",
+            "Failed logins (SMTP AUTH, IMAP/POP3, SOGo, UI); click an IP for its lines in Explore.",
             infinity("auth_failures", params=()),
+            overrides=[explore_column("ip", "Explore this IP's logs", IP_LINES)],
             w=16,
         ),
         stat(
@@ -78,4 +84,8 @@ def build() -> dict:
         "Rspamd verdicts and scores, symbols, netfilter bans and failed logins.",
         [*_rspamd(), *_netfilter()],
         [SEARCH_VAR],
+        links=[
+            explore_link("Explore netfilter logs", '{service="netfilter"}', "Netfilter's bans and warnings."),
+            explore_link("Explore rspamd history", '{service="rspamd-history"}', "Rspamd's scan results as log lines."),
+        ],
     )

@@ -1,7 +1,8 @@
-"""The Grafana adapter: the Infinity datasource's GET routes and the JSON-datasource protocol."""
+"""The Grafana adapter: the Infinity datasource's GET routes, the JSON-datasource protocol and the Loki API."""
 
 from __future__ import annotations
 
-from datasource import infinity, jsonds
+from datasource import infinity, jsonds, loki_tail
 
-BLUEPRINTS = (infinity.bp, jsonds.bp)
+# loki_tail.bp is datasource.loki's blueprint with the tail websocket registered on it
+BLUEPRINTS = (infinity.bp, jsonds.bp, loki_tail.bp)

@@ -142,6 +142,36 @@ class _CommaList(fields.Field):
         return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
+# The ten mailcow log lists kept as raw lines (issue 22; mailcow-api.md §1), by mailcow's list names.
+RAW_LOG_SERVICES = (
+    "postfix",
+    "dovecot",
+    "sogo",
+    "netfilter",
+    "ratelimited",
+    "rspamd-history",
+    "watchdog",
+    "acme",
+    "api",
+    "autodiscover",
+)
+_SERVICE_ALIASES = {"rspamd": "rspamd-history"}  # seed 000 calls the list "Rspamd"
+
+
+class _ServiceList(_CommaList):
+    """`all`, or a comma-separated list of RAW_LOG_SERVICES (`rspamd` = `rspamd-history`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        names = super()._deserialize(value, attr, data, **kwargs)
+        if names == ["all"]:
+            return list(RAW_LOG_SERVICES)
+        names = [_SERVICE_ALIASES.get(n, n) for n in names]
+        unknown = [n for n in names if n not in RAW_LOG_SERVICES]
+        if unknown:
+            raise ValidationError(f"unknown services {unknown}: use 'all' or some of {', '.join(RAW_LOG_SERVICES)}")
+        return [s for s in RAW_LOG_SERVICES if s in names]
+
+
 class _HostList(_CommaList):
     """Host names or IP addresses (no scheme, port or path), as `host_name` compares them."""
 
@@ -151,6 +181,24 @@ class _HostList(_CommaList):
         if bad:
             raise ValidationError(f"not a host name or IP address (no scheme, port or path): {', '.join(bad)}")
         return [host_name(h) for h in hosts]
+
+
+class _NetworkList(_CommaList):
+    """IP networks in CIDR notation (a bare address is a network of one), normalised: `10.0.0.1/8` is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list:
+        networks = []
+        for item in super()._deserialize(value, attr, data, **kwargs):
+            try:
+                networks.append(str(ipaddress.ip_network(item)))
+            except ValueError as exc:
+                raise ValidationError(f"not an IP network in CIDR notation (e.g. 172.31.88.0/24): {exc}") from None
+        return networks
+
+
+# Who may open Loki's live tail without credentials (Grafana dials it without any): loopback by default;
+# the compose file adds its pinned network (docker-compose.yml, networks.default).
+LOKI_TAIL_DEFAULT_NETWORKS = ("127.0.0.0/8", "::1/128")
 
 
 def _check_domains(value: list[str]) -> None:
@@ -218,6 +266,14 @@ class Config:
     fetch_count_rspamd: int = _setting("FETCH_COUNT_RSPAMD", fields.Integer, 500, **_range(1, 100000))
     fetch_count_netfilter: int = _setting("FETCH_COUNT_NETFILTER", fields.Integer, 500, **_range(1, 100000))
     retention_days: int = _setting("RETENTION_DAYS", fields.Integer, 7, **_range(1))
+    raw_logs_enabled: bool = _setting("RAW_LOGS_ENABLED", fields.Boolean, True)
+    raw_logs_services: list[str] = _setting("RAW_LOGS_SERVICES", _ServiceList, lambda: list(RAW_LOG_SERVICES))
+    raw_logs_fetch_interval: int = _setting("RAW_LOGS_FETCH_INTERVAL", fields.Integer, 20, **_range(2, 3600))
+    raw_logs_fetch_count: int = _setting("RAW_LOGS_FETCH_COUNT", fields.Integer, 1000, **_range(1, 100000))
+    raw_logs_retention_days: int = _setting("RAW_LOGS_RETENTION_DAYS", fields.Integer, 2, **_range(1, 365))
+    loki_tail_allowed_networks: list[str] = _setting(
+        "LOKI_TAIL_ALLOWED_NETWORKS", _NetworkList, lambda: list(LOKI_TAIL_DEFAULT_NETWORKS)
+    )
     local_domains: list[str] = _setting("LOCAL_DOMAINS", _CommaList, list, validate=_check_domains)
     timezone: str = _setting("TZ", fields.String, "UTC", validate=_check_timezone)
     # unset loads as None: on when AUTH_PASSWORD is set (see _EnvSchema._build)

@@ -24,6 +24,9 @@ log = logging.getLogger("mailcow_grafana")
 # a worker's loop turns at least every FETCH_INTERVAL; a fetch round waits on mailcow's timeouts and
 # retries, so only this long a silence means it hangs
 WORKER_STALE_AFTER = 600.0
+# gthread threads per worker: each open live tail (Loki's websocket) holds one while it waits, idle (a
+# timed wait: no CPU), so there is room for dozens of tails beside the ordinary requests
+WEB_THREADS = 64
 
 
 class Fatal(Exception):
@@ -102,7 +105,7 @@ def gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> N
         "bind": show_bind(bind),
         "workers": workers,
         "worker_class": Worker,  # gthread, with gunicorn's own errors in the JSON envelope
-        "threads": 4,
+        "threads": WEB_THREADS,
         "timeout": 60,
         "graceful_timeout": 10,
         "loglevel": config.log_level.lower(),

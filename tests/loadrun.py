@@ -9,10 +9,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
+from exporter.config import RAW_LOG_SERVICES
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
@@ -33,6 +34,14 @@ class LoadResult:
     checked: int
     wrong: Counter
     interval: float | None
+    raw: dict[str, tuple[int, int]] = field(default_factory=dict)  # list -> (lines logged, raw lines stored)
+
+    @property
+    def raw_lossless(self) -> bool:
+        """Every list's lines stored once; the api list also logs our own requests after its snapshot."""
+        return all(
+            stored == logged or (name == "api" and stored >= logged) for name, (logged, stored) in self.raw.items()
+        )
 
     @property
     def lossless(self) -> bool:
@@ -41,6 +50,7 @@ class LoadResult:
             and self.rspamd_stored == self.rspamd_logged
             and not self.gaps
             and not self.wrong
+            and self.raw_lossless
         )
 
     def summary(self) -> str:
@@ -48,7 +58,8 @@ class LoadResult:
             f"{self.rate:,.0f} mails/min for {self.seconds} s: {self.mails:,} mails, postfix "
             f"{self.lines_stored:,}/{self.lines_logged:,} lines, rspamd {self.rspamd_stored:,}/{self.rspamd_logged:,}"
             f" rows, gaps {self.gaps}, statuses checked {self.checked:,}, wrong {sum(self.wrong.values())}, "
-            f"adaptive interval {self.interval or 0:.1f} s"
+            f"adaptive interval {self.interval or 0:.1f} s; raw lines stored/logged: "
+            + ", ".join(f"{name} {stored:,}/{logged:,}" for name, (logged, stored) in sorted(self.raw.items()))
         )
 
 
@@ -62,7 +73,7 @@ def _wait_for_cycle_after(url: str, moment: float, timeout: float) -> None:
                                       + (SELECT count(*) FROM job_status WHERE name = 'complete_correlations'
                                          AND last_success_at > to_timestamp({moment}) + interval '1 second')""",
         )
-        if done == 4:
+        if done == _query(url, "SELECT count(*) + 1 FROM ingest_state"):  # every list fetched, then correlated
             return
         time.sleep(0.5)
     raise AssertionError("the worker did not finish a cycle after traffic stopped")
@@ -128,17 +139,19 @@ def run_load(url: str, rate: float, seconds: int, settle: float = 5.0) -> LoadRe
             for row in conn.execute("SELECT queue_id, final_status FROM messages WHERE queue_id IS NOT NULL")
         }
         interval = conn.execute("SELECT min(interval_seconds) FROM ingest_state").fetchone()[0]
+        raw_stored = dict(conn.execute("SELECT service, count(*) FROM raw_lines GROUP BY service").fetchall())
     wrong: Counter = Counter()
     checked = 0
     for mail in truth:
         statuses = {r["status"] for r in mail["recipients"]}
         if "pending" in statuses or not mail["queue_ids"]:
             continue
-        qid = (
-            mail["queue_ids"][0]
-            if (mail["rspamd_action"] == "reject" or "bounced" in statuses)
-            else mail["queue_ids"][-1]
-        )
+        if "bounced" in statuses:
+            qid = mail["queue_ids"][-2]  # the original that bounced; its notification is the last queue id
+        elif mail["rspamd_action"] == "reject":
+            qid = mail["queue_ids"][0]
+        else:
+            qid = mail["queue_ids"][-1]
         checked += 1
         if qid not in ours:
             wrong["missing"] += 1
@@ -156,4 +169,5 @@ def run_load(url: str, rate: float, seconds: int, settle: float = 5.0) -> LoadRe
         checked=checked,
         wrong=wrong,
         interval=interval,
+        raw={name: (count, int(raw_stored.get(name, 0))) for name, count in logged.items() if name in RAW_LOG_SERVICES},
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 from exporter.mailcow.client import MailcowClient
 from exporter.services import correlation
-from exporter.services.ingest import Ingestor
+from exporter.services.ingestor import Ingestor
+from exporter.services.raw_logs import RawLogs
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation
@@ -40,12 +41,15 @@ class Rig:
             self.step(every)
 
 
-def make_rig(pool, live_app, start: int, rate: float, seed: int = 7, log_cap: int = 10_000) -> Rig:
+def make_rig(
+    pool, live_app, start: int, rate: float, seed: int = 7, log_cap: int = 10_000, raw: RawLogs | None = None
+) -> Rig:
     clock = ManualClock(start)
     sim = Simulation(MailcowState(log_cap=log_cap), seed=seed, start=start, rate_per_minute=rate, clock=clock)
     server = live_app(create_simulator_app(sim, RO_KEY, RW_KEY, advance_on_request=False))
     client = MailcowClient(server.url, RO_KEY, timeout=30)
-    return Rig(sim, clock, Ingestor(client, pool, COUNTS, max_interval=60, clock=clock), pool, server.url)
+    ingestor = Ingestor(client, pool, COUNTS, max_interval=60, clock=clock, raw=raw)
+    return Rig(sim, clock, ingestor, pool, server.url)
 
 
 def all_messages(client) -> Iterator[dict[str, Any]]:

@@ -181,6 +181,10 @@ NUL = "a\x00b"
         ("/grafana/infinity/messages", {"search": NUL}, "search"),
         ("/grafana/infinity/messages", {"sender": NUL}, "sender"),
         ("/grafana/infinity/message_lines", {"key": NUL}, "key"),
+        ("/api/raw-logs/postfix", {"search": NUL}, "search"),
+        ("/api/raw-logs/postfix", {"program": NUL}, "program"),
+        ("/api/raw-logs/dovecot", {"filter": NUL}, "filter"),
+        ("/api/raw-logs/a%00b", {}, "service"),
     ],
 )
 def test_a_nul_byte_in_any_text_parameter_is_a_400_naming_it(client, path, params, name):
@@ -204,6 +208,8 @@ def test_a_nul_character_in_a_json_body_is_a_400(client):
         ("/api/stats/timeline?end_date={}", "end_date"),
         ("/api/export/netfilter/csv?end_date={}", "end_date"),
         ("/api/audit-log?start_date={}", "start_date"),
+        ("/api/raw-logs/postfix?start_date={}", "start_date"),
+        ("/api/raw-logs/sogo?end_date={}", "end_date"),
         ("/grafana/infinity/message_flow?from={}", "from"),
         ("/grafana/infinity/top_senders?to={}", "to"),
     ],

@@ -8,10 +8,12 @@ generator builds and pass the dashboard schema and lint rules.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import jsonschema
@@ -19,7 +21,9 @@ import pytest
 import yaml
 
 from dashboards.generate import BUILDERS, build_all, render
+from dashboards.loki import LOKI, SERVICES, SMART_FILTERS
 from exporter.app import create_app
+from exporter.parsers import logql
 from exporter.readmodels import catalog
 from exporter.services.actions import ACTIONS
 from exporter.services.actions import parse as parse_action
@@ -62,7 +66,7 @@ def all_targets() -> Iterator[tuple[str, str, dict]]:
             if "target" in annotation:
                 yield name, f"annotation {annotation['name']!r}", annotation["target"]
         for variable in board["templating"]["list"]:
-            if variable["type"] == "query":
+            if variable["type"] == "query" and "infinityQuery" in variable["query"]:
                 yield name, f"variable {variable['name']!r}", variable["query"]["infinityQuery"]
 
 
@@ -215,13 +219,13 @@ def run_infinity(target: dict, demo: dict) -> list[dict]:
     """Fetch the target the way Infinity's backend does: base URL + url + params, Basic auth."""
     assert target["url"].startswith("/"), "relative to the datasource's base URL"
     params = {p["key"]: substitute(p["value"], demo) for p in target["url_options"].get("params", [])}
-    response = httpx.get(demo["server"].url + target["url"], params=params, auth=("admin", PASSWORD), timeout=30)
+    url = demo["server"].url + substitute(target["url"], demo)
+    response = httpx.get(url, params=params, auth=("admin", PASSWORD), timeout=30)
     assert response.status_code == 200, response.text
     rows = response.json()
     for part in filter(None, target.get("root_selector", "").split(".")):
         rows = rows[part]
-    assert isinstance(rows, list)
-    return rows
+    return [rows] if isinstance(rows, dict) else rows  # Infinity reads an object as one row
 
 
 def test_every_infinity_query_returns_rows_with_its_columns(demo):
@@ -292,9 +296,13 @@ def test_every_link_and_action_resolves(demo):
     app = demo["app"]
     uids = {board["uid"] for board in BOARDS.values()}
     adapter = app.url_map.bind("localhost")
-    counts = {"dashboard links": 0, "confirmation links": 0, "fetch": 0, "infinity": 0}
+    counts = {"dashboard links": 0, "confirmation links": 0, "explore links": 0, "fetch": 0, "infinity": 0}
 
     def check_link(name: str, url: str) -> None:
+        if url.startswith("/explore?"):
+            explore_query(url)
+            counts["explore links"] += 1
+            return
         if url.startswith("/d/"):
             assert url.split("/")[2] in uids, f"{name}: link to unknown dashboard {url}"
             counts["dashboard links"] += 1
@@ -334,6 +342,7 @@ def test_every_link_and_action_resolves(demo):
                     assert ["Content-Type", "application/json"] in request["headers"]
                     counts[kind] += 1
     assert counts["dashboard links"] >= 2 and counts["confirmation links"] >= 15, counts
+    assert counts["explore links"] >= 4, counts
     assert counts["fetch"] == counts["infinity"] == 8, counts
 
 
@@ -405,7 +414,7 @@ def test_every_promql_target_evaluates_in_real_prometheus(demo, tmp_path):
         assert "mailcow_messages_total" in names
         evaluated = 0
         for name, where, target in all_targets():
-            if "expr" not in target:
+            if target["datasource"]["type"] != "prometheus":
                 continue
             expr = promql(target["expr"])
             for metric in re.findall(r"\b(mailcow\w*)", expr):
@@ -417,12 +426,199 @@ def test_every_promql_target_evaluates_in_real_prometheus(demo, tmp_path):
 
 
 def test_contract_suite_covers_every_panel():
-    """Every panel's targets are Infinity (run above) or PromQL (evaluated above): nothing is skipped."""
+    """Every panel's targets are Infinity (run above), PromQL (evaluated above) or LogQL (parsed by the
+    Loki API's parser below): nothing is skipped."""
     panels = list(all_panels())
-    covered = [
-        p
-        for _, p in panels
-        if all(t["datasource"]["type"] in ("yesoreyeram-infinity-datasource", "prometheus") for t in p["targets"])
-    ]
+    kinds = ("yesoreyeram-infinity-datasource", "prometheus", "loki")
+    covered = [p for _, p in panels if all(t["datasource"]["type"] in kinds for t in p["targets"])]
     print(f"contract tests cover {len(covered)}/{len(panels)} panels in {len(BOARDS)} dashboards")
     assert len(covered) == len(panels) >= 50
+
+
+# --- the Loki datasource: LogQL targets, variables, Explore links ---------------------------------
+
+# What Grafana sends for each variable in a Loki target: its Loki datasource joins several chosen values
+# as (a|b), "All" sends the variable's allValue, a textbox or custom value goes in as it is.
+LOGQL_SAMPLES = {
+    "service": ["(postfix|rspamd-history)", ".+", "dovecot"],
+    "level": ["(error|warning)", ".*"],
+    "filter": [regex for _, regex in SMART_FILTERS],
+    "search": ["", "1.2.3.4", "user@example.org", "status=(bounced|deferred)"],
+    "__auto": ["1m"],
+}
+# What Grafana fills into an Explore link: the time range and a row's or a variable's value.
+LINK_SAMPLES = {
+    "__from": "1785721604354",
+    "__to": "1785725204354",
+    "queue_id": "4Xk9Ls2Fq7zM1vN",
+    "message_id": "<20261204.a+b@mail.example.org>",
+    "__data.fields.queue_id": "3F1C2A0123",
+    "__data.fields.ip": "2001:db8::1",
+}
+PLACEHOLDER = re.compile(r"\$\{([\w.]+)(?::(\w+))?\}|\$(\w+)")
+
+
+def fill(text: str, values: dict[str, str], encode: bool = False) -> str:
+    """`text` with Grafana's `$var`, `${var}` and `${var:format}` replaced; `:percentencode` (when
+    `encode`) as encodeURIComponent does it."""
+
+    def one(match: re.Match[str]) -> str:
+        value = values[match.group(1) or match.group(3)]
+        return quote(value, safe="") if encode and match.group(2) == "percentencode" else value
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def loki_panels() -> Iterator[tuple[str, dict, dict]]:
+    for name, panel in all_panels():
+        for target in panel["targets"]:
+            if target["datasource"]["type"] == "loki":
+                yield name, panel, target
+
+
+def test_every_loki_target_is_logql_the_api_parses_whatever_the_variables_hold():
+    checked = 0
+    for name, panel, target in loki_panels():
+        assert target["datasource"] == LOKI and target["queryType"] == "range", panel["title"]
+        used = sorted({m.group(1) or m.group(3) for m in PLACEHOLDER.finditer(target["expr"])})
+        variables = {v["name"] for v in BOARDS[name]["templating"]["list"]}
+        assert set(used) - {"__auto"} <= variables, f"{panel['title']}: {used}"
+        kind = logql.LogQuery if panel["type"] == "logs" else logql.VectorAggregation
+        for combo in itertools.product(*(LOGQL_SAMPLES[v] for v in used)):
+            assert isinstance(logql.parse(fill(target["expr"], dict(zip(used, combo, strict=True)))), kind)
+        checked += 1
+    assert checked >= 6
+
+
+def test_logs_dashboard_shows_every_service_once_and_its_variables_read_the_apis_labels():
+    board = BOARDS["mailcow-logs.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    for label in ("service", "level"):
+        variable = variables[label]
+        assert variable["datasource"] == LOKI and variable["definition"] == f"label_values({label})"
+        assert variable["query"]["type"] == 1 and variable["query"]["label"] == label  # Loki: label values
+        assert variable["multi"] and variable["includeAll"]
+    assert variables["search"]["type"] == "textbox"
+    shown = []
+    for _, panel, target in loki_panels():
+        if panel["type"] == "logs":
+            own = logql.parse(fill(target["expr"], dict.fromkeys(LOGQL_SAMPLES, ".+"))).matchers[0]
+            assert own.name == "service" and own.op == "=~"
+            shown += own.value.split("|")
+    assert (
+        sorted(shown)
+        == sorted(SERVICES)
+        == sorted(
+            [
+                "postfix",
+                "dovecot",
+                "sogo",
+                "netfilter",
+                "ratelimited",
+                "rspamd-history",
+                "watchdog",
+                "acme",
+                "api",
+                "autodiscover",
+            ]
+        )
+    )
+
+
+SMART_FILTER_LINES = {
+    "Postscreen": "PASS NEW [203.0.113.5]:51234",
+    "NOQUEUE Reject": "NOQUEUE: reject: RCPT from unknown[203.0.113.5]: 554 5.7.1 <a@example.org>: Relay access denied",
+    "DNSBL Block": "NOQUEUE: reject: RCPT from x[203.0.113.5]: 554 5.7.1 Service unavailable; Client host "
+    "[203.0.113.5] blocked using zen.spamhaus.org",
+    "Pregreet": "PREGREET 11 after 0.07 from [203.0.113.5]:51234: EHLO x",
+    "Sender/Recipient Restrictions": "NOQUEUE: reject: RCPT from x[203.0.113.5]: 450 4.1.8 <s@nowhere.invalid>: "
+    "Sender address rejected: Domain not found",
+    "Relay Denied": "NOQUEUE: reject: RCPT from unknown[203.0.113.5]: 554 5.7.1 <a@example.org>: Relay access denied",
+    "Connections (Postfix)": "disconnect from unknown[203.0.113.5] ehlo=1 quit=1 commands=2",
+    "Dovecot auth failures": "imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a@example.org>",
+    "SOGo logins": "SOGoRootPage Login from '203.0.113.5' for user 'a@example.org' might not have worked",
+}
+
+
+def test_smart_filters_survive_grafanas_custom_variable_and_match_their_lines():
+    board = BOARDS["mailcow-logs.json"]
+    query = next(v for v in board["templating"]["list"] if v["name"] == "filter")["query"]
+    # Grafana's custom variable: unescaped commas separate the options, "text : value" names one
+    options = [re.match(r"^\s*(.+)\s:\s(.+)$", part).groups() for part in re.findall(r"(?:\\,|[^,])+", query)]
+    assert [(text.strip(), value.strip()) for text, value in options] == list(SMART_FILTERS)
+    delivered = "3F1C2A0123: to=<a@example.org>, relay=dovecot[172.22.1.250]:24, status=sent (250 2.0.0 Saved)"
+    for title, regex in SMART_FILTERS[1:]:
+        assert re.search(regex, SMART_FILTER_LINES[title]), title
+        assert not re.search(regex, delivered), title
+        assert '"' not in regex and "\\" not in regex  # it goes into a double-quoted LogQL string as it is
+
+
+def explore_query(url: str) -> logql.LogQuery:
+    """The LogQL query an Explore link opens once Grafana filled in its placeholders; the link must be
+    the `schemaVersion=1&panes=` form on the Loki datasource over the dashboard's time range."""
+    for match in PLACEHOLDER.finditer(url):
+        assert match.group(1) in ("__from", "__to") or match.group(2) == "percentencode", f"unencoded {match[0]}"
+    parts = urlsplit(fill(url, LINK_SAMPLES, encode=True))
+    params = parse_qs(parts.query, strict_parsing=True)  # as URLSearchParams reads it: a bare + is a space
+    assert parts.path == "/explore" and params["schemaVersion"] == ["1"], url
+    (pane,) = json.loads(params["panes"][0]).values()
+    assert pane["datasource"] == LOKI["uid"] and pane["range"] == {"from": "1785721604354", "to": "1785725204354"}
+    (query,) = pane["queries"]
+    assert query["datasource"] == LOKI and query["refId"] == "A"
+    parsed = logql.parse(query["expr"])
+    assert isinstance(parsed, logql.LogQuery), query["expr"]
+    for match in PLACEHOLDER.finditer(url):
+        if match.group(2):  # a row's or a variable's value: searched for exactly as it is
+            assert logql.LineFilter("|=", LINK_SAMPLES[match.group(1)]) in parsed.filters, query["expr"]
+    return parsed
+
+
+def test_explore_links_open_loki_queries_from_every_dashboard_that_has_logs():
+    linked = {}
+    for name, board in BOARDS.items():
+        variables = {v["name"] for v in board["templating"]["list"]}
+        urls = [link["url"] for link in board["links"] if link["type"] == "link"]
+        urls += [
+            link["url"]
+            for panel in board["panels"]
+            for override in panel["fieldConfig"]["overrides"]
+            for prop in override["properties"]
+            if prop["id"] == "links"
+            for link in prop["value"]
+        ]
+        for url in (u for u in urls if u.startswith("/explore")):
+            assert {m.group(1) for m in PLACEHOLDER.finditer(url) if "." not in m.group(1)} - {"__from", "__to"} <= (
+                variables
+            ), url
+            linked.setdefault(name, []).append(explore_query(url))
+    assert set(linked) >= {
+        "mailcow-overview.json",
+        "mailcow-messages.json",
+        "mailcow-message-details.json",
+        "mailcow-security.json",
+        "mailcow-logs.json",
+    }
+    details = linked["mailcow-message-details.json"]
+    assert logql.LogQuery(
+        (logql.Matcher("service", "=", "postfix"),), (logql.LineFilter("|=", "4Xk9Ls2Fq7zM1vN"),)
+    ) in (details)
+
+
+def test_loki_datasource_is_provisioned_like_the_others():
+    datasources = yaml.safe_load((ROOT / "provisioning/grafana/datasources/mailcow.yaml").read_text())["datasources"]
+    loki = next(d for d in datasources if d["uid"] == LOKI["uid"])
+    infinity = next(d for d in datasources if d["uid"] == "mailcow-infinity")
+    assert loki["type"] == "loki" and loki["url"] == infinity["url"]  # the base URL: Grafana adds /loki/api/v1
+    assert loki["basicAuthUser"] == infinity["basicAuthUser"] and loki["secureJsonData"] == infinity["secureJsonData"]
+    assert loki["jsonData"]["maxLines"] == 1000
+    (derived,) = loki["jsonData"]["derivedFields"]
+    assert derived["datasourceUid"] == LOKI["uid"]
+    assert re.sub(r"\$\$\{", "", derived["url"]).count("$") == 0, "provisioning would expand an unescaped $"
+    query = derived["url"].replace("$$", "$")
+    matcher = re.compile(derived["matcherRegex"])
+    for queue_id in ("3F1C2A0123", "4Xk9Ls2Fq7zM1vN"):
+        assert matcher.match(f"{queue_id}: to=<a@example.org>, status=sent").group(1) == queue_id
+        parsed = logql.parse(query.replace("${__value.raw}", queue_id))
+        assert parsed.filters == (logql.LineFilter("|=", queue_id),)
+    for line in ("NOQUEUE: reject: RCPT from x[192.0.2.1]", "warning: hostname x does not resolve", "connect from x"):
+        assert not matcher.match(line), line

@@ -59,7 +59,7 @@ def test_grafana_and_prometheus_reach_the_service_under_a_host_name_it_answers(d
     hosts = [urlsplit(d["url"]).netloc for d in datasources["datasources"] if "mailcow-grafana" in d["url"]]
     hosts += [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
     client = create_app(dataclasses.replace(config, database_url=db_url), pool).test_client()
-    assert len(hosts) == 3
+    assert len(hosts) == 4  # Infinity, JSON, Loki and Prometheus's target
     for host in hosts:
         assert client.get("/api/info", headers={"Host": host}).status_code == 200, host
     assert client.get("/api/info", headers={"Host": "evil.example"}).status_code == 400

@@ -17,8 +17,10 @@ def _key_queue_id(truth: dict) -> str | None:
     ids = truth["queue_ids"]
     if not ids:
         return None
-    if truth["rspamd_action"] == "reject" or any(r["status"] == "bounced" for r in truth["recipients"]):
-        return ids[0]  # rejected in DATA / the original that bounced (ids[1] is its NDN)
+    if any(r["status"] == "bounced" for r in truth["recipients"]):
+        return ids[-2]  # the original that bounced (its NDN is the last queue id; a greylisted attempt may precede)
+    if truth["rspamd_action"] == "reject":
+        return ids[0]  # rejected in DATA
     return ids[-1]  # after greylisting, the accepted retry
 
 
@@ -103,10 +105,11 @@ def test_bounces_link_to_their_notification(outcome):
     bounced = [m for m in truth if any(r["status"] == "bounced" for r in m["recipients"])][:20]
     assert bounced
     for mail in bounced:
-        details = client.get(f"/api/message/{by_queue[mail['queue_ids'][0]]['correlation_key']}/details").get_json()
-        assert details["bounce_notification"]["queue_id"] == mail["queue_ids"][1]
+        original, notification = mail["queue_ids"][-2:]
+        details = client.get(f"/api/message/{by_queue[original]['correlation_key']}/details").get_json()
+        assert details["bounce_notification"]["queue_id"] == notification
         ndn = client.get(f"/api/message/{details['bounce_notification']['correlation_key']}/details").get_json()
-        assert ndn["bounce_of"]["queue_id"] == mail["queue_ids"][0]
+        assert ndn["bounce_of"]["queue_id"] == original
         assert ndn["recipients"] == [mail["sender"]] and ndn["final_status"] == "delivered"
 
 
@@ -115,7 +118,7 @@ def test_alias_expansion_shows_orig_to(outcome):
     by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
     aliased = [m for m in truth if any(r["orig_to"] for r in m["recipients"])][:20]
     for mail in aliased:
-        details = client.get(f"/api/message/{by_queue[mail['queue_ids'][-1]]['correlation_key']}/details").get_json()
+        details = client.get(f"/api/message/{by_queue[_key_queue_id(mail)]['correlation_key']}/details").get_json()
         got = {(r["recipient"], r["orig_to"]) for r in details["recipient_details"]}
         assert got == {(r["address"], r["orig_to"]) for r in mail["recipients"]}
 

@@ -18,7 +18,8 @@ from exporter.app import create_app
 from exporter.mailcow.client import MailcowClient
 from exporter.parsers import MAX_FIELD
 from exporter.services import correlation
-from exporter.services.ingest import MIN_INTERVAL, Ingestor, fetch_source, load_groups, load_window
+from exporter.services.ingest import MIN_INTERVAL, fetch_source, load_groups, load_window
+from exporter.services.ingestor import Ingestor
 from exporter.simulator.state import LOCAL_DOMAINS
 from tests.conftest import RO_KEY, SIM_START, make_config
 from tests.mailflow import COUNTS, make_rig

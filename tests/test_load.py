@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.config import RAW_LOG_SERVICES
 from tests.loadrun import run_load
 
 
@@ -13,3 +14,4 @@ def test_two_thousand_mails_a_minute_for_five_minutes_loses_nothing(databases):
     assert result.rspamd_stored == result.rspamd_logged, "every rspamd row stored exactly once"
     assert result.gaps == 0
     assert not result.wrong and result.checked > 8000
+    assert result.raw_lossless and set(result.raw) == set(RAW_LOG_SERVICES), "every line of every list stored once"

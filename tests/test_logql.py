@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from exporter.parsers.logql import (
     MAX_QUERY_LENGTH,
+    Constant,
     LineFilter,
     LogQLError,
     LogQuery,
@@ -92,7 +93,7 @@ def test_any_label_name_and_whitespace_and_newlines() -> None:
         (r'"back\\slash"', "back\\slash"),
         (r'"\x41\101\u00e9\U0001F600"', "AAé😀"),
         (r'"\n\r\a\b\f\v"', "\n\r\a\b\f\v"),
-        ("`raw \\d+ \"quoted\"`", 'raw \\d+ "quoted"'),
+        ('`raw \\d+ "quoted"`', 'raw \\d+ "quoted"'),
         ('"héllo"', "héllo"),
         ('""', ""),
     ],
@@ -111,8 +112,19 @@ def test_backtick_regex_needs_no_double_escaping() -> None:
 
 @pytest.mark.parametrize(
     ("duration", "seconds"),
-    [("1m", 60), ("5m30s", 330), ("1h", 3600), ("1d", 86400), ("1w", 604800), ("1y", 31536000),
-     ("500ms", 0.5), ("1h30m", 5400), ("90s", 90), ("1.5m", 90), (" 10s ", 10)],
+    [
+        ("1m", 60),
+        ("5m30s", 330),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("1y", 31536000),
+        ("500ms", 0.5),
+        ("1h30m", 5400),
+        ("90s", 90),
+        ("1.5m", 90),
+        (" 10s ", 10),
+    ],
 )
 def test_durations(duration: str, seconds: float) -> None:
     parsed = parse(f'rate({{service="postfix"}}[{duration}])')
@@ -131,17 +143,25 @@ def test_range_functions(func: str) -> None:
     ("query", "expected"),
     [
         ('sum(rate({service="postfix"}[1m]))', VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('count(rate({service="postfix"}[1m]))',
-         VectorAggregation("count", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('sum(rate({service="postfix"}[1m])) by (level, program)',
-         VectorAggregation("sum", ("level", "program"), RangeAggregation("rate", POSTFIX, 60))),
-        ('sum by () (rate({service="postfix"}[1m]))',
-         VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60))),
-        ('count(sum by (level) (count_over_time({service="postfix"}[1m])))',
-         VectorAggregation("count", (), VectorAggregation("sum", ("level",),
-                                                          RangeAggregation("count_over_time", POSTFIX, 60)))),
-        ('(sum by (level) ((rate({service="postfix"}[1m]))))',
-         VectorAggregation("sum", ("level",), RangeAggregation("rate", POSTFIX, 60))),
+        ('count(rate({service="postfix"}[1m]))', VectorAggregation("count", (), RangeAggregation("rate", POSTFIX, 60))),
+        (
+            'sum(rate({service="postfix"}[1m])) by (level, program)',
+            VectorAggregation("sum", ("level", "program"), RangeAggregation("rate", POSTFIX, 60)),
+        ),
+        (
+            'sum by () (rate({service="postfix"}[1m]))',
+            VectorAggregation("sum", (), RangeAggregation("rate", POSTFIX, 60)),
+        ),
+        (
+            'count(sum by (level) (count_over_time({service="postfix"}[1m])))',
+            VectorAggregation(
+                "count", (), VectorAggregation("sum", ("level",), RangeAggregation("count_over_time", POSTFIX, 60))
+            ),
+        ),
+        (
+            '(sum by (level) ((rate({service="postfix"}[1m]))))',
+            VectorAggregation("sum", ("level",), RangeAggregation("rate", POSTFIX, 60)),
+        ),
     ],
 )
 def test_vector_aggregations(query: str, expected: VectorAggregation) -> None:
@@ -174,7 +194,7 @@ REFUSED = [
     ('absent_over_time({service="postfix"}[1m])', "absent_over_time"),
     ('max by (level) (rate({service="postfix"}[1m]))', "max"),
     ('avg(rate({service="postfix"}[1m]))', "avg"),
-    ('topk(5, rate({service="postfix"}[1m]))', "number"),
+    ('topk(5, rate({service="postfix"}[1m]))', "function 'topk' is not supported"),
     ("5", "number"),
     ("{}", "at least one"),
     ('{service=""}', "at least one"),
@@ -190,13 +210,36 @@ REFUSED = [
     ('rate({service="postfix"}[1x])', "invalid duration"),
     ('rate({service="postfix"}[0s])', "positive"),
     ('rate({service="postfix"}[])', "invalid duration"),
-    ('rate({service="postfix"}[' + '9' * 400 + 'y])', "at most 10y"),
+    ('rate({service="postfix"}[' + "9" * 400 + "y])", "at most 10y"),
     ('{service="postfix"', "end of query"),
     ('{service="postfix"} |= "unterminated', "syntax error"),
     ('rate({service="postfix"})', "syntax error"),
     ("", "syntax error"),
     ("service=postfix", "syntax error"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("query", "value"),
+    [
+        ("vector(1)+vector(1)", 2.0),  # Grafana's health check (pkg/tsdb/loki/healthcheck.go)
+        ("vector(1) + vector(2) * vector(3)", 7.0),
+        ("(vector(1) + vector(2)) * vector(3)", 9.0),
+        ("vector(7) / vector(2) - vector(0.5)", 3.0),
+        ("vector(3)", 3.0),
+    ],
+)
+def test_constant_arithmetic_is_folded(query: str, value: float) -> None:
+    assert parse(query) == Constant(value)
+
+
+def test_a_constant_divided_by_zero_is_nan_not_an_error() -> None:
+    result = parse("vector(1) / vector(0)")
+    assert isinstance(result, Constant) and result.value != result.value
+
+
+def test_vector_is_still_a_label_name() -> None:
+    assert parse('{vector="x"}') == LogQuery((Matcher("vector", "=", "x"),))
 
 
 @pytest.mark.parametrize(("query", "named"), REFUSED)

@@ -223,6 +223,7 @@ def served(databases):
             "action": sorted({a for actions in ACTIONS.values() for a in actions}),
             "name": [*catalog.QUERIES, *catalog.VARIABLES],
             "filename": ["app.css"],
+            "service": ["postfix", "rspamd", "watchdog", "cron"],
         }
         config = make_config(url, rig.mailcow_url, dns_resolvers=[f"127.0.0.1:{port}"])
         app = create_app(config, pool)
@@ -343,5 +344,7 @@ def test_the_probe_learned_what_handlers_read(served):
     assert {"search", "start_date", "limit"} <= READ["/api/messages"]
     assert {"days", "limit"} <= READ["/api/dmarc/domains/<string:domain>/sources"]
     assert {"from", "to", "search"} <= READ["/grafana/infinity/<name>"]
+    raw = {"page", "limit", "search", "start_date", "end_date", "level", "priority", "program", "sort_order", "filter"}
+    assert raw <= READ["/api/raw-logs/<service>"]
     tls = "/api/dmarc/domains/<string:domain>/tls-reports"
     assert {"page", "page_size"} <= READ[tls] and "limit" in READ[f"{tls}/<report_date>/details"]

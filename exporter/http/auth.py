@@ -1,10 +1,13 @@
-"""HTTP Basic auth for every route but the public ones, when AUTH_ENABLED."""
+"""HTTP Basic auth for every route but the public ones, when AUTH_ENABLED; an address allowlist for the
+routes clients reach without credentials (Loki's live tail: Grafana dials it without any)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+import ipaddress
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
@@ -12,6 +15,8 @@ from exporter.config import Config
 from exporter.http.errors import error_response
 
 PUBLIC_ENDPOINTS = frozenset({"api.health"})
+# Open to clients in LOKI_TAIL_ALLOWED_NETWORKS, or with valid credentials, whatever AUTH_ENABLED says.
+ADDRESS_ENDPOINTS = frozenset({"loki.tail"})
 
 
 def _credentials_ok(config: Config) -> bool:
@@ -29,14 +34,43 @@ def _credentials_ok(config: Config) -> bool:
     return user_ok and password_ok
 
 
+def client_allowed(config: Config) -> bool:
+    """Whether the peer's address is in LOKI_TAIL_ALLOWED_NETWORKS (an IPv4-mapped IPv6 address as IPv4)."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(n) for n in config.loki_tail_allowed_networks)
+
+
+def _address_or_credentials(config: Config) -> Response | None:
+    """The guard of ADDRESS_ENDPOINTS. A page of another site is refused even from an allowed address or
+    with credentials: browsers open websockets cross-site and send cached Basic credentials along."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        return error_response(403, "Forbidden", "a page of another site may not open the live tail", "CROSS_SITE")
+    if (config.auth_enabled and _credentials_ok(config)) or client_allowed(config):
+        return None
+    detail = (
+        f"the live tail answers clients in LOKI_TAIL_ALLOWED_NETWORKS ({', '.join(config.loki_tail_allowed_networks)})"
+        f" or with valid credentials; {request.remote_addr} is in none of them"
+    )
+    return error_response(403, "Forbidden", detail, "TAIL_NOT_ALLOWED")
+
+
 def install_auth(app: Flask, config: Config, preflight_endpoints: frozenset[str]) -> None:
     """Require credentials before any handler runs (404s included, so routes are not probed); only the
-    CORS preflights of `preflight_endpoints` (browsers send them without credentials) are let through."""
-    if not config.auth_enabled:
-        return
+    CORS preflights of `preflight_endpoints` (browsers send them without credentials) are let through.
+    ADDRESS_ENDPOINTS are guarded by `_address_or_credentials` instead, even when AUTH_ENABLED is off."""
 
     @app.before_request
     def _require_auth() -> Response | None:
+        if request.endpoint in ADDRESS_ENDPOINTS:
+            return _address_or_credentials(config)
+        if not config.auth_enabled:
+            return None
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if request.method == "OPTIONS" and request.endpoint in preflight_endpoints:

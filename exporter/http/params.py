@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from exporter.http.errors import InvalidParameter
 from exporter.parsers import MAX_FIELD, dovecot
+from exporter.parsers.raw_logs import LEVELS
 
 MESSAGE_STATUSES = (
     "delivered",
@@ -198,3 +199,49 @@ class AuditParams(Params):
     outcome = fields.String(load_default=None, validate=validate.OneOf(("success", "partial", "failed", "refused")))
     actor = fields.String(load_default=None, validate=validate.Length(max=200))
     start_date = Instant(load_default=None)
+
+
+# The syslog words mailcow's own items use for raw log levels (exporter.parsers.raw_logs.LEVELS).
+_LEVEL_WORDS = {"warn": "warning", "err": "error", "crit": "critical", "emerg": "critical", "alert": "critical"}
+RAW_MAX_ROWS = 10_000  # page * limit: deeper pages of raw lines are reached by narrowing end_date
+
+
+class LevelList(fields.Field):
+    """One level or several, comma-separated (`error,critical`); syslog words (`err`, `warn`) are accepted."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
+        words = [w.strip().lower() for w in str(value).split(",") if w.strip()]
+        levels = [_LEVEL_WORDS.get(w, w) for w in words]
+        unknown = [w for w, level in zip(words, levels, strict=True) if level not in LEVELS]
+        if not words or unknown:
+            raise ValidationError(f"use one or more of {', '.join(LEVELS)} (comma-separated), got {value!r:.60}")
+        return tuple(dict.fromkeys(levels))
+
+
+class RawLogParams(PageParams):
+    """`/api/raw-logs/<service>`: seed 002's page/limit/search/dates, levels, program, order, smart filter."""
+
+    level = LevelList(load_default=None)
+    priority = LevelList(load_default=None)  # seed 000's name for the same filter
+    program = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    sort_order = fields.String(load_default="desc", validate=validate.OneOf(("desc", "asc")))
+    filter = fields.String(load_default=None, validate=validate.Length(min=1, max=60))
+
+    @validates_schema
+    def _depth(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("page", 1) * data.get("limit", 50) > RAW_MAX_ROWS:
+            raise ValidationError(
+                f"page * limit may not exceed {RAW_MAX_ROWS:,}; for older lines set end_date to the oldest time shown",
+                field_name="page",
+            )
+
+
+class RawTailParams(Params):
+    """`/ws/raw-logs`: which service to follow and, optionally, the same filters as the list."""
+
+    service = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    search = fields.String(load_default=None, validate=SEARCH)
+    level = LevelList(load_default=None)
+    priority = LevelList(load_default=None)
+    program = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    filter = fields.String(load_default=None, validate=validate.Length(min=1, max=60))

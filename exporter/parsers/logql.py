@@ -11,7 +11,9 @@ rather than silently ignored. Supported:
 * ``count_over_time``, ``rate``, ``bytes_over_time`` over ``[duration]`` (Loki units ns..y, combined: 5m30s);
 * ``sum`` and ``count`` with an optional ``by (labels)``, before or after the parenthesised argument;
 * ``| drop __error__`` (and ``__error_details__``), which Grafana appends to its log-volume query: accepted
-  and ignored, since without parsers no line ever carries an error label.
+  and ignored, since without parsers no line ever carries an error label;
+* constant arithmetic over ``vector(<number>)`` (``+ - * /``, parentheses), folded here into a `Constant`:
+  Grafana's "Save & test" sends ``vector(1)+vector(1)`` and expects 2.
 
 Refused with an error naming the construct: parsers and other pipeline stages (``| json``, ``| logfmt``,
 ``| line_format``, label filters ...), ``unwrap``, ``without``, ``offset``, binary operations, other functions.
@@ -87,10 +89,22 @@ class VectorAggregation:
     inner: MetricQuery
 
 
+@dataclass(frozen=True)
+class Constant:
+    """A constant vector (``vector(1)+vector(1)``), already computed: one sample without labels."""
+
+    value: float
+
+
 MetricQuery = RangeAggregation | VectorAggregation
 
 _GRAMMAR = r"""
-?start: log_query | metric
+?start: log_query | metric | constant
+constant: const_sum
+?const_sum: const_product | const_sum ADD_OP const_product
+?const_product: const_atom | const_product MUL_OP const_atom
+?const_atom: const_vector | "(" const_sum ")"
+const_vector: VECTOR "(" NUMBER ")"
 log_query: selector (line_filter | drop_errors)* stage*
 selector: "{" [matcher ("," matcher)*] "}"
 matcher: NAME (EQ | NEQ | RE | NRE) string
@@ -104,6 +118,10 @@ grouping: GROUP_KW "(" [NAME ("," NAME)*] ")"
 string: DQ_STRING | RAW_STRING
 
 GROUP_KW.2: "by" | "without"
+VECTOR.2: "vector"
+NUMBER: /[0-9]+(\.[0-9]+)?/
+ADD_OP: "+" | "-"
+MUL_OP: "*" | "/"
 DROP.2: "drop"
 ERROR_LABEL.2: "__error__" | "__error_details__"
 NAME: /[a-zA-Z_][a-zA-Z0-9_]*/
@@ -123,19 +141,38 @@ RANGE: /\[[^\]]*\]/
 _GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
 _ESCAPE = re.compile(r"\\(?:([abfnrtv\\\"])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.?))")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400,
-                 "w": 604800, "y": 31536000}
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "y": 31536000,
+}
+_SUPPORTED = f"supported: {', '.join(RANGE_FUNCTIONS)}, {', '.join(VECTOR_OPERATORS)}, vector"
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=|\\g<|\\k<")
 _STAGES = {
-    "json": "the json parser", "logfmt": "the logfmt parser", "regexp": "the regexp parser",
-    "pattern": "the pattern parser", "unpack": "the unpack parser", "line_format": "line_format",
-    "label_format": "label_format", "unwrap": "unwrap", "drop": "drop", "keep": "keep",
-    "decolorize": "decolorize", "distinct": "distinct",
+    "json": "the json parser",
+    "logfmt": "the logfmt parser",
+    "regexp": "the regexp parser",
+    "pattern": "the pattern parser",
+    "unpack": "the unpack parser",
+    "line_format": "line_format",
+    "label_format": "label_format",
+    "unwrap": "unwrap",
+    "drop": "drop",
+    "keep": "keep",
+    "decolorize": "decolorize",
+    "distinct": "distinct",
 }
 
 
-def parse(text: str) -> LogQuery | MetricQuery:
+def parse(text: str) -> LogQuery | MetricQuery | Constant:
     """Parse one LogQL query; raise LogQLError naming what is wrong or unsupported."""
     if not isinstance(text, str):
         raise LogQLError("query must be a string")
@@ -179,6 +216,9 @@ def _explain(text: str, exc: UnexpectedInput) -> str:
         return f"{where}: pattern line filters (|> and !>) are not supported"
     if re.match(r"(==|!=|>=|<=|[-+*/%^<>])", rest) and before.endswith(")"):
         return f"{where}: binary operations are not supported"
+    call = re.search(r"([A-Za-z_]\w*)\s*\(\s*$", before)
+    if call and call.group(1) not in (*RANGE_FUNCTIONS, *VECTOR_OPERATORS) and re.match(r"[-+]?\d", rest):
+        return f"{_where(text, call.start(1))}: function '{call.group(1)}' is not supported ({_SUPPORTED})"
     if re.match(r"[-+]?\d", rest):
         return f"{where}: number literals are not supported (no binary operations, no function parameters)"
     if at_end:
@@ -300,10 +340,26 @@ class _Build(Transformer):
             )
         return LogQuery(matchers, tuple(f for f in filters if f is not None))
 
+    def const_vector(self, _keyword: Token, number: Token) -> float:
+        return float(number)
+
+    def const_sum(self, left: float, op: Token, right: float) -> float:
+        return left + right if op == "+" else left - right
+
+    def const_product(self, left: float, op: Token, right: float) -> float:
+        if op == "*":
+            return left * right
+        return left / right if right else float("nan")  # PromQL: x/0 is NaN (or ±Inf); never an error
+
+    def constant(self, value: float) -> Constant:
+        return Constant(value)
+
     def range_agg(self, name: Token, query: LogQuery, window: Token) -> RangeAggregation:
         if name not in RANGE_FUNCTIONS:
-            raise LogQLError(f"{_where_token(name)}: function '{name}' is not supported "
-                             f"(supported: {', '.join(RANGE_FUNCTIONS)}, {', '.join(VECTOR_OPERATORS)})")
+            raise LogQLError(
+                f"{_where_token(name)}: function '{name}' is not supported "
+                f"(supported: {', '.join(RANGE_FUNCTIONS)}, {', '.join(VECTOR_OPERATORS)})"
+            )
         return RangeAggregation(str(name), query, _duration(window))
 
     def grouping(self, keyword: Token, *labels: Token | None) -> tuple[str, ...]:
@@ -313,8 +369,10 @@ class _Build(Transformer):
 
     def vector_agg(self, name: Token, *args: Any) -> VectorAggregation:
         if name not in VECTOR_OPERATORS:
-            raise LogQLError(f"{_where_token(name)}: aggregation '{name}' is not supported "
-                             f"(supported: {', '.join(VECTOR_OPERATORS)})")
+            raise LogQLError(
+                f"{_where_token(name)}: aggregation '{name}' is not supported "
+                f"(supported: {', '.join(VECTOR_OPERATORS)})"
+            )
         groupings = [a for a in args if isinstance(a, tuple)]
         inner = next(a for a in args if isinstance(a, RangeAggregation | VectorAggregation))
         if len(groupings) > 1:

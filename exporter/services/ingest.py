@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from exporter.mailcow.client import MailcowClient
-from exporter.mailcow.errors import MailcowError
 from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
+from exporter.services import raw_logs
+from exporter.services.raw_logs import RawLogs
 from exporter.store import ingest as store
-from exporter.store import status as status_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,12 @@ SOURCES = {
     "rspamd": Source("rspamd", "rspamd-history", "unix_time", 1_000),
     "netfilter": Source("netfilter", "netfilter", "time", 10_000),
 }
+# The lists stored only as raw lines (exporter/services/raw_logs.py); their source is the list's name.
+RAW_ONLY = {
+    name: Source(name, name, "time", 101 if name == "autodiscover" else 10_000)  # AUTODISCOVER_LOG keeps 101
+    for name in ("dovecot", "sogo", "ratelimited", "watchdog", "acme", "api", "autodiscover")
+}
+ALL_SOURCES = {**SOURCES, **RAW_ONLY}
 
 
 def _epoch(item: Mapping[str, Any], key: str) -> int | None:
@@ -134,18 +139,25 @@ ROW_BUILDERS: dict[str, Callable[[Mapping[str, Any], bytes, int], tuple]] = {
 
 def build_rows(source: str, newest_first: Sequence[Any]) -> tuple[list[tuple], list[tuple]]:
     """(rows, unparsed rows) for one window, oldest first; a bad item never drops its neighbours."""
+    return _parse_numbered(source, number_window(SOURCES[source].service, newest_first))
+
+
+def _parse_numbered(source: str, numbered: Iterable[tuple[Any, bytes, int]]) -> tuple[list[tuple], list[tuple]]:
     rows, bad = [], []
     builder = ROW_BUILDERS[source]
-    for item, key, occurrence in number_window(SOURCES[source].service, newest_first):
+    for item, key, occurrence in numbered:
         try:
             if not isinstance(item, (dict, Mapping)):
                 raise ValueError("not a JSON object")
             rows.append(builder(item, key, occurrence))
         except (ValueError, TypeError) as exc:
-            bad.append(
-                (source, Jsonb(item if isinstance(item, Mapping) else {"value": item}), str(exc), key, occurrence)
-            )
+            bad.append((source, Jsonb(_as_object(item)), str(exc), key, occurrence))
     return rows, bad
+
+
+def _as_object(item: Any) -> Mapping[str, Any]:
+    """What unparsed_lines keeps of an item: itself when it is a JSON object, else wrapped in one."""
+    return item if isinstance(item, Mapping) else {"value": item}
 
 
 def load_window(conn: psycopg.Connection, source: str, newest_first: Sequence[Any]) -> tuple[int, int]:
@@ -216,20 +228,12 @@ class FetchResult:
     span_rate: float | None = None  # lines per second over the snapshot's own time span
 
 
-@dataclass
-class SourceState:
-    """What the fetch loop learns about one source between runs (not needed for correctness)."""
-
-    first_count: int
-    last_fetch: float | None = None
-    rate: float = 0.0
-    cap: int = 0
-    interval: float = 60.0
-
-
-def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first_count: int) -> FetchResult:
-    """Fetch everything new from one source and store it in one transaction."""
-    spec = SOURCES[source]
+def fetch_source(
+    client: MailcowClient, pool: ConnectionPool, source: str, first_count: int, raw: RawLogs | None = None
+) -> FetchResult:
+    """Fetch everything new from one source and store it in one transaction (its raw lines too, when
+    `raw` keeps the list)."""
+    spec = ALL_SOURCES[source]
     started = datetime.now(UTC)
     with pool.connection() as conn:
         newest = store.newest_stored(conn, source)
@@ -246,8 +250,15 @@ def fetch_source(client: MailcowClient, pool: ConnectionPool, source: str, first
         count = min(count * 2, MAX_SNAPSHOT)
     with pool.connection() as conn, conn.transaction():
         gap = _gap(conn, source, items, newest, newest_epoch, spec) if not reached else None
-        rows, bad = build_rows(source, items)
-        inserted, unparsed_new = _store_rows(conn, source, rows, bad)
+        numbered = number_window(spec.service, items)
+        rows, bad = _parse_numbered(source, numbered) if source in SOURCES else ([], [])
+        inserted, unparsed_new = _store_rows(conn, source, rows, bad) if source in SOURCES else (0, 0)
+        if raw is not None and spec.service in raw.services:
+            lines = raw_logs.rows(spec.service, numbered, raw_logs.oldest_kept(raw))
+            stored = raw_logs.store_rows(conn, lines)
+            if source not in SOURCES:  # a raw-only list: its lines are what this fetch stores
+                bad = [(source, Jsonb(_as_object(i)), why, k, o) for i, why, k, o in lines.unparsed]
+                inserted, unparsed_new = stored, store.load(conn, "unparsed", bad)
         epochs = [e for e in (_epoch(i, spec.time_key) for i in items if isinstance(i, Mapping)) if e is not None]
         unreadable = f"{len(bad)} of {len(items)} items could not be parsed, e.g. {bad[0][2]}" if bad else None
         store.save_state(
@@ -300,71 +311,3 @@ def _gap(
         if store.stored_keys(conn, source, newest, same_second):
             return None
     return newest, _at(oldest)
-
-
-class Ingestor:
-    """Fetches every source, adapting the interval to how fast mailcow's lists fill up."""
-
-    def __init__(
-        self,
-        client: MailcowClient,
-        pool: ConnectionPool,
-        counts: Mapping[str, int],
-        max_interval: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.pool = pool
-        self.max_interval = max_interval
-        self.clock = clock
-        self.state = {
-            name: SourceState(first_count=counts[name], cap=SOURCES[name].cap, interval=max_interval)
-            for name in SOURCES
-        }
-        self.counts = dict(counts)
-
-    def fetch_all(self) -> dict[str, FetchResult]:
-        """One round over all sources; raises after trying every source if any failed."""
-        results: dict[str, FetchResult] = {}
-        errors: list[str] = []
-        api_error: str | None = None
-        for name in SOURCES:
-            state = self.state[name]
-            now = self.clock()
-            try:
-                result = fetch_source(self.client, self.pool, name, state.first_count)
-            except Exception as exc:
-                store.record_fetch_error(self.pool, name, datetime.now(UTC), str(exc))
-                errors.append(f"{name}: {exc}")
-                if isinstance(exc, MailcowError):
-                    api_error = api_error or f"{name}: {exc}"
-                continue
-            results[name] = result
-            self._adapt(name, state, result, now)
-        status_store.record_api(self.pool, "logs", datetime.now(UTC), api_error)
-        if errors:
-            raise RuntimeError("; ".join(errors))
-        return results
-
-    def _adapt(self, name: str, state: SourceState, result: FetchResult, now: float) -> None:
-        """Fetch often enough that the list never rotates between two fetches (with 3x margin)."""
-        if result.list_length and result.list_length > state.cap:
-            state.cap = result.list_length
-        rates = [result.span_rate or 0.0]
-        if state.last_fetch is not None and now > state.last_fetch:
-            rates.append(result.inserted / (now - state.last_fetch))
-        state.rate = max(rates)  # the snapshot's own density tells the rate even on the first fetch
-        state.last_fetch = now
-        if result.gap:
-            state.interval = MIN_INTERVAL
-        elif state.rate > 0:
-            state.interval = max(MIN_INTERVAL, min(self.max_interval, state.cap / state.rate / 3))
-        else:
-            state.interval = self.max_interval
-        # ask for about twice what should have arrived: small polls when quiet, one request when busy
-        expected = int(state.rate * state.interval * 2) + 100
-        state.first_count = min(max(expected, 100), max(self.counts[name], min(expected, state.cap)))
-        store.set_interval(self.pool, name, state.interval, state.rate)
-
-    def next_delay(self) -> float:
-        return min(s.interval for s in self.state.values())

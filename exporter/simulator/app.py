@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 
 from exporter.mailcow.client import LOG_SERVICES, MAILQ_ACTIONS
 from exporter.simulator import accounts, phpjson
+from exporter.simulator.services import api_log_data
 from exporter.simulator.state import LOCAL_DOMAINS, MAILBOXES, REDIS_LOGS
 from exporter.simulator.traffic import Simulation
 
@@ -76,6 +77,11 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
     def ground_truth() -> Response:
         """What really happened to every generated mail, per recipient (for correlation tests)."""
         return Response(json.dumps(sim.ground_truth()), content_type="application/json")
+
+    @app.get("/sim/ground-truth/services")
+    def service_truth() -> Response:
+        """Per log list: lines ever logged, cap and lines held; every Dovecot delivery (for loss checks)."""
+        return Response(json.dumps(sim.service_truth()), content_type="application/json")
 
     @app.post("/sim/fault")
     def fault() -> Response:
@@ -158,12 +164,9 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         if request.method == "GET":
             return ""
         try:
-            body = json.loads(request.get_data() or b"null")
+            return api_log_data(json.loads(request.get_data() or b"null"))
         except ValueError:
             return ""
-        if isinstance(body, dict):
-            return ", ".join(f"{k}='{json.dumps(v)}'" for k, v in body.items() if not re.search("pass", k, re.I))
-        return f"items='{json.dumps(body)}'" if body is not None else ""
 
     def _get(category: str, obj: str | None, extra: str | None) -> Response:
         with state.lock:
@@ -201,7 +204,7 @@ def create_simulator_app(sim: Simulation, ro_key: str, rw_key: str, *, advance_o
         return _json(rows if rows else {})
 
     def _logs(service: str, segment: str | None) -> Response:
-        if service not in LOG_SERVICES:
+        if service not in LOG_SERVICES or service in state.missing_logs:
             return _route_not_found()
         if service == "rspamd-stats":
             return _json(_rspamd_stats())

@@ -88,6 +88,7 @@ class MailcowState:
         self.pushed: dict[str, int] = {}  # entries ever logged per list (ground truth for loss checks)
         self.fault: str | None = None  # "server_error" | "slow": see the simulator's /sim/fault
         self.fault_delay = 5.0
+        self.missing_logs: set[str] = set()  # lists an older mailcow lacks: their path is "route not found"
         self.mailbox_usage: dict[str, dict[str, int]] = {
             addr: {
                 "quota_used": 50_000_000 * (i + 1),

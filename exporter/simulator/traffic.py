@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.simulator import dovecot
+from exporter.simulator.services import Background
 from exporter.simulator.state import ALIASES, LOCAL_DOMAINS, MAILBOXES, MailcowState, docker_time
 
 DOVECOT = "dovecot[172.22.1.250]:24"
@@ -53,11 +55,17 @@ class Recipient:
     status: str = "pending"
     orig_to: str | None = None
     spam: bool = False
+    delivery: str | None = None  # what Dovecot did: stored | discarded | redirected | rejected | failed
+    mailbox: str | None = None  # the folder it stored into (or a failed store aimed at)
 
 
 @dataclass
 class Message:
-    """Ground truth of one mail as the simulation made it happen."""
+    """Ground truth of one mail as the simulation made it happen.
+
+    queue_ids in the order Postfix assigned them: a greylisted attempt, the accepted one, then (if a
+    recipient bounced) the non-delivery notification, always last.
+    """
 
     id: int
     direction: str
@@ -82,7 +90,14 @@ class Message:
             "rspamd_action": self.rspamd_action,
             "complete": self.pending == 0,
             "recipients": [
-                {"address": r.address, "orig_to": r.orig_to, "status": r.status, "spam": r.spam}
+                {
+                    "address": r.address,
+                    "orig_to": r.orig_to,
+                    "status": r.status,
+                    "spam": r.spam,
+                    "delivery": r.delivery,
+                    "mailbox": r.mailbox,
+                }
                 for r in self.recipients
             ],
         }
@@ -116,6 +131,12 @@ class Simulation:
         self._used_qids: set[str] = set()
         self._qid_owner: dict[str, Message] = {}
         self._generation: dict[str, int] = {}
+        # Dovecot's Sieve outcomes and the other services draw from their own generators: the mail traffic
+        # of a seed is the same with or without them
+        self._dovecot_rng = random.Random(f"dovecot-{seed}")
+        self._bounced: set[str] = set()  # queue ids a notification of a mailbox's refusal was sent for
+        self.deliveries: list[dict[str, Any]] = []  # every Dovecot LMTP delivery logged (NDNs included)
+        self.services = Background(seed, self.now, self._at, state.push)
         with state.lock:
             state.start_containers(self.now)
 
@@ -129,6 +150,7 @@ class Simulation:
                 while self._next_arrival <= target:
                     self._arrive(int(self._next_arrival))
                     self._next_arrival += self.rng.expovariate(self.rate / 60.0)
+            self.services.generate(target, self.rate)
             while self._events and self._events[0][0] <= target:
                 at, _, effect = heapq.heappop(self._events)
                 self.now = at
@@ -143,6 +165,21 @@ class Simulation:
     def ground_truth(self) -> list[dict[str, Any]]:
         with self.state.lock:
             return [m.as_dict() for m in self.messages]
+
+    def service_truth(self) -> dict[str, Any]:
+        """Per list: lines ever logged (`lines`), what it keeps (`caps`) and holds now (`held`); and every
+        Dovecot LMTP delivery logged (`deliveries`), so a test can count lost or doubled lines per service."""
+        with self.state.lock:
+            held = {name: len(items) for name, items in self.state.logs.items()}
+            held["rspamd-history"] = len(self.state.rspamd_history)
+            caps = {name: items.maxlen for name, items in self.state.logs.items()}
+            caps["rspamd-history"] = self.state.rspamd_history.maxlen
+            return {
+                "lines": dict(self.state.pushed),
+                "caps": caps,
+                "held": held,
+                "deliveries": [dict(d) for d in self.deliveries],
+            }
 
     # --- event plumbing ---------------------------------------------------------------
 
@@ -188,9 +225,10 @@ class Simulation:
     def _push_at(self, when: float, service: str, item: dict[str, Any], owner: Message | None = None) -> None:
         self._at(when, lambda: self.state.push(service, item), owner)
 
-    def _qid(self) -> str:
+    def _qid(self, rng: random.Random | None = None) -> str:
+        rng = rng or self.rng
         while True:
-            qid = "".join(self.rng.choice("0123456789ABCDEF") for _ in range(self.rng.choice((10, 11, 11, 12))))
+            qid = "".join(rng.choice("0123456789ABCDEF") for _ in range(rng.choice((10, 11, 11, 12))))
             if qid not in self._used_qids:
                 self._used_qids.add(qid)
                 return qid
@@ -346,44 +384,111 @@ class Simulation:
         return qid
 
     def _deliver_local(self, when: float, msg: Message, qid: str, rcpt: Recipient, folder: str = "INBOX") -> None:
+        """LMTP to Dovecot: Postfix's relay=dovecot line and what the mailbox's Sieve did (dovecot list).
+
+        `folder` "Junk" marks spam (mailcow's global Sieve files it there); which outcome a recipient
+        gets otherwise is drawn from the Dovecot generator, so the mail traffic's own draws are unchanged.
+        """
         orig = f"orig_to=<{rcpt.orig_to}>, " if rcpt.orig_to else ""
         session = "".join(
             self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22)
         )
+        plan = dovecot.choose(self._dovecot_rng, spam=folder == "Junk")
+        delays = self._delays(self.rng.uniform(0.05, 1.5))
+        if plan.accepted:
+            status = f"dsn=2.0.0, status=sent (250 2.0.0 <{rcpt.address}> {session} Saved)"
+        else:  # quota_full_tempfail = no (Dovecot's default): a permanent 552 that Postfix bounces
+            status = (
+                f"dsn=5.2.2, status=bounced (host {DOVECOT.removesuffix(':24')} said: 552 5.2.2 <{rcpt.address}> "
+                f"{plan.detail} (in reply to end of DATA command))"
+            )
         self._log(
             when,
             "postfix/lmtp",
-            f"{qid}: to=<{rcpt.address}>, {orig}relay={DOVECOT}, "
-            f"{self._delays(self.rng.uniform(0.05, 1.5))}, dsn=2.0.0, status=sent (250 2.0.0 "
-            f"<{rcpt.address}> {session} Saved)",
+            f"{qid}: to=<{rcpt.address}>, {orig}relay={DOVECOT}, {delays}, {status}",
             owner=msg,
             qid=qid,
         )
-        self._push_at(
-            when,
-            "dovecot",
-            {
-                "time": str(int(when)),
-                "program": "dovecot",
-                "priority": "info",
-                "message": f"lmtp({rcpt.address})<{next(self._pids)}><{session}>: sieve: "
-                f"msgid=<{msg.message_id or ''}>: stored mail into mailbox '{folder}'",
-            },
-            msg,
-        )
-
+        self._dovecot_delivery(when, msg, rcpt.address, session, plan, qid)
         alive = self._alive(qid)
 
         def done() -> None:
-            if alive():
-                rcpt.status = "delivered"
-                usage = self.state.mailbox_usage.get(rcpt.address)
-                if usage is not None:
-                    usage["messages"] += 1
-                    usage["quota_used"] += 48_000
-                self.state.vmail_used_bytes += 48_000
+            if not alive():
+                return
+            rcpt.delivery, rcpt.mailbox = plan.outcome, plan.mailbox
+            if not plan.accepted:
+                rcpt.status = "bounced"
+                return
+            rcpt.status = "delivered"
+            if plan.outcome != "stored":
+                return
+            usage = self.state.mailbox_usage.get(rcpt.address)
+            if usage is not None:
+                usage["messages"] += 1
+                usage["quota_used"] += 48_000
+            self.state.vmail_used_bytes += 48_000
 
         self._at(when, done, msg)
+        if not plan.accepted and qid not in self._bounced:  # one notification per queue file, for all refusals
+            self._bounced.add(qid)
+            self._bounce_notice(when, msg, qid)
+
+    def _dovecot_delivery(
+        self,
+        when: float,
+        msg: Message | None,
+        rcpt: str,
+        session: str,
+        plan: dovecot.DeliveryPlan,
+        qid: str | None = None,
+        message_id: str | None = None,
+        sender: str | None = None,
+    ) -> None:
+        """Dovecot's LMTP lines for one recipient, and their ground truth once they are logged."""
+        pid = next(self._pids)
+        message_id = message_id if message_id is not None else (msg.message_id if msg else None)
+        sender = sender if sender is not None else (msg.sender if msg else "")
+        lines = dovecot.lmtp_lines(rcpt, pid, session, message_id, plan, sender)
+        alive = self._alive(qid)
+
+        def push() -> None:
+            if not alive():
+                return
+            for priority, text in lines:
+                self.state.push("dovecot", dovecot.syslog_item(when, text, priority))
+            self.deliveries.append(
+                {
+                    "message_id": message_id,
+                    "recipient": rcpt,
+                    "delivery": plan.outcome,
+                    "mailbox": plan.mailbox,
+                    "detail": plan.detail,
+                    "time": int(when),
+                }
+            )
+
+        self._at(when, push, msg)
+
+    def _bounce_notice(self, when: float, msg: Message, qid: str) -> None:
+        """Postfix returns a non-delivery notification to the sender of a mail a mailbox refused."""
+        ndn = self._qid(self._dovecot_rng)  # its own generator: the mail traffic's draws stay as they were
+        msg.queue_ids.append(ndn)
+        ndn_id = f"{int(when)}.{ndn}@mail.example.org"
+        self._log(when, "postfix/cleanup", f"{ndn}: message-id=<{ndn_id}>", owner=msg)
+        self._log(when, "postfix/bounce", f"{qid}: sender non-delivery notification: {ndn}", owner=msg)
+        self._queue_active(when, msg, ndn, 3200, 1, sender="")
+        if msg.sender.split("@")[-1] in LOCAL_DOMAINS:
+            self._deliver_ndn(when + 1, msg, ndn, ndn_id)
+        else:
+            self._log(
+                when + 1,
+                "postfix/smtp",
+                f"{ndn}: to=<{msg.sender}>, relay=mx.{msg.sender.split('@')[-1]}[198.51.100.25]:25, "
+                f"{self._delays(0.4)}, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as "
+                f"{self._dovecot_rng.getrandbits(40):X})",
+                owner=msg,
+            )
+        self._removed(when + 1, msg, ndn)
 
     def _queue_active(
         self, when: float, msg: Message, qid: str, size: int, nrcpt: int, sender: str | None = None
@@ -668,7 +773,7 @@ class Simulation:
         self._log(at + 3, "postfix/cleanup", f"{ndn}: message-id=<{at}.{ndn}@mail.example.org>", owner=msg)
         self._log(at + 3, "postfix/bounce", f"{qid}: sender non-delivery notification: {ndn}", owner=msg)
         self._queue_active(at + 3, msg, ndn, 3200, 1, sender="")
-        self._deliver_ndn(at + 4, msg, ndn)
+        self._deliver_ndn(at + 4, msg, ndn, f"{at}.{ndn}@mail.example.org")
         self._removed(at + 4, msg, qid)
         self._removed(at + 4, msg, ndn)
 
@@ -678,14 +783,18 @@ class Simulation:
         self._at(at + 3, done, msg)
         return msg
 
-    def _deliver_ndn(self, when: float, msg: Message, ndn: str) -> None:
+    def _deliver_ndn(self, when: float, msg: Message, ndn: str, ndn_id: str) -> None:
+        """The notification lands in the local sender's INBOX (no Sieve rule acts on a bounce)."""
+        session = "NdNsAvEdW2rJAAAAqAbqoQ"
         self._log(
             when,
             "postfix/lmtp",
             f"{ndn}: to=<{msg.sender}>, relay={DOVECOT}, {self._delays(0.05)}, dsn=2.0.0, "
-            f"status=sent (250 2.0.0 <{msg.sender}> NdNsAvEdW2rJAAAAqAbqoQ Saved)",
+            f"status=sent (250 2.0.0 <{msg.sender}> {session} Saved)",
             owner=msg,
         )
+        inbox = dovecot.DeliveryPlan("stored", "INBOX")
+        self._dovecot_delivery(when, msg, msg.sender, session, inbox, message_id=ndn_id, sender="")
 
     def _noqueue(self, at: int, code: str, rcpt: str, reason: str, sender: str, host: str, ip: str) -> Message:
         msg = self._new_message("inbound", sender, at, [Recipient(rcpt, status="rejected")], "", False)
@@ -923,6 +1032,22 @@ class Simulation:
                 ("postfix/qmgr", f"{qid}: removed"),
             ):
                 self.state.push("postfix", {"time": str(at), "program": program, "priority": "info", "message": text})
+            stored = dovecot.DeliveryPlan("stored", "INBOX")
+            for priority, text in dovecot.lmtp_lines(
+                row["rcpt"], next(self._pids), "RlsAvEdW2rJAAAAqAbqoQ", message.message_id, stored, row["sender"]
+            ):
+                self.state.push("dovecot", dovecot.syslog_item(at, text, priority))
+            self.deliveries.append(
+                {
+                    "message_id": message.message_id,
+                    "recipient": row["rcpt"],
+                    "delivery": "stored",
+                    "mailbox": "INBOX",
+                    "detail": None,
+                    "time": at,
+                }
+            )
             for r in message.recipients:
                 if row["rcpt"] in (r.address, r.orig_to):
                     r.status = "released"
+                    r.delivery, r.mailbox = "stored", "INBOX"

@@ -178,15 +178,16 @@ def newest_stored(conn: psycopg.Connection, source: str) -> datetime | None:
 
 
 def stored_keys(conn: psycopg.Connection, kind: str, at: datetime, keys: Sequence[tuple[bytes, int]]) -> int:
-    """How many of the (line_key, occurrence) pairs of lines logged at `at` are already stored."""
+    """How many of the (line_key, occurrence) pairs of lines logged at `at` are already stored; a list
+    kept only as raw lines (dovecot, sogo, …) is looked up in raw_lines (its keys name the list)."""
     if not keys:
         return 0
-    table = TABLES[kind][0]
+    table, column = (TABLES[kind][0], "logged_at") if kind in TABLES else ("raw_lines", "at")
     return conn.execute(
         sql.SQL(
             "SELECT count(*) FROM {} t JOIN unnest(%s::bytea[], %s::int[]) AS k(line_key, occurrence) "
-            "USING (line_key, occurrence) WHERE t.logged_at = %s"
-        ).format(sql.Identifier(table)),
+            "USING (line_key, occurrence) WHERE t.{} = %s"
+        ).format(sql.Identifier(table), sql.Identifier(column)),
         ([k for k, _ in keys], [o for _, o in keys], at),
     ).fetchone()[0]
 

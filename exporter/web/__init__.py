@@ -15,6 +15,7 @@ from exporter.web import (
     mailcow_state,
     messages,
     metrics,
+    raw_logs,
     settings,
     stats,
 )
@@ -24,6 +25,8 @@ BLUEPRINTS = (
     api.bp,
     messages.bp,
     logs.bp,
+    raw_logs.bp,
+    raw_logs.tail_bp,
     stats.bp,
     export.bp,
     settings.bp,

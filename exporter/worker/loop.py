@@ -19,10 +19,11 @@ from psycopg_pool import ConnectionPool
 from exporter.config import Config
 from exporter.mailcow.client import MailcowClient
 from exporter.mailcow.errors import MailcowError
-from exporter.services import correlation, dmarc_imap
+from exporter.services import correlation, dmarc_imap, raw_logs
 from exporter.services.domains import checks as dns_checks
 from exporter.services.geoip import GeoIP
-from exporter.services.ingest import Ingestor
+from exporter.services.ingestor import Ingestor
+from exporter.services.raw_logs import raw_settings
 from exporter.store import domains as domain_store
 from exporter.store import ingest as ingest_store
 from exporter.store import jobs as job_store
@@ -84,6 +85,7 @@ class Worker:
                 "netfilter": config.fetch_count_netfilter,
             },
             max_interval=config.fetch_interval,
+            raw=raw_settings(config),
         )
         self.is_leader = threading.Event()
         self.geoip = GeoIP(config.geoip_city_db, config.geoip_asn_db)
@@ -102,7 +104,7 @@ class Worker:
             correlator.poke()
 
     def _fetch(self) -> None:
-        results = self.ingestor.fetch_all()
+        results = self.ingestor.fetch_all(due_only=True)
         log.info("fetched %s", ", ".join(f"{r.source} +{r.inserted}" for r in results.values()))
 
     def correlate(self) -> dict[str, int]:
@@ -188,6 +190,10 @@ class Worker:
             raise RuntimeError(f"DMARC IMAP import failed: {row.error_message}")
         return row
 
+    def raw_logs_maintenance(self) -> list[str]:
+        """Drop the raw log days past RAW_LOGS_RETENTION_DAYS; create the coming days' partitions."""
+        return raw_logs.maintain(self.pool, self.config.raw_logs_retention_days)
+
     def cleanup(self) -> dict[str, int]:
         return ingest_store.delete_before(self.pool, datetime.now(UTC) - timedelta(days=self.config.retention_days))
 
@@ -226,11 +232,10 @@ class Worker:
                     self.sync_domains_safely()
                     while not stop.is_set() and lock.alive():
                         beat()
-                        started = time.monotonic()
                         self.ingest_once(correlator)
                         # the interval runs from the start of a round: on a busy server the round itself
                         # takes a while, and mailcow's capped lists keep filling during it
-                        stop.wait(max(0.0, self.ingestor.next_delay() - (time.monotonic() - started)))
+                        stop.wait(self.ingestor.due_in())
                     self.is_leader.clear()
         finally:
             correlator.stop()

@@ -65,7 +65,8 @@ class Job:
         setting = self._setting()
         text = f"every `{setting.name}`" if setting else self._fixed_schedule()
         if self.requires:
-            text += f", when {' and '.join(f'`{name}`' for name in self.requires)} are set"
+            verb = "is" if len(self.requires) == 1 else "are"
+            text += f", when {' and '.join(f'`{name}`' for name in self.requires)} {verb} set"
         return text
 
     def _setting(self) -> Setting | None:
@@ -95,8 +96,8 @@ JOBS: dict[str, Job] = {
         Job(
             "fetch_logs",
             Category.INGEST,
-            "Imports Postfix, Rspamd and Netfilter logs from mailcow",
-            loop_schedule="adaptive, at most FETCH_INTERVAL",
+            "Imports mailcow's log lists: Postfix, Rspamd and Netfilter, and the raw lines of RAW_LOGS_SERVICES",
+            loop_schedule="adaptive per list, at most FETCH_INTERVAL (RAW_LOGS_FETCH_INTERVAL for the others)",
         ),
         Job(
             "complete_correlations",
@@ -124,6 +125,15 @@ JOBS: dict[str, Job] = {
             "Removes lines and messages older than RETENTION_DAYS",
             "cleanup",
             daily_at=2,
+        ),
+        Job(
+            "raw_logs_retention",
+            Category.MAINTENANCE,
+            "Drops raw log days older than RAW_LOGS_RETENTION_DAYS, creates the coming days' partitions",
+            "raw_logs_maintenance",
+            every=3600,
+            first_after=1,
+            requires=("RAW_LOGS_ENABLED",),
         ),
         Job(
             "sync_domains",
