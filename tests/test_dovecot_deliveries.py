@@ -325,3 +325,10 @@ def test_a_sub_address_matches_its_mailbox_whichever_arrives_first(pool, client)
     load_dovecot(pool, [(T0 + 3, lmtp("mia@host.tld", msgid, "fileinto action: stored mail into mailbox 'News'"))])
     correlate(pool)
     assert recipient(details(client, msgid), "mia+news@host.tld")["delivery"]["mailbox"] == "News"
+
+
+def test_a_nul_in_a_line_is_stored_as_a_replacement_character(pool):
+    line = lmtp("nul@host.tld", "n@x", "stored mail into mailbox 'In\x00box'")
+    assert load_dovecot(pool, [(T0, line)]) == 1
+    with pool.connection() as conn:
+        assert conn.execute("SELECT mailbox FROM dovecot_deliveries").fetchone()[0] == "In\ufffdbox"

@@ -18,10 +18,11 @@ class Line(Protocol):
 
 
 def rows(lines: Iterable[tuple[Line, bytes, int]]) -> list[tuple]:
-    """(line, line_key, occurrence) oldest first -> rows for `store.deliveries.load`, in the same order."""
+    """(line, line_key, occurrence) oldest first -> rows for `store.deliveries.load`, in the same order.
+    PostgreSQL text holds no NUL: one in a line becomes U+FFFD, as in the raw lines."""
     out = []
     for line, key, occurrence in lines:
-        found = dovecot.parse(line.message)
+        found = dovecot.parse(line.message.replace("\x00", "\ufffd"))
         if found is not None:
             out.append(
                 (
