@@ -15,7 +15,8 @@ def build() -> dict:
     panels = [
         table(
             "Recipients",
-            "Every recipient with its own status, relay, delay and the remote reply.",
+            "Every recipient with its own status, relay, delay and the remote reply, and what the mailbox did "
+            "(Dovecot: the folder it stored into, a Sieve discard, reject or redirect, a failure's reason).",
             infinity("message_recipients", params=key),
             w=24,
             h=8,
@@ -37,7 +38,7 @@ def build() -> dict:
     return dashboard(
         "mailcow-message",
         "mailcow / Message details",
-        "One message: recipients, rspamd, Postfix.",
+        "One message: recipients, mailbox delivery, rspamd, Postfix.",
         panels,
         [
             textbox("key", "Correlation key"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dashboards.kit import DIRECTION_VAR, FILTERS, MAIL_VARS, dashboard, infinity, link_column, table, textbox
 from dashboards.loki import explore_column, explore_link
+from exporter.parsers import dovecot
 
 DETAILS_URL = "/d/mailcow-message/mailcow-message-details?var-key=${__data.fields.correlation_key}&${__url_time_range}"
 
@@ -17,6 +18,8 @@ def build() -> dict:
         ("status", "${status}"),
         ("ip", "${ip}"),
         ("user", "${user}"),
+        ("delivery", "${delivery}"),
+        ("mailbox", "${mailbox}"),
         ("limit", "500"),
     )
     status_var = {
@@ -25,10 +28,19 @@ def build() -> dict:
         "label": "Status",
         "query": "delivered,deferred,bounced,rejected,expired,discarded,queued,spam",
     }
+    # what the mailbox did for a recipient (Dovecot's delivery line: a Sieve discard, the folder it chose)
+    delivery_var = {
+        **DIRECTION_VAR,
+        "name": "delivery",
+        "label": "Mailbox did",
+        "query": ",".join(dovecot.OUTCOMES),
+    }
     panels = [
         table(
             "Messages",
-            "Newest first; click a sender or the key for the message's details, a queue id for its logs.",
+            "Newest first; click a sender or the key for the message's details, a queue id for its logs. "
+            "Delivery and mailbox: what the mailbox did for its recipients (Dovecot: stored into a folder, "
+            "discarded or rejected by Sieve, redirected, failed).",
             infinity("messages", params=params, hide=("details_url",)),
             w=24,
             h=20,
@@ -50,6 +62,8 @@ def build() -> dict:
         textbox("recipient", "Recipient"),
         textbox("ip", "Client IP"),
         textbox("user", "User"),
+        delivery_var,
+        textbox("mailbox", "Folder"),
     ]
     return dashboard(
         "mailcow-messages",

@@ -85,7 +85,7 @@ def pool(db_url: str) -> Iterator:
         conn.execute(
             """TRUNCATE postfix_lines, postfix_line_words, rspamd_rows, netfilter_lines, unparsed_lines, ingest_gaps,
                         messages, message_recipients, ingest_state, job_status, mailcow_domains, quarantine_items,
-                        raw_lines, raw_line_blocks, raw_line_counts"""
+                        raw_lines, raw_line_blocks, raw_line_counts, dovecot_deliveries, message_ids"""
         )
         conn.execute("UPDATE correlation_state SET last_id = 0")
     yield p

@@ -207,6 +207,8 @@ def substitute(text: str, demo: dict) -> str:
         "recipient": "",
         "ip": "",
         "user": "",
+        "delivery": ".*",
+        "mailbox": "",
         "key": demo["key"],
         "dmarc_domain": ".*",
         "failures": "false",

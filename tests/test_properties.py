@@ -66,7 +66,7 @@ def _schema_fields() -> set[str]:
 
 
 # Grafana query options: the catalog reads them from whatever arguments are left, so no probe sees them.
-OPTIONS = {"key", "sort_by", "failures_only", "sender", "recipient", "status", "ip", "user"}
+OPTIONS = {"key", "sort_by", "failures_only", "sender", "recipient", "status", "ip", "user", "delivery", "mailbox"}
 READ: dict[str, set[str]] = {}  # rule -> the parameter names its handler read (see _Recording)
 
 

@@ -13,6 +13,7 @@ from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from exporter.http.errors import InvalidParameter
+from exporter.parsers import MAX_FIELD, dovecot
 from exporter.parsers.raw_logs import LEVELS
 
 MESSAGE_STATUSES = (
@@ -102,6 +103,8 @@ class MessageParams(PageParams):
     status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
     user = fields.String(load_default=None)
     ip = fields.String(load_default=None)
+    delivery = fields.String(load_default=None, validate=validate.OneOf(dovecot.OUTCOMES))  # any recipient's
+    mailbox = fields.String(load_default=None, validate=validate.Length(max=MAX_FIELD))  # a folder, as Dovecot logs it
 
 
 class PostfixParams(PageParams):

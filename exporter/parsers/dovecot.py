@@ -72,6 +72,10 @@ _FAILURE_TEXT = re.compile(
 )
 
 
+# Every outcome a Delivery can have: what the mailbox did, from most to least telling about where the mail went.
+OUTCOMES = ("stored", "redirected", "rejected", "discarded", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the mailbox did with one message for one recipient.

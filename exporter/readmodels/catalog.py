@@ -19,6 +19,7 @@ from typing import Literal
 from psycopg_pool import ConnectionPool
 
 from exporter.mailcow.live import LiveMailcow
+from exporter.parsers import dovecot
 from exporter.readmodels.args import MIN_STEP, Args
 from exporter.readmodels.dmarc import (
     dmarc_countries,
@@ -135,12 +136,16 @@ QUERIES = {
         Query("summary", "table", "Totals by direction and status for the range", summary,
               cols("inbound, outbound, internal, total, delivered, deferred, bounced, rejected, expired, discarded,"
                    " queued, spam, delivery_success_ratio, spam_ratio")),
-        Query("messages", "table", "Messages, newest first (filters: sender, recipient, status, ip, user)", messages,
-              cols("time:t, sender:s, recipient:s, recipient_count, subject:s, status:s, direction:s, spam_score,"
-                   " rspamd_action:s, client_ip:s, user:s, queue_id:s, correlation_key:s, details_url:s")),
-        Query("message_recipients", "table", "One message's recipients with their status (option key)",
+        Query("messages", "table",
+              "Messages, newest first (filters: sender, recipient, status, ip, user, delivery, mailbox)", messages,
+              cols("time:t, sender:s, recipient:s, recipient_count, subject:s, status:s, direction:s, delivery:s,"
+                   " mailbox:s, spam_score, rspamd_action:s, client_ip:s, user:s, queue_id:s, correlation_key:s,"
+                   " details_url:s")),
+        Query("message_recipients", "table",
+              "One message's recipients with their status and what the mailbox did (option key)",
               message_recipients,
-              cols("last_update:t, recipient:s, orig_to:s, status:s, dsn:s, relay:s, delay, attempts, reply:s")),
+              cols("last_update:t, recipient:s, orig_to:s, status:s, delivery:s, mailbox:s, delivery_detail:s,"
+                   " dsn:s, relay:s, delay, attempts, reply:s")),
         Query("message_symbols", "table", "One message's rspamd symbols (option key)", message_symbols,
               cols("symbol:s, score, description:s, options:s")),
         Query("message_lines", "logs", "One message's Postfix lines (option key)", message_lines,
@@ -260,6 +265,8 @@ def variable(name: str, pool: ConnectionPool, args: Args, local: list[str]) -> I
         yield from store.DIRECTIONS
     elif name == "statuses":
         yield from (*store.STATUSES, "spam")
+    elif name == "delivery_outcomes":
+        yield from dovecot.OUTCOMES
     elif name == "services":
         yield from LOG_SOURCES
     elif name == "dmarc_domains":
@@ -277,6 +284,7 @@ VARIABLES = (
     "mailboxes",
     "directions",
     "statuses",
+    "delivery_outcomes",
     "services",
     "dmarc_domains",
     "service_url",

@@ -54,6 +54,20 @@ def _recipient(row: Mapping[str, Any]) -> dict[str, Any]:
         "reply": row["reply"],
         "last_update": iso(row["last_at"]),
         "attempts": row["attempts"],
+        "delivery": _delivery(row),
+    }
+
+
+def _delivery(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the mailbox did (Dovecot's line): stored into `mailbox`, discarded, redirected (detail: the
+    target), rejected, failed (detail: the reason); None when no Dovecot line is correlated."""
+    if row["delivery_outcome"] is None:
+        return None
+    return {
+        "outcome": row["delivery_outcome"],
+        "mailbox": row["delivery_mailbox"],
+        "detail": row["delivery_detail"],
+        "at": iso(row["delivery_at"]),
     }
 
 
@@ -165,15 +179,22 @@ def summary(pool: ConnectionPool, args: Args) -> list[dict]:
     ]
 
 
+# The Grafana messages query's own options (the REST filters of the same names).
+MESSAGE_OPTIONS = ("sender", "recipient", "status", "ip", "user", "delivery", "mailbox")
+
+
 def messages(pool: ConnectionPool, args: Args) -> list[dict]:
+    """Newest first, with what the mailbox did (`delivery`) and the folders it stored into (`mailbox`)."""
     filters = {
         "start_date": args.start,
         "end_date": args.end,
         "direction": args.direction,
         "domain": args.domain,
         "search": args.search,
-        **{k: v for k, v in args.options.items() if k in ("sender", "recipient", "status", "ip", "user") and v},
+        **{k: v for k, v in args.options.items() if k in MESSAGE_OPTIONS and v},
     }
+    found = list(message_store.export_messages(pool, filters, args.limit))
+    mailbox = message_store.deliveries_of(pool, [m["id"] for m in found])
     return [
         {
             "time": ms(m["first_seen"]),
@@ -183,6 +204,8 @@ def messages(pool: ConnectionPool, args: Args) -> list[dict]:
             "subject": m["subject"],
             "status": m["final_status"],
             "direction": m["direction"],
+            "delivery": mailbox.get(m["id"], {}).get("delivery"),
+            "mailbox": mailbox.get(m["id"], {}).get("mailbox"),
             "spam_score": number(m["spam_score"]),
             "rspamd_action": m["rspamd_action"],
             "client_ip": m["client_ip"],
@@ -191,7 +214,7 @@ def messages(pool: ConnectionPool, args: Args) -> list[dict]:
             "correlation_key": m["correlation_key"],
             "details_url": f"/api/message/{m['correlation_key']}/details",
         }
-        for m in message_store.export_messages(pool, filters, args.limit)
+        for m in found
     ]
 
 
@@ -234,6 +257,9 @@ def message_recipients(pool: ConnectionPool, args: Args) -> list[dict]:
             "delay": number(r["delay"]),
             "attempts": r["attempts"],
             "reply": r["reply"],
+            "delivery": r["delivery_outcome"],
+            "mailbox": r["delivery_mailbox"],
+            "delivery_detail": r["delivery_detail"],
         }
         for r in (found["recipient_rows"] if found else [])
     ]

@@ -44,7 +44,8 @@ COUNTERS = {
     ),
     "recipients": (
         "mailcow_recipients",
-        "Recipients of messages that reached a final status, by direction and the recipient's status.",
+        "Recipients of messages that reached a final status, by direction and the recipient's status; one whose"
+        " status the mailbox changed later (a Sieve discard or reject) is counted again under its new status.",
         ("direction", "status", "domain"),
     ),
     "deliveries": (

@@ -313,8 +313,11 @@ def gaps(pool: ConnectionPool, limit: int = 100) -> list[Gap]:
         ).fetchall()
 
 
-# A deleted message's recipients go with it, in the same statement (no foreign key does it).
-_RECIPIENTS_OF_GONE = ", rcpt AS (DELETE FROM message_recipients WHERE message_pk IN (SELECT id FROM gone))"
+# A deleted message's recipients and Message-ID go with it, in the same statement (no foreign key does it).
+_RECIPIENTS_OF_GONE = (
+    ", rcpt AS (DELETE FROM message_recipients WHERE message_pk IN (SELECT id FROM gone))"
+    ", ids AS (DELETE FROM message_ids WHERE message_pk IN (SELECT id FROM gone))"
+)
 
 
 def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -> dict[str, int]:
@@ -323,6 +326,7 @@ def delete_before(pool: ConnectionPool, cutoff: datetime, batch: int = 20_000) -
         "postfix_lines": "logged_at",
         "rspamd_rows": "logged_at",
         "netfilter_lines": "logged_at",
+        "dovecot_deliveries": "at",
         "messages": "last_seen",
         "ingest_gaps": "detected_at",
     }

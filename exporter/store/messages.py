@@ -86,6 +86,12 @@ def message_where(pool: ConnectionPool, filters: Mapping[str, Any]) -> reads.Whe
         where.add("m.final_status = %s", filters["status"])
     if filters.get("user"):
         where.add("lower(m.sasl_username) = lower(%s)", filters["user"])
+    for name, column in (("delivery", "delivery_outcome"), ("mailbox", "delivery_mailbox")):
+        if filters.get(name):  # what the mailbox did for any recipient (Dovecot's line), or the folder
+            where.add(
+                f"EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_pk = m.id AND r.{column} = %s)",
+                filters[name],
+            )
     if filters.get("ip"):
         where.add("m.client_ip = %s", filters["ip"])
     if filters.get("domain"):
@@ -109,6 +115,8 @@ MESSAGE_FILTERS = (
     "user",
     "ip",
     "domain",
+    "delivery",
+    "mailbox",
     "start_date",
     "end_date",
 )
@@ -141,7 +149,8 @@ def message_by_key(pool: ConnectionPool, key: str) -> dict[str, Any] | None:
         if message is None:
             return None
         message["recipient_rows"] = cur.execute(
-            """SELECT recipient, orig_to, status, dsn, relay, delay, delays, reply, last_at, attempts
+            """SELECT recipient, orig_to, status, dsn, relay, delay, delays, reply, last_at, attempts,
+                      delivery_outcome, delivery_mailbox, delivery_detail, delivery_at
                FROM message_recipients WHERE message_pk = %s ORDER BY coalesce(orig_to, recipient), recipient""",
             (message["id"],),
         ).fetchall()
@@ -191,6 +200,20 @@ def export_messages(pool: ConnectionPool, filters: Mapping[str, Any], limit: int
         + sql.SQL(" ORDER BY m.first_seen DESC, m.id DESC LIMIT %s")
     )
     yield from reads.stream(pool, query, [*where.params, limit])
+
+
+def deliveries_of(pool: ConnectionPool, ids: list[int]) -> dict[int, dict[str, str | None]]:
+    """Per message: what the mailbox did for its recipients (distinct outcomes) and the folders it stored
+    into, each joined by ", " (Dovecot's lines; messages without one are left out)."""
+    rows = reads.rows(
+        pool,
+        """SELECT message_pk AS id, string_agg(DISTINCT delivery_outcome, ', ') AS delivery,
+                  string_agg(DISTINCT delivery_mailbox, ', ') FILTER (WHERE delivery_outcome = 'stored') AS mailbox
+           FROM message_recipients
+           WHERE message_pk = ANY(%s) AND delivery_outcome IS NOT NULL GROUP BY message_pk""",
+        (ids,),
+    )
+    return {r["id"]: r for r in rows}
 
 
 def mailboxes(pool: ConnectionPool, start: datetime, end: datetime, limit: int = 1000) -> list[str]:

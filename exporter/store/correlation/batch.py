@@ -1,7 +1,7 @@
 """Set-based correlation of new log lines into messages with per-recipient status.
 
-One run reads the Postfix lines and rspamd rows added since the last run (watermarks in
-`correlation_state`) and updates only the messages they touch, in one transaction. Message
+One run reads the Postfix lines, rspamd rows and Dovecot deliveries added since the last run
+(watermarks in `correlation_state`) and updates only the messages they touch, in one transaction. Message
 status precedence (documented in README "Message status"):
 
     rejected (refused at our door, nothing delivered) > queued (no recipient line yet)
@@ -20,7 +20,7 @@ from datetime import timedelta
 import psycopg
 
 from exporter.parsers.postfix import EVENT_FIELDS
-from exporter.store.correlation import counts, recompute
+from exporter.store.correlation import counts, deliveries, recompute
 
 BATCH_LINES = 200_000
 RSPAMD_WINDOW = timedelta(minutes=10)
@@ -270,7 +270,7 @@ class BatchResult:
 
 def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_labels: bool = False) -> BatchResult:
     """Correlate one batch of new lines; return counts. The caller owns the transaction."""
-    last_postfix, last_rspamd = _watermarks(conn)
+    last_postfix, last_rspamd, last_dovecot = _watermarks(conn)
     # the newest id is one step down the primary key; counting the new ids would read every one
     newest = conn.execute("SELECT coalesce(max(id), 0) FROM postfix_lines").fetchone()[0]
     upto = max(last_postfix, min(newest, last_postfix + BATCH_LINES))
@@ -280,6 +280,7 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         "OFFSET 0) new_rows",
         (last_rspamd,),
     ).fetchone()
+    dovecot_upto, more_deliveries = deliveries.watermark(conn, last_dovecot, BATCH_LINES)
     conn.execute("DROP TABLE IF EXISTS batch, agg")
     recompute.work_tables(conn)
     conn.execute(
@@ -300,6 +301,8 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
         conn.execute(_RECIPIENT_UPSERT.format(source=_DELIVERIES))
         conn.execute(_RECIPIENT_UPSERT.format(source=_REFUSED))
         conn.execute(_NOQUEUE)
+    # what the mailbox did, onto the recipients just stored and those of new Dovecot lines
+    deliveries.correlate(conn, last_dovecot, dovecot_upto, local_domains, domain_labels)
     if newest_rspamd is not None or lines:
         lo = (rspamd_first_at - RSPAMD_WINDOW) if rspamd_first_at else None
         hi = (rspamd_last_at + RSPAMD_WINDOW) if rspamd_last_at else None
@@ -308,15 +311,15 @@ def run_batch(conn: psycopg.Connection, local_domains: Sequence[str], domain_lab
     new_rspamd_to = newest_rspamd if newest_rspamd is not None else last_rspamd
     counts.count_batch(conn, local_domains, last_rspamd, new_rspamd_to, lines)
     conn.execute(
-        "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s ELSE %s END",
-        (upto, new_rspamd_to),
+        "UPDATE correlation_state SET last_id = CASE source WHEN 'postfix' THEN %s WHEN 'rspamd' THEN %s ELSE %s END",
+        (upto, new_rspamd_to, dovecot_upto),
     )
-    return BatchResult(lines, touched, upto < newest)
+    return BatchResult(lines, touched, upto < newest or more_deliveries)
 
 
-def _watermarks(conn: psycopg.Connection) -> tuple[int, int]:
+def _watermarks(conn: psycopg.Connection) -> tuple[int, int, int]:
     rows = dict(conn.execute("SELECT source, last_id FROM correlation_state FOR UPDATE").fetchall())
-    return rows["postfix"], rows["rspamd"]
+    return rows["postfix"], rows["rspamd"], rows["dovecot"]
 
 
 def _link_bounces(conn: psycopg.Connection) -> None:
