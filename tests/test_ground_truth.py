@@ -66,7 +66,7 @@ def test_every_message_has_the_right_status_direction_and_verdict(outcome):
             wrong[f"direction {mail['direction']}->{ours['direction']}"] += 1
         if ours["is_spam"] != any(r["spam"] for r in mail["recipients"]):
             wrong["spam verdict"] += 1
-        expected = {r["address"]: r["status"] for r in mail["recipients"]}
+        expected = {r["address"]: _status(r, mail) for r in mail["recipients"]}
         if len(expected) == 1:
             (status,) = expected.values()
             if (ours["recipient"], ours["final_status"]) != (next(iter(expected)), status):
@@ -129,6 +129,37 @@ def test_mail_without_message_id_is_listed(outcome):
     without = [m for m in truth if m["message_id"] is None and m["queue_ids"]]
     assert without
     assert all(by_queue[_key_queue_id(m)]["message_id"] is None for m in without)
+
+
+def _status(recipient: dict, mail: dict) -> str:
+    """The status a recipient should show: Postfix's, unless the mailbox discarded or Sieve rejected it
+    (known only for a mail with a Message-ID: Dovecot logs `msgid=unspecified` otherwise)."""
+    if mail["message_id"] is None:
+        return recipient["status"]
+    return {"discarded": "discarded", "rejected": "rejected"}.get(recipient.get("delivery"), recipient["status"])
+
+
+def test_every_mailbox_outcome_matches_what_dovecot_did(outcome):
+    """What the mailbox did (Dovecot's LMTP and Sieve lines), per recipient: the outcome and the folder."""
+    truth, messages, client = outcome
+    by_queue = {m["queue_id"]: m for m in messages if m["queue_id"]}
+    kinds, wrong = Counter(), Counter()
+    for mail in truth:
+        delivered = [r for r in mail["recipients"] if r.get("delivery") and mail["message_id"]]
+        if not delivered or (kinds[delivered[0]["delivery"], delivered[0]["mailbox"]] > 40):
+            continue  # every kind, at most 40 mails of each (a details request per mail)
+        kinds[delivered[0]["delivery"], delivered[0]["mailbox"]] += 1
+        ours = by_queue[_key_queue_id(mail)]
+        details = client.get(f"/api/message/{ours['correlation_key']}/details").get_json()
+        got = {
+            r["recipient"]: ((r["delivery"] or {}).get("outcome"), (r["delivery"] or {}).get("mailbox"))
+            for r in details["recipient_details"]
+        }
+        for r in delivered:
+            if got.get(r["address"]) != (r["delivery"], r["mailbox"]):
+                wrong[f"{r['delivery']} {r['mailbox']} -> {got.get(r['address'])}"] += 1
+    assert {kind for kind, _ in kinds} == {"stored", "discarded", "redirected", "rejected", "failed"}
+    assert not wrong, dict(wrong)
 
 
 def _iso(epoch: int) -> str:

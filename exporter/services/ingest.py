@@ -31,6 +31,7 @@ from exporter.parsers import netfilter, postfix, rspamd
 from exporter.parsers.lines import number_window
 from exporter.services import raw_logs
 from exporter.services.raw_logs import RawLogs
+from exporter.store import deliveries as deliveries_store
 from exporter.store import ingest as store
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,14 @@ SOURCES = {
     "rspamd": Source("rspamd", "rspamd-history", "unix_time", 1_000),
     "netfilter": Source("netfilter", "netfilter", "time", 10_000),
 }
-# The lists stored only as raw lines (exporter/services/raw_logs.py); their source is the list's name.
+# The lists mail flow does not parse: stored as raw lines (exporter/services/raw_logs.py), and dovecot's
+# delivery lines for correlation (DELIVERIES: fetched even without raw lines). Source = the list's name.
 RAW_ONLY = {
     name: Source(name, name, "time", 101 if name == "autodiscover" else 10_000)  # AUTODISCOVER_LOG keeps 101
     for name in ("dovecot", "sogo", "ratelimited", "watchdog", "acme", "api", "autodiscover")
 }
 ALL_SOURCES = {**SOURCES, **RAW_ONLY}
+DELIVERIES = "dovecot"
 
 
 def _epoch(item: Mapping[str, Any], key: str) -> int | None:
@@ -253,12 +256,14 @@ def fetch_source(
         numbered = number_window(spec.service, items)
         rows, bad = _parse_numbered(source, numbered) if source in SOURCES else ([], [])
         inserted, unparsed_new = _store_rows(conn, source, rows, bad) if source in SOURCES else (0, 0)
-        if raw is not None and spec.service in raw.services:
-            lines = raw_logs.rows(spec.service, numbered, raw_logs.oldest_kept(raw))
-            stored = raw_logs.store_rows(conn, lines)
-            if source not in SOURCES:  # a raw-only list: its lines are what this fetch stores
+        keep_raw = raw is not None and spec.service in raw.services
+        if keep_raw or source not in SOURCES:
+            lines = raw_logs.rows(spec.service, numbered, raw_logs.oldest_kept(raw) if raw else None)
+            stored = raw_logs.store_rows(conn, lines) if keep_raw else 0
+            delivered = deliveries_store.load(conn, lines.deliveries) if lines.deliveries else 0
+            if source not in SOURCES:  # a list mail flow does not parse: its raw lines (or deliveries) are new
                 bad = [(source, Jsonb(_as_object(i)), why, k, o) for i, why, k, o in lines.unparsed]
-                inserted, unparsed_new = stored, store.load(conn, "unparsed", bad)
+                inserted, unparsed_new = stored if keep_raw else delivered, store.load(conn, "unparsed", bad)
         epochs = [e for e in (_epoch(i, spec.time_key) for i in items if isinstance(i, Mapping)) if e is not None]
         unreadable = f"{len(bad)} of {len(items)} items could not be parsed, e.g. {bad[0][2]}" if bad else None
         store.save_state(

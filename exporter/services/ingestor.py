@@ -19,7 +19,15 @@ from psycopg_pool import ConnectionPool
 
 from exporter.mailcow.client import MailcowClient
 from exporter.mailcow.errors import MailcowError
-from exporter.services.ingest import ALL_SOURCES, MIN_INTERVAL, RAW_ONLY, SOURCES, FetchResult, fetch_source
+from exporter.services.ingest import (
+    ALL_SOURCES,
+    DELIVERIES,
+    MIN_INTERVAL,
+    RAW_ONLY,
+    SOURCES,
+    FetchResult,
+    fetch_source,
+)
 from exporter.services.raw_logs import RawLogs
 from exporter.store import ingest as store
 from exporter.store import status as status_store
@@ -59,9 +67,9 @@ class Ingestor:
         self.pool = pool
         self.clock = clock
         self.raw = raw
-        raw_only = [name for name in RAW_ONLY if raw is not None and name in raw.services]
+        raw_only = [name for name in RAW_ONLY if (raw is not None and name in raw.services) or name == DELIVERIES]
         raw_interval = raw.interval if raw is not None else max_interval
-        raw_count = raw.count if raw is not None else 0
+        raw_count = raw.count if raw is not None else 1000
         self.counts = {**dict(counts), **dict.fromkeys(raw_only, raw_count)}
         self.state = {
             name: SourceState(

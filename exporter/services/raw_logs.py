@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 
 from exporter.config import RAW_LOG_SERVICES, Config
 from exporter.parsers import raw_logs
+from exporter.services import deliveries
 from exporter.store import raw_logs as store
 
 _NUL_JSON = b"\\u0000"
@@ -55,13 +56,16 @@ def _item_json(item: Mapping[str, Any]) -> bytes:
 
 
 def rows(service: str, numbered: Iterable[tuple[Any, bytes, int]], oldest: datetime | None = None) -> RawRows:
-    """Rows of one numbered window (oldest first); lines before `oldest` (past retention) are left out."""
+    """Rows of one numbered window (oldest first); raw lines before `oldest` (past their retention) are left
+    out, delivery rows never are."""
     out = RawRows()
+    read: list[tuple[raw_logs.RawLine, bytes, int]] = []
     for item, key, occurrence in numbered:
         line = raw_logs.parse(service, item)
         if line is None:
             out.unparsed.append((item, f"not a readable {service} log item", key, occurrence))
             continue
+        read.append((line, key, occurrence))
         if oldest is not None and line.at < oldest:
             continue
         message = line.message.replace("\x00", "\ufffd")
@@ -69,6 +73,8 @@ def rows(service: str, numbered: Iterable[tuple[Any, bytes, int]], oldest: datet
         out.lines.append(
             (line.at, service, line.level, program, message, Jsonb(line.item, _item_json), key, occurrence)
         )
+    if service == "dovecot":  # what the mailbox did, kept as long as the messages (RETENTION_DAYS)
+        out.deliveries = deliveries.rows(read)
     return out
 
 
