@@ -52,6 +52,14 @@ def make_rig(
     return Rig(sim, clock, ingestor, pool, server.url)
 
 
+def expected_status(recipient: dict[str, Any], mail: dict[str, Any]) -> str:
+    """The status a simulated recipient should show: Postfix's, unless the mailbox discarded it or Sieve
+    rejected it (known only for a mail with a Message-ID: Dovecot logs `msgid=unspecified` otherwise)."""
+    if mail["message_id"] is None:
+        return recipient["status"]
+    return {"discarded": "discarded", "rejected": "rejected"}.get(recipient.get("delivery"), recipient["status"])
+
+
 def all_messages(client) -> Iterator[dict[str, Any]]:
     """Every message through the paginated /api/messages."""
     page = 1

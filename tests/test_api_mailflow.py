@@ -219,7 +219,7 @@ def test_csv_exports_stream_with_headers(api):
 def test_settings_info_and_health(api):
     client, _ = api
     info = client.get("/api/settings/info").get_json()
-    assert set(info["import_status"]) == {"postfix", "rspamd", "netfilter"}
+    assert set(info["import_status"]) == {"postfix", "rspamd", "netfilter", "dovecot"}  # dovecot: deliveries
     assert info["correlation_status"]["total"] > 0 and info["correlation_status"]["pending_lines"] == 0
     for name in (
         "fetch_logs",

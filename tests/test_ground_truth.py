@@ -9,7 +9,7 @@ import pytest
 
 from exporter.app import create_app
 from tests.conftest import SIM_START, make_config
-from tests.mailflow import all_messages, scenario
+from tests.mailflow import all_messages, expected_status, scenario
 
 
 def _key_queue_id(truth: dict) -> str | None:
@@ -66,7 +66,7 @@ def test_every_message_has_the_right_status_direction_and_verdict(outcome):
             wrong[f"direction {mail['direction']}->{ours['direction']}"] += 1
         if ours["is_spam"] != any(r["spam"] for r in mail["recipients"]):
             wrong["spam verdict"] += 1
-        expected = {r["address"]: _status(r, mail) for r in mail["recipients"]}
+        expected = {r["address"]: expected_status(r, mail) for r in mail["recipients"]}
         if len(expected) == 1:
             (status,) = expected.values()
             if (ours["recipient"], ours["final_status"]) != (next(iter(expected)), status):
@@ -129,14 +129,6 @@ def test_mail_without_message_id_is_listed(outcome):
     without = [m for m in truth if m["message_id"] is None and m["queue_ids"]]
     assert without
     assert all(by_queue[_key_queue_id(m)]["message_id"] is None for m in without)
-
-
-def _status(recipient: dict, mail: dict) -> str:
-    """The status a recipient should show: Postfix's, unless the mailbox discarded or Sieve rejected it
-    (known only for a mail with a Message-ID: Dovecot logs `msgid=unspecified` otherwise)."""
-    if mail["message_id"] is None:
-        return recipient["status"]
-    return {"discarded": "discarded", "rejected": "rejected"}.get(recipient.get("delivery"), recipient["status"])
 
 
 def test_every_mailbox_outcome_matches_what_dovecot_did(outcome):

@@ -244,7 +244,11 @@ def test_gap_is_recorded_when_the_list_rotates_faster_than_we_fetch(pool, live_a
     assert postfix_gap[1] <= datetime.fromtimestamp(SIM_START + 31, tz=UTC) < postfix_gap[2]
     assert rig.ingestor.next_delay() == MIN_INTERVAL
     info = create_app(make_config(db_url), pool).test_client().get("/api/settings/info").get_json()
-    assert info["import_status"]["postfix"]["gaps"] >= 1 and info["gaps"][0]["source"] in ("postfix", "rspamd")
+    assert info["import_status"]["postfix"]["gaps"] >= 1 and info["gaps"][0]["source"] in (
+        "postfix",
+        "rspamd",
+        "dovecot",
+    )
 
 
 def test_busy_server_shortens_the_interval(pool, live_app):

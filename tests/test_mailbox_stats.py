@@ -10,7 +10,7 @@ from exporter.app import create_app
 from exporter.simulator.state import ALIASES, MAILBOXES
 from exporter.worker.loop import Worker
 from tests.conftest import SIM_START, make_config
-from tests.mailflow import scenario
+from tests.mailflow import expected_status, scenario
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def expected(truth: list[dict]) -> tuple[Counter, Counter, Counter]:
     for message in truth:
         sender = message["sender"].lower()
         sent[sender] += 1
-        statuses = [r["status"] for r in message["recipients"]]
+        statuses = [expected_status(r, message) for r in message["recipients"]]
         if any(s in ("bounced", "expired") for s in statuses) or (statuses and all(s == "rejected" for s in statuses)):
             failed[sender] += 1
         for address in {(r["orig_to"] or r["address"]).lower() for r in message["recipients"]}:
