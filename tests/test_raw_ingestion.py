@@ -85,3 +85,17 @@ def test_a_list_mailcow_lacks_is_skipped_with_its_reason_and_backs_off(pool, liv
     status = {s.source: s for s in ingest_store.ingest_statuses(pool)}
     assert rig.ingestor.state["acme"].failures == 0 and rig.ingestor.state["acme"].interval <= 20
     assert status["acme"].last_success_at is not None
+
+
+def test_without_raw_logs_only_dovecot_is_read_for_its_deliveries(pool, live_app):
+    """RAW_LOGS_ENABLED=false: no raw lines, no other list asked for, but what the mailboxes did still arrives."""
+    now = int(time.time())
+    rig = make_rig(pool, live_app, start=now - 1800, rate=60, raw=None)
+    rig.run(600, every=60)
+    assert not _stored(pool)
+    assert set(rig.ingestor.state) == {"postfix", "rspamd", "netfilter", "dovecot"}
+    assert all(_requests_for(rig, name) == 0 for name in ("sogo", "acme", "watchdog", "autodiscover"))
+    with pool.connection() as conn:
+        outcomes = dict(conn.execute("SELECT outcome, count(*) FROM dovecot_deliveries GROUP BY 1").fetchall())
+        matched = conn.execute("SELECT count(*) FROM message_recipients WHERE delivery_outcome IS NOT NULL").fetchone()
+    assert outcomes.get("stored", 0) > 100 and matched[0] > 100
