@@ -54,9 +54,7 @@ def make_rig(
 
 def expected_status(recipient: dict[str, Any], mail: dict[str, Any]) -> str:
     """The status a simulated recipient should show: Postfix's, unless the mailbox discarded it or Sieve
-    rejected it (known only for a mail with a Message-ID: Dovecot logs `msgid=unspecified` otherwise)."""
-    if mail["message_id"] is None:
-        return recipient["status"]
+    rejected it (matched by Message-ID, or by the LMTP session for a mail without one)."""
     return {"discarded": "discarded", "rejected": "rejected"}.get(recipient.get("delivery"), recipient["status"])
 
 

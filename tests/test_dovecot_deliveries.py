@@ -332,3 +332,51 @@ def test_a_nul_in_a_line_is_stored_as_a_replacement_character(pool):
     assert load_dovecot(pool, [(T0, line)]) == 1
     with pool.connection() as conn:
         assert conn.execute("SELECT mailbox FROM dovecot_deliveries").fetchone()[0] == "In\ufffdbox"
+
+
+def no_msgid(rcpt: str, session: str, action: str) -> str:
+    """Dovecot's line for a mail without a Message-ID header: only the LMTP session ties it to Postfix."""
+    return f"lmtp({rcpt})<557316><{session}>: sieve: msgid=unspecified: {action}"
+
+
+def by_queue_id(client, qid: str) -> dict:
+    found = client.get(f"/api/messages?search={qid}").get_json()["data"]
+    assert len(found) == 1, found
+    return client.get(f"/api/message/{found[0]['correlation_key']}/details").get_json()
+
+
+# Two recipients of one LMTP transaction: Dovecot names the second session `<transaction id>:2`, in its
+# log prefix and in its reply alike (src/lmtp/lmtp-local.c).
+NO_ID_RCPTS = {
+    "gus+lists@host.tld": "sent (250 2.0.0 <gus+lists@host.tld> 0A1bC2dE3fG4hI5jK6lM7n Saved)",
+    "hal@host.tld": "sent (250 2.0.0 <hal@host.tld> 0A1bC2dE3fG4hI5jK6lM7n:2 Saved)",
+}
+DISCARD = "Marked message to be discarded if not explicitly delivered (discard action)"
+REJECT = "rejected message from <alice@sender.example> (reject)"
+NO_ID_LINES = [
+    (T0 + 3, no_msgid("gus@host.tld", "0A1bC2dE3fG4hI5jK6lM7n", f"discard action: {DISCARD}")),
+    (T0 + 3, no_msgid("hal@host.tld", "0A1bC2dE3fG4hI5jK6lM7n:2", f"reject action: {REJECT}")),
+    # another transaction's line for the same mailbox: its session names no reply of this mail
+    (T0 + 4, no_msgid("hal@host.tld", "zZ9yY8xX7wW6vV5uU4tT3s", "fileinto action: stored mail into mailbox 'Junk'")),
+]
+
+
+@pytest.mark.parametrize("postfix_first", [True, False], ids=["postfix-first", "dovecot-first"])
+def test_a_mail_without_message_id_is_matched_by_its_lmtp_session(pool, client, postfix_first):
+    if postfix_first:
+        load_postfix(pool, postfix_mail("A1B2C3D4E5", T0, "", NO_ID_RCPTS))
+        correlate(pool)
+        assert recipient(by_queue_id(client, "A1B2C3D4E5"), "hal@host.tld")["status"] == "delivered"
+        load_dovecot(pool, NO_ID_LINES)
+    else:
+        load_dovecot(pool, NO_ID_LINES)
+        correlate(pool)
+        load_postfix(pool, postfix_mail("A1B2C3D4E5", T0, "", NO_ID_RCPTS))
+    correlate(pool)
+    body = by_queue_id(client, "A1B2C3D4E5")
+    gus, hal = recipient(body, "gus+lists@host.tld"), recipient(body, "hal@host.tld")
+    assert (gus["status"], gus["delivery"]["outcome"]) == ("discarded", "discarded")
+    assert (hal["status"], hal["delivery"]["outcome"]) == ("rejected", "rejected")
+    assert hal["delivery"]["mailbox"] is None  # the other session's Junk line is not this mail's
+    assert body["final_status"] == "rejected"
+    assert client.get("/api/messages?mailbox=Junk").get_json()["total"] == 0

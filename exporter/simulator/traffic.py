@@ -21,6 +21,7 @@ from exporter.simulator.services import Background
 from exporter.simulator.state import ALIASES, LOCAL_DOMAINS, MAILBOXES, MailcowState, docker_time
 
 DOVECOT = "dovecot[172.22.1.250]:24"
+_SESSION_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # of an LMTP session id
 EXTERNAL_SENDERS = (
     ("news@shop.example.com", "mail-out.shop.example.com"),
     ("j.doe@gmail.com", "mail-wr1-f49.google.com"),
@@ -390,9 +391,7 @@ class Simulation:
         gets otherwise is drawn from the Dovecot generator, so the mail traffic's own draws are unchanged.
         """
         orig = f"orig_to=<{rcpt.orig_to}>, " if rcpt.orig_to else ""
-        session = "".join(
-            self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22)
-        )
+        session = "".join(self.rng.choice(_SESSION_CHARS) for _ in range(22))
         plan = dovecot.choose(self._dovecot_rng, spam=folder == "Junk")
         delays = self._delays(self.rng.uniform(0.05, 1.5))
         if plan.accepted:
@@ -785,7 +784,9 @@ class Simulation:
 
     def _deliver_ndn(self, when: float, msg: Message, ndn: str, ndn_id: str) -> None:
         """The notification lands in the local sender's INBOX (no Sieve rule acts on a bounce)."""
-        session = "NdNsAvEdW2rJAAAAqAbqoQ"
+        # Dovecot's LMTP session ids are unique (Postfix's reply and Dovecot's line share one per recipient);
+        # drawn from the notification's queue id, so the traffic's own draws are unchanged
+        session = "".join(random.Random(ndn).choices(_SESSION_CHARS, k=22))
         self._log(
             when,
             "postfix/lmtp",

@@ -7,6 +7,11 @@ case-insensitively, a Postfix sub-address user+tag@ as its mailbox user@) and wa
 from all of the pair's stored lines, so the order in which Postfix and Dovecot lines arrive does not matter,
 nor their age.
 
+A line without a Message-ID (Dovecot's `msgid=unspecified`) belongs to the recipient whose Postfix reply
+`250 2.0.0 <rcpt> SESSION Saved` names the line's LMTP session (Dovecot gives each recipient of a transaction
+its own: the transaction id, then `id:2`, `id:3`...), same recipient as above. Dovecot reads the same header
+as Postfix, so a recipient's lines are all of one kind; both kinds then go through the same derivation.
+
 A recipient shows the line that says most about where the mail went: stored > redirected > rejected >
 discarded > failed, the newest of a kind (a stored line after a failed one, a fileinto after a discard,
 a retry that succeeded). Its status follows Postfix except where the mailbox contradicts a `delivered`:
@@ -58,27 +63,59 @@ _KEY_MESSAGES = """
     WHERE EXISTS (SELECT 1 FROM dovecot_deliveries d WHERE d.message_id = k.message_id AND lower(d.recipient) = k.rcpt)
 """
 
+# The LMTP session of Dovecot's reply to Postfix: the same expression as the index of migration 0023.
+REPLY_SESSION = r"substring(r.reply, '^250 2\.0\.0 <[^>]*> ([^ ]+) Saved$')"
+_LINE_MATCHES = f"d.session_id = {REPLY_SESSION} AND lower(d.recipient) IN (lower(r.recipient), {_BARE})"
+# Lines without a Message-ID and their recipient: the new lines', and those of the recipients of the
+# messages this run touched or re-derives by Message-ID.
+_SESSIONS = f"""
+    CREATE TEMP TABLE delivery_sessions ON COMMIT DROP AS
+    SELECT DISTINCT ON (id) * FROM (
+        SELECT d.id, r.message_pk, r.recipient FROM dovecot_deliveries d
+        -- one probe of migration 0023's index per line (OFFSET 0 keeps the planner from scanning every
+        -- reply instead: it costs the regular expression as nearly free)
+        CROSS JOIN LATERAL (
+            SELECT r.message_pk, r.recipient FROM message_recipients r
+            WHERE {_LINE_MATCHES} AND {REPLY_SESSION} IS NOT NULL OFFSET 0
+        ) r
+        WHERE d.id > %(from)s AND d.id <= %(to)s AND d.message_id IS NULL AND d.session_id IS NOT NULL
+        UNION ALL
+        SELECT d.id, r.message_pk, r.recipient FROM message_recipients r
+        JOIN dovecot_deliveries d ON d.message_id IS NULL AND {_LINE_MATCHES}
+        WHERE r.message_pk = ANY(ARRAY(SELECT id FROM touched UNION SELECT message_pk FROM delivery_messages))
+    ) s ORDER BY id, message_pk DESC
+"""
+
 _RANK = "array_position(%(outcomes)s::text[], d.outcome)"  # dovecot.OUTCOMES, most telling first
 
 # WITH items for counters.add(): the recipients of the pairs with what their lines now say, the update
 # of the ones that changed, and the messages whose recipients changed status queued for recompute().
 _APPLY = f"""
     targets AS (
-        SELECT DISTINCT ON (r.message_pk, r.recipient) r.message_pk, r.recipient, r.status AS old_status,
+        SELECT r.message_pk, r.recipient, r.status AS old_status,
                CASE WHEN r.status = ANY(%(status_outcomes)s::text[]) AND r.delivery_outcome = r.status THEN 'delivered'
                     ELSE r.status END AS postfix_status,
                r.delivery_outcome, r.delivery_mailbox, r.delivery_detail, r.delivery_at
-        FROM delivery_messages k
-        JOIN message_recipients r ON r.message_pk = k.message_pk AND {_MATCHES}
+        FROM message_recipients r
+        WHERE (r.message_pk, r.recipient) IN (
+            SELECT r.message_pk, r.recipient FROM delivery_messages k
+            JOIN message_recipients r ON r.message_pk = k.message_pk AND {_MATCHES}
+            UNION ALL SELECT message_pk, recipient FROM delivery_sessions)
     ),
     -- each line's message: the newest one with its Message-ID and recipient first seen before the line
-    matched AS (
+    by_message_id AS (
         SELECT DISTINCT ON (d.id) d.id, k.message_pk, r.recipient, d.outcome, d.mailbox, d.detail, d.at
         FROM delivery_messages k
         JOIN dovecot_deliveries d ON d.message_id = k.message_id AND lower(d.recipient) = k.rcpt
         JOIN message_recipients r ON r.message_pk = k.message_pk AND {_MATCHES}
         WHERE k.first_seen <= d.at + %(slack)s
         ORDER BY d.id, k.first_seen DESC, k.message_pk DESC, lower(r.recipient) <> k.rcpt
+    ),
+    matched AS (
+        SELECT * FROM by_message_id
+        UNION ALL
+        SELECT d.id, s.message_pk, s.recipient, d.outcome, d.mailbox, d.detail, d.at
+        FROM delivery_sessions s JOIN dovecot_deliveries d USING (id)
     ),
     best AS (
         SELECT DISTINCT ON (message_pk, recipient) * FROM matched d
@@ -134,12 +171,15 @@ def correlate(
     messages in `touched` (a batch's temp table, with `agg` its queue ids); queue the messages whose
     recipients changed status into `touched` for recompute()."""
     conn.execute(_REMEMBER_MESSAGE_IDS)
-    conn.execute("DROP TABLE IF EXISTS delivery_keys, delivery_messages")
+    conn.execute("DROP TABLE IF EXISTS delivery_keys, delivery_messages, delivery_sessions")
     conn.execute(_KEYS, {"from": last, "to": upto})
     conn.execute(_KEY_MESSAGES)
-    if not conn.execute("SELECT EXISTS (SELECT 1 FROM delivery_messages)").fetchone()[0]:
+    conn.execute(_SESSIONS, {"from": last, "to": upto})
+    if not conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM delivery_messages) OR EXISTS (SELECT 1 FROM delivery_sessions)"
+    ).fetchone()[0]:
         return  # no line names a known message (yet)
-    conn.execute("ANALYZE delivery_keys, delivery_messages")
+    conn.execute("ANALYZE delivery_keys, delivery_messages, delivery_sessions")
     params = {
         "status_outcomes": list(STATUS_OUTCOMES),
         "outcomes": list(dovecot.OUTCOMES),
