@@ -23,6 +23,7 @@ import httpx
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config
+from exporter.log_format import FORMATS as LOG_FORMATS
 from exporter.serve import Fatal, configure, database_url, gunicorn, serve_and_work, setup_logging, web_config
 from exporter.store.database import create_pool, migrate, start_embedded
 from exporter.worker.supervisor import stop_process
@@ -227,7 +228,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter.simulator.state import MailcowState
     from exporter.simulator.traffic import Simulation
 
-    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    log_format = os.environ.get("LOG_FORMAT") or "plain"  # the simulator reads no other setting
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT: Must be one of: {', '.join(LOG_FORMATS)}.")
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), log_format)
     ro_key = args.ro_key or _mailcow_style_key()
     rw_key = args.rw_key or _mailcow_style_key()
     state = MailcowState(log_cap=args.log_cap)

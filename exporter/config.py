@@ -24,6 +24,8 @@ import psycopg
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load, validate
 from psycopg.conninfo import conninfo_to_dict
 
+from exporter.log_format import FORMATS as LOG_FORMATS
+
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _URL_UNSAFE_RE = re.compile(r"[\x00-\x20\x7f\\]")  # whitespace, control characters, backslash
 _AUTHORITY_RE = re.compile(r"[^/?#]*")  # what follows "scheme://" up to the path, query or fragment
@@ -284,6 +286,7 @@ class Config:
     log_level: str = _setting(
         "LOG_LEVEL", fields.String, "INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     )
+    log_format: str = _setting("LOG_FORMAT", fields.String, "plain", validate=validate.OneOf(LOG_FORMATS))
     app_title: str = _setting("APP_TITLE", fields.String, "mailcow-grafana")
     expire_after_hours: int = _setting("EXPIRE_AFTER_HOURS", fields.Integer, 120, **_range(1, 24 * 60))
     csv_export_limit: int = _setting("CSV_EXPORT_LIMIT", fields.Integer, 100_000, **_range(1, 10_000_000))

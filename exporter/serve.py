@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
+from exporter.log_format import formatter
 from exporter.store.database import migrate, start_embedded
 from exporter.worker.supervisor import supervise
 
@@ -33,8 +34,11 @@ class Fatal(Exception):
     """A condition that ends the command with one line on stderr and exit code 2."""
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def setup_logging(level: str, log_format: str = "plain") -> None:
+    """Records of every logger to stderr, in LOG_FORMAT (gunicorn's own loggers: see `gunicorn`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -42,7 +46,7 @@ def setup_logging(level: str) -> None:
 def configure(require_mailcow: bool = True) -> Config:
     """The configuration from the environment, with logging set up at its level."""
     config = load_config(require_mailcow=require_mailcow)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     return config
 
 
@@ -97,6 +101,7 @@ def web_config(config: Config, bind: tuple[str, int]) -> Config:
 def gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> None:
     """Serve the web app under gunicorn until it stops."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from exporter.app import create_app
     from exporter.http.gunicorn_worker import Worker
@@ -110,6 +115,17 @@ def gunicorn(config: Config, url: str, bind: tuple[str, int], workers: int) -> N
         "graceful_timeout": 10,
         "loglevel": config.log_level.lower(),
     }
+    if config.log_format == "json":
+
+        class JsonLogger(Logger):
+            """gunicorn's error and access logs in the JSON format too."""
+
+            def setup(self, cfg: object) -> None:
+                super().setup(cfg)
+                for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+                    handler.setFormatter(formatter("json"))
+
+        options["logger_class"] = JsonLogger
     app_config = dataclasses.replace(config, database_url=url)
 
     class Server(BaseApplication):

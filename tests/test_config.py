@@ -51,6 +51,7 @@ def test_check_config_masks_secrets():
         ({"MAILCOW_VERIFY_TLS": "perhaps"}, "MAILCOW_VERIFY_TLS"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ],
 )
 def test_invalid_values_name_their_variable(env, variable):
