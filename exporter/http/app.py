@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from flask import Blueprint, Flask, Response, g, request
 
 from exporter.config import Config
-from exporter.http import inputs, origin
+from exporter.http import inputs, origin, request_id
 from exporter.http.auth import install_auth
 from exporter.http.context import JobInfo
 from exporter.http.errors import register_error_handlers
@@ -45,6 +45,7 @@ def build_app(
         MAX_CONTENT_LENGTH=config.dmarc_upload_max_bytes + 1024 * 1024,  # report uploads; JSON bodies are small
     )
     app.json.sort_keys = False
+    request_id.install(app)  # before all: every request's log records carry its id
     origin.install_host_check(app)  # first: a foreign Host meets nothing else
     install_auth(app, config, preflight_endpoints)
     origin.install_cross_site_defence(app)  # after auth: anonymous requests leave no audit entries
