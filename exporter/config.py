@@ -281,6 +281,10 @@ class Config:
     auth_opt_out: bool = False  # not a variable: AUTH_ENABLED=false set explicitly, running without auth on purpose
     auth_username: str = _setting("AUTH_USERNAME", fields.String, "admin", validate=validate.Length(min=1))
     auth_password: str | None = _setting("AUTH_PASSWORD", fields.String, None, secret=True)
+    auth_max_failures: int = _setting("AUTH_MAX_FAILURES", fields.Integer, 10, **_range(1, 10_000))  # README "Security"
+    auth_lockout_seconds: int = _setting("AUTH_LOCKOUT_SECONDS", fields.Integer, 900, **_range(1, 86_400))
+    rate_limit_per_minute: int = _setting("RATE_LIMIT_PER_MINUTE", fields.Integer, 600, **_range(0))  # 0 = off
+    trusted_proxies: list[str] = _setting("TRUSTED_PROXIES", _NetworkList, list)  # whose X-Forwarded-For counts
     log_level: str = _setting(
         "LOG_LEVEL", fields.String, "INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     )
