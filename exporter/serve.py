@@ -16,7 +16,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, host_name, is_loopback, load_config
+from exporter.config import AUTH_OFF_WARNING, Config, ConfigError, load_config
+from exporter.config_values import host_name, is_loopback
 from exporter.log_format import formatter
 from exporter.store.database import migrate, start_embedded
 from exporter.worker.supervisor import supervise

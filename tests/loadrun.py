@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.simulator.app import create_simulator_app
 from exporter.simulator.state import LOCAL_DOMAINS, MailcowState
 from exporter.simulator.traffic import Simulation

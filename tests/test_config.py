@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config import VARIABLES, ConfigError, load_config, mask_url
+from exporter.config import VARIABLES, ConfigError, load_config
+from exporter.config_values import mask_url
 
 BASE = {"MAILCOW_URL": "https://mail.example.org", "MAILCOW_API_KEY": "A1B2C3-D4E5F6"}
 
@@ -52,6 +53,10 @@ def test_check_config_masks_secrets():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"TRUSTED_PROXIES": "10.0.0.1/8"}, "TRUSTED_PROXIES"),
+        ({"RATE_LIMIT_PER_MINUTE": "-1"}, "RATE_LIMIT_PER_MINUTE"),
+        ({"AUTH_MAX_FAILURES": "0"}, "AUTH_MAX_FAILURES"),
+        ({"AUTH_LOCKOUT_SECONDS": "0"}, "AUTH_LOCKOUT_SECONDS"),
     ],
 )
 def test_invalid_values_name_their_variable(env, variable):
@@ -69,6 +74,12 @@ def test_defaults_and_auth_follows_the_password():
     assert (config.fetch_interval, config.retention_days, config.timezone) == (15, 7, "UTC")
     assert config.auth_enabled is False and config.read_write is False
     assert load_config({**BASE, "AUTH_PASSWORD": "pw"}).auth_enabled is True
+    limits = load_config(BASE)
+    assert (limits.auth_max_failures, limits.auth_lockout_seconds, limits.rate_limit_per_minute) == (10, 900, 600)
+    assert load_config({**BASE, "TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::1"}).trusted_proxies == [
+        "10.0.0.0/8",
+        "2001:db8::1/128",
+    ]
     assert load_config({**BASE, "LOCAL_DOMAINS": "Example.org, example.net"}).local_domains == [
         "example.org",
         "example.net",

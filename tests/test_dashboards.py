@@ -23,7 +23,7 @@ import yaml
 from dashboards.generate import BUILDERS, build_all, render
 from dashboards.loki import LOKI, SERVICES, SMART_FILTERS
 from exporter.app import create_app
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.parsers import logql
 from exporter.readmodels import catalog, smart_filters
 from exporter.services.actions import ACTIONS

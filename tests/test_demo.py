@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from tests.prometheus import free_port
 
 

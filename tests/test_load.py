@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from tests.loadrun import run_load
 
 

@@ -7,7 +7,7 @@ import itertools
 import time
 from collections import deque
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.services.raw_logs import RawLogs
 from exporter.store import ingest as ingest_store
 from tests.mailflow import make_rig

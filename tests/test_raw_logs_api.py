@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from exporter.app import create_app
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.mailcow.client import MailcowClient
 from exporter.services import raw_logs as raw_service
 from exporter.services.ingestor import Ingestor

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.parsers import MAX_FIELD
 from exporter.parsers.lines import number_window
 from exporter.parsers.raw_logs import LEVELS, SERVICES, RawLine, parse

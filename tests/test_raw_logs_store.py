@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.parsers.lines import number_window
 from exporter.services import raw_logs
 from exporter.store import raw_logs as store

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from exporter.app import create_app
-from exporter.config import RAW_LOG_SERVICES
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.readmodels import smart_filters
 from exporter.store import raw_search
 from exporter.store.raw_search import LineQuery

@@ -12,9 +12,10 @@ from flask import Blueprint, Flask, Response, g, request
 
 from exporter.config import Config
 from exporter.http import inputs, origin, request_id
-from exporter.http.auth import install_auth
+from exporter.http.auth import PUBLIC_ENDPOINTS, install_auth
 from exporter.http.context import JobInfo
 from exporter.http.errors import register_error_handlers
+from exporter.http.limits import install_limits
 from exporter.mailcow.live import LiveMailcow
 from exporter.services.geoip import GeoIP
 from exporter.store.database import Pool, create_pool
@@ -47,6 +48,7 @@ def build_app(
     app.json.sort_keys = False
     request_id.install(app)  # before all: every request's log records carry its id
     origin.install_host_check(app)  # first: a foreign Host meets nothing else
+    install_limits(app, config, PUBLIC_ENDPOINTS)  # before auth: a blocked address meets no password check
     install_auth(app, config, preflight_endpoints)
     origin.install_cross_site_defence(app)  # after auth: anonymous requests leave no audit entries
     register_error_handlers(app)

@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 
 from exporter.config import Config
 from exporter.http.errors import error_response
+from exporter.http.limits import note_failed_sign_in
 
 PUBLIC_ENDPOINTS = frozenset({"api.health"})
 # Open to clients in LOKI_TAIL_ALLOWED_NETWORKS, or with valid credentials, whatever AUTH_ENABLED says.
@@ -77,6 +78,9 @@ def install_auth(app: Flask, config: Config, preflight_endpoints: frozenset[str]
             return None  # CORS preflights never carry credentials; they answer headers only
         if _credentials_ok(config):
             return None
+        blocked = note_failed_sign_in(config)  # the 429 when this failure blocks the address
+        if blocked is not None:
+            return blocked
         if (request.endpoint or "").startswith("action_pages."):
             # a person followed a Grafana data link: let the browser ask for the password
             response = error_response(401, "Unauthorized", "valid HTTP Basic credentials are required", "AUTH_REQUIRED")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from exporter.config import host_name
+from exporter.config_values import host_name
 from exporter.http import context
 from exporter.http.auth import PUBLIC_ENDPOINTS
 from exporter.http.errors import ApiError, error_response

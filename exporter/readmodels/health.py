@@ -19,7 +19,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from exporter import __version__, store
-from exporter.config import AUTH_OFF_WARNING, Config, mask_url
+from exporter.config import AUTH_OFF_WARNING, Config
+from exporter.config_values import mask_url
 from exporter.readmodels.format import iso
 from exporter.services.ingest import SOURCES
 from exporter.store import health as health_store

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from psycopg_pool import ConnectionPool
 
-from exporter.config import RAW_LOG_SERVICES, Config
+from exporter.config import Config
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.readmodels import smart_filters
 from exporter.readmodels.format import iso, number, page_body
 from exporter.services.ingest import ALL_SOURCES

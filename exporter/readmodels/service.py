@@ -11,7 +11,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from exporter import __version__
-from exporter.config import Config, mask_url
+from exporter.config import Config
+from exporter.config_values import mask_url
 from exporter.readmodels.args import Args
 from exporter.readmodels.format import bracketed, iso, ms, number
 from exporter.store import grafana as store

@@ -19,7 +19,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from exporter.config import RAW_LOG_SERVICES, Config
+from exporter.config import Config
+from exporter.config_values import RAW_LOG_SERVICES
 from exporter.parsers import raw_logs
 from exporter.services import deliveries
 from exporter.store import raw_logs as store
