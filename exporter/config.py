@@ -24,6 +24,8 @@ import psycopg
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load, validate
 from psycopg.conninfo import conninfo_to_dict
 
+from exporter import passwords
+
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _URL_UNSAFE_RE = re.compile(r"[\x00-\x20\x7f\\]")  # whitespace, control characters, backslash
 _AUTHORITY_RE = re.compile(r"[^/?#]*")  # what follows "scheme://" up to the path, query or fragment
@@ -360,6 +362,8 @@ class _EnvSchema(Schema):
             data["auth_enabled"] = bool(data["auth_password"])
         if data["auth_enabled"] and not data["auth_password"]:
             raise ValidationError("AUTH_ENABLED is true but AUTH_PASSWORD is empty", field_name="AUTH_PASSWORD")
+        if data["auth_password"] and (problem := passwords.hash_problem(data["auth_password"])):
+            raise ValidationError(problem, field_name="AUTH_PASSWORD")
         return Config(**data)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import ipaddress
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from exporter import passwords
 from exporter.config import Config
 from exporter.http.errors import error_response
 
@@ -28,10 +28,8 @@ def _credentials_ok(config: Config) -> bool:
         user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    # Compare both parts, always, in constant time: no early exit that leaks which was wrong.
-    user_ok = hmac.compare_digest(user.encode(), config.auth_username.encode())
-    password_ok = hmac.compare_digest(password.encode(), (config.auth_password or "").encode())
-    return user_ok and password_ok
+    # Both parts, always: no early exit that leaks which was wrong (a hashed password: see exporter.passwords).
+    return passwords.credentials_ok(user, password, config.auth_username, config.auth_password)
 
 
 def client_allowed(config: Config) -> bool:
