@@ -1,4 +1,4 @@
-"""AUTH_PASSWORD as an argon2/bcrypt hash (issue 23, "Credentials")."""
+"""AUTH_PASSWORD as an argon2/bcrypt hash, and the public /login (issue 23, "Credentials")."""
 
 from __future__ import annotations
 
@@ -78,3 +78,18 @@ def test_a_remembered_verification_never_lets_a_wrong_password_in(db_url, pool, 
 def test_a_malformed_hash_is_refused_at_start(value):
     with pytest.raises(ConfigError, match=r"^AUTH_PASSWORD: looks like an? (argon2|bcrypt) hash but is malformed"):
         load_config({**BASE, "AUTH_PASSWORD": value})
+
+
+def test_login_is_public_and_tells_how_to_sign_in_without_secrets(db_url, pool, argon2_hash):
+    client = _client(db_url, pool, argon2_hash, auth_username="grafana-reader")
+    response = client.get("/login")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["auth_enabled"], body["scheme"], body["realm"]) == (True, "Basic", "mailcow-grafana actions")
+    page = client.get("/login", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 200 and page.mimetype == "text/html" and "Sign in" in page.get_data(as_text=True)
+    for text in (response.get_data(as_text=True), page.get_data(as_text=True)):
+        for secret in ("grafana-reader", "$argon2", PASSWORD, "pa55-w0rd", "mail.example.org"):
+            assert secret not in text
+    open_app = create_app(make_config(db_url), pool).test_client().get("/login").get_json()
+    assert (open_app["auth_enabled"], open_app["scheme"]) == (False, None)

@@ -14,9 +14,10 @@ from exporter import passwords
 from exporter.config import Config
 from exporter.http.errors import error_response
 
-PUBLIC_ENDPOINTS = frozenset({"api.health"})
+PUBLIC_ENDPOINTS = frozenset({"api.health", "login.login"})
 # Open to clients in LOKI_TAIL_ALLOWED_NETWORKS, or with valid credentials, whatever AUTH_ENABLED says.
 ADDRESS_ENDPOINTS = frozenset({"loki.tail"})
+REALM = "mailcow-grafana actions"  # of the Basic challenge; /login names it
 
 
 def _credentials_ok(config: Config) -> bool:
@@ -78,7 +79,7 @@ def install_auth(app: Flask, config: Config, preflight_endpoints: frozenset[str]
         if (request.endpoint or "").startswith("action_pages."):
             # a person followed a Grafana data link: let the browser ask for the password
             response = error_response(401, "Unauthorized", "valid HTTP Basic credentials are required", "AUTH_REQUIRED")
-            response.headers["WWW-Authenticate"] = 'Basic realm="mailcow-grafana actions", charset="UTF-8"'
+            response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
             return response
         # No WWW-Authenticate header: Grafana and scripts send credentials up front, and a
         # browser login popup on a JSON API only invites password typing into the wrong place.
