@@ -1,4 +1,5 @@
-"""AUTH_PASSWORD as an argon2/bcrypt hash, and the public /login (issue 23, "Credentials")."""
+"""AUTH_PASSWORD as an argon2/bcrypt hash, the public /login, and an /api/health that tells anonymous
+callers only what a load balancer needs (issue 23, "Credentials")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from exporter import passwords
 from exporter.app import create_app
 from exporter.config import ConfigError, load_config
+from exporter.store.database import create_pool
 from tests.conftest import RO_KEY, make_config
 
 PASSWORD = "correct horse battery staple"
@@ -93,3 +95,29 @@ def test_login_is_public_and_tells_how_to_sign_in_without_secrets(db_url, pool, 
             assert secret not in text
     open_app = create_app(make_config(db_url), pool).test_client().get("/login").get_json()
     assert (open_app["auth_enabled"], open_app["scheme"]) == (False, None)
+
+
+def test_anonymous_health_shows_the_verdict_only(db_url, pool):
+    client = _client(db_url, pool, PASSWORD, local_domains=["example.org"])
+    anonymous = client.get("/api/health")
+    signed_in = client.get("/api/health", headers=_basic("admin", PASSWORD))
+    wrong = client.get("/api/health", headers=_basic("admin", "nope"))
+    # no worker runs here: degraded, still 200 for the load balancer, either way
+    assert anonymous.status_code == signed_in.status_code == wrong.status_code == 200
+    assert anonymous.get_json() == wrong.get_json() == {"status": "degraded", "database": "connected"}
+    assert "mail.example.org" not in anonymous.get_data(as_text=True)
+    full = signed_in.get_json()
+    assert full["status"] == "degraded" and full["reasons"]
+    assert full["config"]["mailcow_url"] == "https://********@mail.example.org"
+    assert {"ingestion", "version", "warnings"} <= set(full)
+
+
+def test_anonymous_health_keeps_the_503_of_a_dead_database(db_url):
+    dead = create_pool("postgresql://nobody@127.0.0.1:1/none", 1)
+    try:
+        config = make_config(db_url, auth_enabled=True, auth_password=PASSWORD)
+        response = create_app(config, dead).test_client().get("/api/health")
+    finally:
+        dead.close(timeout=0)
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unhealthy", "database": "disconnected"}

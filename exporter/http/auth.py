@@ -33,6 +33,14 @@ def _credentials_ok(config: Config) -> bool:
     return passwords.credentials_ok(user, password, config.auth_username, config.auth_password)
 
 
+def signed_in(config: Config) -> bool:
+    """Whether this request may see what anonymous callers may not: auth is off, or it carries valid
+    credentials. A request without an Authorization header is not checked (and is no failed sign-in)."""
+    if not config.auth_enabled:
+        return True
+    return "Authorization" in request.headers and _credentials_ok(config)
+
+
 def client_allowed(config: Config) -> bool:
     """Whether the peer's address is in LOKI_TAIL_ALLOWED_NETWORKS (an IPv4-mapped IPv6 address as IPv4)."""
     try:
