@@ -13,6 +13,7 @@ import time
 
 import argon2
 import bcrypt
+from marshmallow import ValidationError
 
 ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -43,6 +44,12 @@ def hash_problem(value: str) -> str | None:
         ok = len(parts) == 4 and parts[2].isdigit() and 4 <= int(parts[2]) <= 31 and len(parts[3]) == 53
         return None if ok else "looks like a bcrypt hash but is malformed (expected $2b$NN$ and 53 characters)"
     return None
+
+
+def check(value: str) -> None:
+    """AUTH_PASSWORD's validator in `exporter.config`: a malformed hash stops the start, named."""
+    if (problem := hash_problem(value)) is not None:
+        raise ValidationError(problem)
 
 
 def hash_password(password: str) -> str:
