@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import getpass
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from exporter import __version__
+from exporter import __version__, passwords
 from exporter.config import Config, ConfigError, load_config
 from exporter.log_format import FORMATS as LOG_FORMATS
 from exporter.serve import Fatal, configure, database_url, gunicorn, serve_and_work, setup_logging, web_config
@@ -45,6 +46,21 @@ def cmd_check_config(_: argparse.Namespace) -> int:
     config = load_config()
     for key, value in config.masked().items():
         print(f"{key.upper()}={json.dumps(value) if not isinstance(value, str) else value}")
+    return 0
+
+
+def cmd_hash_password(_: argparse.Namespace) -> int:
+    """Print an argon2id hash for AUTH_PASSWORD: the password from a prompt (asked twice), or the first
+    line of stdin when it is not a terminal (no echo, nothing in the shell history)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise Fatal("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise Fatal("the password is empty")
+    print(passwords.hash_password(password))
     return 0
 
 
@@ -295,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     web_args(sub.add_parser("demo", help="run against the built-in mailcow simulator"))
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check-config", help="validate and print the configuration, secrets masked")
+    sub.add_parser("hash-password", help="print an argon2id hash for AUTH_PASSWORD (password from stdin or a prompt)")
     imp = sub.add_parser("import-logs", help="backfill from Postfix syslog files (plain or .gz)")
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imp.add_argument("--tz", help="time zone of RFC 3164 stamps without offset (default: TZ)")
@@ -321,6 +338,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "simulate": cmd_simulate,
     "migrate": cmd_migrate,
     "check-config": cmd_check_config,
+    "hash-password": cmd_hash_password,
     "import-logs": cmd_import_logs,
     "import-dmarc": cmd_import_dmarc,
 }

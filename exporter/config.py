@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import platformdirs
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load, validate
 
+from exporter import passwords
 from exporter.config_values import (
     LOKI_TAIL_DEFAULT_NETWORKS,
     LOOPBACK_HOSTS,
@@ -110,7 +111,7 @@ class Config:
     auth_enabled: bool = _setting("AUTH_ENABLED", fields.Boolean, False, load_default=None)
     auth_opt_out: bool = False  # not a variable: AUTH_ENABLED=false set explicitly, running without auth on purpose
     auth_username: str = _setting("AUTH_USERNAME", fields.String, "admin", validate=validate.Length(min=1))
-    auth_password: str | None = _setting("AUTH_PASSWORD", fields.String, None, secret=True)
+    auth_password: str | None = _setting("AUTH_PASSWORD", fields.String, None, secret=True, validate=passwords.check)
     auth_max_failures: int = _setting("AUTH_MAX_FAILURES", fields.Integer, 10, **_range(1, 10_000))  # README "Security"
     auth_lockout_seconds: int = _setting("AUTH_LOCKOUT_SECONDS", fields.Integer, 900, **_range(1, 86_400))
     rate_limit_per_minute: int = _setting("RATE_LIMIT_PER_MINUTE", fields.Integer, 600, **_range(0))  # 0 = off

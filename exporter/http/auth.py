@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import ipaddress
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from exporter import passwords
 from exporter.config import Config
 from exporter.http.errors import error_response
 from exporter.http.limits import note_failed_sign_in
 
-PUBLIC_ENDPOINTS = frozenset({"api.health"})
+PUBLIC_ENDPOINTS = frozenset({"api.health", "login.login"})
 # Open to clients in LOKI_TAIL_ALLOWED_NETWORKS, or with valid credentials, whatever AUTH_ENABLED says.
 ADDRESS_ENDPOINTS = frozenset({"loki.tail"})
+REALM = "mailcow-grafana actions"  # of the Basic challenge; /login names it
 
 
 def _credentials_ok(config: Config) -> bool:
@@ -29,10 +30,16 @@ def _credentials_ok(config: Config) -> bool:
         user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    # Compare both parts, always, in constant time: no early exit that leaks which was wrong.
-    user_ok = hmac.compare_digest(user.encode(), config.auth_username.encode())
-    password_ok = hmac.compare_digest(password.encode(), (config.auth_password or "").encode())
-    return user_ok and password_ok
+    # Both parts, always: no early exit that leaks which was wrong (a hashed password: see exporter.passwords).
+    return passwords.credentials_ok(user, password, config.auth_username, config.auth_password)
+
+
+def signed_in(config: Config) -> bool:
+    """Whether this request may see what anonymous callers may not: auth is off, or it carries valid
+    credentials. A request without an Authorization header is not checked (and is no failed sign-in)."""
+    if not config.auth_enabled:
+        return True
+    return "Authorization" in request.headers and _credentials_ok(config)
 
 
 def client_allowed(config: Config) -> bool:
@@ -84,7 +91,7 @@ def install_auth(app: Flask, config: Config, preflight_endpoints: frozenset[str]
         if (request.endpoint or "").startswith("action_pages."):
             # a person followed a Grafana data link: let the browser ask for the password
             response = error_response(401, "Unauthorized", "valid HTTP Basic credentials are required", "AUTH_REQUIRED")
-            response.headers["WWW-Authenticate"] = 'Basic realm="mailcow-grafana actions", charset="UTF-8"'
+            response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
             return response
         # No WWW-Authenticate header: Grafana and scripts send credentials up front, and a
         # browser login popup on a JSON API only invites password typing into the wrong place.

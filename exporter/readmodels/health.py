@@ -113,6 +113,12 @@ def health(verdict: Health, config: Config) -> dict[str, Any]:
     }
 
 
+def public_health(verdict: Health) -> dict[str, Any]:
+    """`/api/health` for anonymous callers while auth is on: what a load balancer needs, nothing that
+    describes the configuration (no reasons, URLs, domains, version or settings)."""
+    return {"status": verdict.status, "database": "connected" if verdict.connected else "disconnected"}
+
+
 def settings_health(verdict: Health, elapsed_ms: float, activity: RecentActivity | None) -> dict[str, Any]:
     """`/api/settings/health`: the verdict, how long judging took, the last five minutes' activity."""
     return {

@@ -10,6 +10,7 @@ from exporter.web import (
     domains,
     export,
     index,
+    login,
     logs,
     mailbox_stats,
     mailcow_state,
@@ -22,6 +23,7 @@ from exporter.web import (
 
 BLUEPRINTS = (
     index.bp,
+    login.bp,
     api.bp,
     messages.bp,
     logs.bp,
