@@ -154,6 +154,10 @@ class TimelineParams(Params):
     interval_ms = bounded_int(None, 60_000, 366 * 24 * 3_600_000)
 
 
+class HealthParams(Params):
+    deep = fields.Boolean(load_default=False, truthy={"1", "true"}, falsy={"0", "false"})
+
+
 def _first_error(exc: ValidationError) -> str:
     """`name: message` for the first bad field; nested names joined by dots (`targets.0`)."""
     path: list[str] = []

@@ -72,6 +72,10 @@ class LiveMailcow:
     def version(self) -> tuple[str, float]:
         return self._cached("version", self.client.version)
 
+    def probe(self) -> str:
+        """mailcow's version, asked now (never cached): the deep health probe's proof that mailcow answers."""
+        return self.client.version()
+
     def accounts(self) -> tuple[dict[str, list[dict]], float]:
         """Domains, mailboxes and aliases (for the counts of /api/status/mailcow-info)."""
         return self._cached(
