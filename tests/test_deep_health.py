@@ -94,6 +94,8 @@ def test_a_dead_database_is_unhealthy_and_a_503_with_the_deep_checks(db_url):
     checks = _checks(body)
     assert checks["database"] == checks["database"] | {"status": "failed", "detail": "does not answer"}
     assert checks["worker_lag"]["detail"] == "unknown: the database does not answer"
+    assert body["reasons"][0] == "the database does not answer"
+    assert not any(reason.startswith("database:") for reason in body["reasons"])  # said once
 
 
 @pytest.mark.parametrize("value", ["yes", "2", "", "TRUE ", "1; DROP", "\x00"])

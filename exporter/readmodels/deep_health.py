@@ -98,8 +98,10 @@ def _disk(config: Config) -> tuple[bool, str]:
 
 
 def deepened(verdict: Health, found: list[Check]) -> Health:
-    """The verdict with the failed checks' reasons: healthy becomes degraded, unhealthy stays unhealthy."""
-    reasons = [f"{check.name}: {check.detail}" for check in found if not check.ok and check.name != "worker_lag"]
+    """The verdict with the failed checks' reasons: healthy becomes degraded, unhealthy stays unhealthy.
+    Stale workers and a database that was already down are among the verdict's reasons: not repeated."""
+    known = {"worker_lag"} if verdict.connected else {"worker_lag", "database"}
+    reasons = [f"{check.name}: {check.detail}" for check in found if not check.ok and check.name not in known]
     if not reasons:
         return verdict
     status = verdict.status if verdict.status == "unhealthy" else "degraded"
