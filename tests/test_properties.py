@@ -149,6 +149,8 @@ GOOD = [
     "delivered",
     "warning",
     "queue",
+    "dns_check",
+    "queue_action,sign_in_lockout",
     "example.org",
     "30days",
     str(int((NOW - timedelta(hours=1)).timestamp() * 1000)),
@@ -346,5 +348,6 @@ def test_the_probe_learned_what_handlers_read(served):
     assert {"from", "to", "search"} <= READ["/grafana/infinity/<name>"]
     raw = {"page", "limit", "search", "start_date", "end_date", "level", "priority", "program", "sort_order", "filter"}
     assert raw <= READ["/api/raw-logs/<service>"]
+    assert {"kind", "actor", "start_date", "end_date", "page", "limit"} <= READ["/api/audit-log"]
     tls = "/api/dmarc/domains/<string:domain>/tls-reports"
     assert {"page", "page_size"} <= READ[tls] and "limit" in READ[f"{tls}/<report_date>/details"]

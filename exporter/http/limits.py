@@ -14,7 +14,9 @@ from flask import Flask, Response, current_app, request
 
 from exporter.config import Config
 from exporter.http.errors import error_response
+from exporter.store import audit as audit_store
 from exporter.store import limits as store
+from exporter.store.audit import AuditEvent
 
 log = logging.getLogger(__name__)
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -67,6 +69,9 @@ def note_failed_sign_in(config: Config) -> Response | None:
     if blocked is None:
         return None
     log.warning("%s blocked for %d s after %d failed sign-ins", address, blocked, config.auth_max_failures)
+    what = f"address {address} blocked for {math.ceil(blocked)} s"
+    detail = f"{config.auth_max_failures} failed sign-ins within {config.auth_lockout_seconds} s"
+    audit_store.note(pool, AuditEvent("sign_in_lockout", "system", address, what, "ok", detail))
     return _locked_out(address, blocked)
 
 

@@ -15,6 +15,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from exporter.http.errors import InvalidParameter
 from exporter.parsers import MAX_FIELD, dovecot
 from exporter.parsers.raw_logs import LEVELS
+from exporter.store.audit import KINDS as AUDIT_KINDS
 
 MESSAGE_STATUSES = (
     "delivered",
@@ -195,14 +196,35 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     return parse(_one_int(name, default, low, high)())[name]
 
 
+class KindList(fields.Field):
+    """One audit kind or several, comma-separated (`dns_check,imap_sync`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
+        words = [w.strip().lower() for w in str(value).split(",") if w.strip()]
+        if not words or any(w not in AUDIT_KINDS for w in words):
+            raise ValidationError(f"use one or more of {', '.join(AUDIT_KINDS)} (comma-separated), got {value!r:.60}")
+        return tuple(dict.fromkeys(words))
+
+
 class AuditParams(Params):
     page = bounded_int(1, 1, 100_000)
     limit = bounded_int(50, 1, 500)
+    kind = KindList(load_default=None)
     target = fields.String(load_default=None, validate=validate.OneOf(("queue", "quarantine")))
     action = fields.String(load_default=None, validate=validate.Length(max=40))
-    outcome = fields.String(load_default=None, validate=validate.OneOf(("success", "partial", "failed", "refused")))
+    outcome = fields.String(
+        load_default=None, validate=validate.OneOf(("success", "partial", "failed", "refused", "ok"))
+    )
     actor = fields.String(load_default=None, validate=validate.Length(max=200))
     start_date = Instant(load_default=None)
+    end_date = Instant(load_default=None)
+
+    @validates_schema
+    def _window(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("start_date") and data.get("end_date") and data["start_date"] > data["end_date"]:
+            raise ValidationError("must not be after end_date", field_name="start_date")
+        if data.get("page", 1) * data.get("limit", 50) > 1_000_000:
+            raise ValidationError("page * limit may not exceed 1,000,000; narrow the filters", field_name="page")
 
 
 # The syslog words mailcow's own items use for raw log levels (exporter.parsers.raw_logs.LEVELS).

@@ -15,6 +15,8 @@ def audit_row(row: AuditRecord) -> dict[str, Any]:
     return {
         "id": row.id,
         "at": iso(row.at),
+        "kind": row.kind,
+        "what": row.what,
         "actor": row.actor,
         "grafana_user": row.grafana_user,
         "remote_addr": row.remote_addr,

@@ -1,4 +1,5 @@
-"""The action audit log, spent confirmation tokens and the service's own generated secrets."""
+"""The audit log (queue and quarantine actions and the other state changes, told apart by `kind`), spent
+confirmation tokens and the service's own generated secrets."""
 
 from __future__ import annotations
 
@@ -49,11 +50,29 @@ class AuditRecord:
     code: str | None
     detail: str | None
     results: list[dict[str, Any]]
+    kind: str
+    what: str | None
 
 
 _COLUMNS = (
-    "id, at, actor, grafana_user, remote_addr, origin, via, target, action, items, outcome, code, detail, results"
+    "id, at, actor, grafana_user, remote_addr, origin, via, target, action, items, outcome, code, detail, results,"
+    " kind, what"
 )
+
+KINDS = ("queue_action", "quarantine_action", "dmarc_upload", "dns_check", "imap_sync", "sign_in_lockout")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """A state change that is no queue or quarantine action: `what` is a short summary, never a secret."""
+
+    kind: str
+    actor: str
+    remote_addr: str | None
+    what: str
+    outcome: str  # ok | failed
+    detail: str | None = None
+    via: str = "api"
 
 
 def record(pool: ConnectionPool, entry: AuditEntry) -> AuditRecord:
@@ -66,8 +85,8 @@ def record(pool: ConnectionPool, entry: AuditEntry) -> AuditRecord:
         )
         return cur.execute(
             """INSERT INTO action_audit (actor, grafana_user, remote_addr, origin, via, target, action, items,
-                                         outcome, code, detail, results)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING """
+                                         outcome, code, detail, results, kind)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING """
             + _COLUMNS,
             (
                 entry.actor,
@@ -82,6 +101,29 @@ def record(pool: ConnectionPool, entry: AuditEntry) -> AuditRecord:
                 entry.code,
                 entry.detail,
                 Jsonb(entry.results),
+                f"{entry.target}_action",
+            ),
+        ).fetchone()
+
+
+def note(pool: ConnectionPool, event: AuditEvent) -> AuditRecord:
+    """Store a non-action state change; unlike `record` it counts no action for /metrics."""
+    target, _, action = event.kind.partition("_")
+    with pool.connection() as conn, conn.cursor(row_factory=class_row(AuditRecord)) as cur:
+        return cur.execute(
+            """INSERT INTO action_audit (actor, remote_addr, via, target, action, items, outcome, detail, kind, what)
+               VALUES (%s, %s, %s, %s, %s, '[]', %s, %s, %s, %s) RETURNING """
+            + _COLUMNS,
+            (
+                event.actor,
+                event.remote_addr,
+                event.via,
+                target,
+                action,
+                event.outcome,
+                event.detail[:500] if event.detail else None,
+                event.kind,
+                event.what[:200],
             ),
         ).fetchone()
 
@@ -89,18 +131,32 @@ def record(pool: ConnectionPool, entry: AuditEntry) -> AuditRecord:
 _FILTERS = ("target", "action", "outcome", "actor")
 
 
-def page(
-    pool: ConnectionPool, filters: dict[str, str], since: datetime | None, offset: int, limit: int
-) -> tuple[int, list[AuditRecord]]:
-    """Newest first, filtered on equality; the total counts the filtered rows."""
+@dataclass(frozen=True)
+class AuditFilter:
+    """Equality filters (`_FILTERS`), any of `kinds`, and the window [since, until)."""
+
+    equal: dict[str, str] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def page(pool: ConnectionPool, wanted: AuditFilter, offset: int, limit: int) -> tuple[int, list[AuditRecord]]:
+    """Newest first, filtered; the total counts the filtered rows."""
     where, params = ["true"], []
     for name in _FILTERS:
-        if filters.get(name):
+        if wanted.equal.get(name):
             where.append(f"{name} = %s")
-            params.append(filters[name])
-    if since is not None:
+            params.append(wanted.equal[name])
+    if wanted.kinds:
+        where.append("kind = ANY(%s)")
+        params.append(list(wanted.kinds))
+    if wanted.since is not None:
         where.append("at >= %s")
-        params.append(since)
+        params.append(wanted.since)
+    if wanted.until is not None:
+        where.append("at < %s")
+        params.append(wanted.until)
     clause = " AND ".join(where)
     with pool.connection() as conn, conn.cursor(row_factory=class_row(AuditRecord)) as cur:
         total = conn.execute(f"SELECT count(*) AS n FROM action_audit WHERE {clause}", params).fetchone()[0]

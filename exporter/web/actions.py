@@ -17,7 +17,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from exporter.http import context, origin
+from exporter.http.audit_trail import actor
 from exporter.http.errors import ApiError, error_response
+from exporter.http.limits import client_address
 from exporter.http.params import AuditParams, parse
 from exporter.mailcow.errors import MailcowForbidden, MailcowTimeout
 from exporter.readmodels import actions as answers
@@ -25,7 +27,7 @@ from exporter.readmodels.format import page_body
 from exporter.services import actions
 from exporter.services.actions import ActionInputError, ActionRequest, ActionResult
 from exporter.store import audit as audit_store
-from exporter.store.audit import AuditEntry, AuditRecord
+from exporter.store.audit import AuditEntry, AuditFilter, AuditRecord
 
 bp = Blueprint("actions", __name__, url_prefix="/api")
 audit_log = logging.getLogger("mailcow_grafana.audit")
@@ -56,23 +58,17 @@ def _via() -> str:
     return "api"
 
 
-def _actor() -> str:
-    if context.config().auth_enabled and request.authorization and request.authorization.username:
-        return request.authorization.username
-    return "anonymous"
-
-
 def _audit(via: str, target: str, action: str, items: list[str], outcome: str, **extra: Any) -> AuditRecord:
     """Store the attempt and write it as one JSON line to the service log."""
     entry = AuditEntry(
-        actor=_actor(),
+        actor=actor(),
         via=via,
         target=target,
         action=action,
         metric_action=actions.metric_action(target, action),
         items=items,
         outcome=outcome,
-        remote_addr=request.remote_addr,
+        remote_addr=client_address(context.config()),
         origin=request.headers.get("Origin"),
         grafana_user=request.headers.get("X-Grafana-User"),
         **extra,
@@ -196,10 +192,14 @@ def _cors(response: Response) -> Response:
 
 @bp.get("/audit-log")
 def audit() -> Response:
-    """Action attempts, newest first; filters target, action, outcome, actor, start_date."""
+    """Audited changes, newest first; filters kind (one or several), actor, start_date/end_date, and for
+    actions target, action, outcome."""
     args = parse(AuditParams())
-    filters = {k: args[k] for k in ("target", "action", "outcome", "actor") if args.get(k)}
-    total, rows = audit_store.page(
-        context.pool(), filters, args["start_date"], (args["page"] - 1) * args["limit"], args["limit"]
+    wanted = AuditFilter(
+        {k: args[k] for k in ("target", "action", "outcome", "actor") if args.get(k)},
+        args["kind"] or (),
+        args["start_date"],
+        args["end_date"],
     )
+    total, rows = audit_store.page(context.pool(), wanted, (args["page"] - 1) * args["limit"], args["limit"])
     return jsonify(page_body(total, args["page"], args["limit"], [answers.audit_row(r) for r in rows]))

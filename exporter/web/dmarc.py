@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from exporter.http import context
+from exporter.http.audit_trail import audited
 from exporter.http.errors import ApiError
 from exporter.http.params import ReportDayParams, int_arg, load
 from exporter.parsers.dmarc.errors import InvalidReport
@@ -98,21 +99,23 @@ def upload() -> Response:
     """A report file (XML, gzip, zip, JSON TLS report, or a report e-mail) as multipart `file`, from a
     script: the app's cross-site guard refuses forms that web pages send."""
     config = context.config()
-    if not config.dmarc_manual_upload_enabled:
-        raise ApiError(403, "Forbidden", "manual uploads are disabled (DMARC_MANUAL_UPLOAD_ENABLED)", "UPLOAD_DISABLED")
     file = request.files.get("file")
-    if file is None:
-        raise ApiError(400, "Bad Request", 'send the report as multipart form field "file"', "FILE_REQUIRED")
-    data = file.read(config.dmarc_upload_max_bytes + 1)
-    if len(data) > config.dmarc_upload_max_bytes:
-        raise ApiError(413, "Payload Too Large", f"at most {config.dmarc_upload_max_bytes:,} bytes", "FILE_TOO_LARGE")
-    name = file.filename or "upload"
-    try:
-        result = import_bytes(
-            context.pool(), data, name, geoip(), reverse_dns if config.dmarc_reverse_dns else None, "upload"
-        )
-    except InvalidReport as exc:
-        raise ApiError(400, "Bad Request", f"Failed to parse DMARC report: {exc}", "INVALID_REPORT") from None
+    with audited("dmarc_upload", f"file {(file.filename if file else None) or '(none)'}"[:200]) as done:
+        if not config.dmarc_manual_upload_enabled:
+            detail = "manual uploads are disabled (DMARC_MANUAL_UPLOAD_ENABLED)"
+            raise ApiError(403, "Forbidden", detail, "UPLOAD_DISABLED")
+        if file is None:
+            raise ApiError(400, "Bad Request", 'send the report as multipart form field "file"', "FILE_REQUIRED")
+        data = file.read(config.dmarc_upload_max_bytes + 1)
+        if len(data) > config.dmarc_upload_max_bytes:
+            limit = f"at most {config.dmarc_upload_max_bytes:,} bytes"
+            raise ApiError(413, "Payload Too Large", limit, "FILE_TOO_LARGE")
+        try:
+            rdns = reverse_dns if config.dmarc_reverse_dns else None
+            result = import_bytes(context.pool(), data, file.filename or "upload", geoip(), rdns, "upload")
+        except InvalidReport as exc:
+            raise ApiError(400, "Bad Request", f"Failed to parse DMARC report: {exc}", "INVALID_REPORT") from None
+        done.detail = "created" if result.created else "duplicate"
     if result.created:
         response = jsonify(dmarc.upload_created(result))
         response.status_code = 201
@@ -137,7 +140,11 @@ def imap_sync() -> Response:
     config = context.config()
     if not config.dmarc_imap_host:
         return jsonify(dmarc_imap.IMAP_DISABLED)
-    row = imap_import.sync(config, context.pool(), geoip(), "manual")
+    with audited("imap_sync", f"folder {config.dmarc_imap_folder}"[:200]) as done:
+        row = imap_import.sync(config, context.pool(), geoip(), "manual")
+        done.failed = row.status != "success"
+        counts = f"{row.reports_created} created, {row.reports_duplicate} duplicate, {row.reports_failed} failed"
+        done.detail = f"{row.status}: {row.error_message or counts}"[:500]
     return jsonify(dmarc_imap.sync_row(row))
 
 
