@@ -82,6 +82,14 @@ class Params(Schema):
         unknown = EXCLUDE
 
 
+def _check_window(data: dict[str, Any]) -> None:
+    """A date range that runs forwards, and no page deeper than a million rows (every paged list)."""
+    if data.get("start_date") and data.get("end_date") and data["start_date"] > data["end_date"]:
+        raise ValidationError("must not be after end_date", field_name="start_date")
+    if data.get("page", 1) * data.get("limit", 50) > 1_000_000:
+        raise ValidationError("page * limit may not exceed 1,000,000; narrow the filters", field_name="page")
+
+
 class PageParams(Params):
     page = bounded_int(1, 1, 100_000)
     limit = bounded_int(50, 1, 500)
@@ -91,10 +99,7 @@ class PageParams(Params):
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("start_date") and data.get("end_date") and data["start_date"] > data["end_date"]:
-            raise ValidationError("must not be after end_date", field_name="start_date")
-        if data.get("page", 1) * data.get("limit", 50) > 1_000_000:
-            raise ValidationError("page * limit may not exceed 1,000,000; narrow the filters", field_name="page")
+        _check_window(data)
 
 
 class MessageParams(PageParams):
@@ -221,10 +226,7 @@ class AuditParams(Params):
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("start_date") and data.get("end_date") and data["start_date"] > data["end_date"]:
-            raise ValidationError("must not be after end_date", field_name="start_date")
-        if data.get("page", 1) * data.get("limit", 50) > 1_000_000:
-            raise ValidationError("page * limit may not exceed 1,000,000; narrow the filters", field_name="page")
+        _check_window(data)
 
 
 # The syslog words mailcow's own items use for raw log levels (exporter.parsers.raw_logs.LEVELS).
